@@ -1,0 +1,347 @@
+//! The one diagnostic type every stage reports with: parse errors, checker
+//! errors and warnings, compile-time limits. A diagnostic points at a span of
+//! a source file in the [`SourceMap`]; it is rendered with miette for people
+//! and as JSON for editors and CI. Codes are stable: tools match on them.
+
+use std::fmt;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use serde::Serialize;
+
+use crate::syntax::{SourceMap, Span};
+
+/// Stable diagnostic codes. Tests, docs and editors match on these strings.
+pub mod codes {
+    pub const SYNTAX: &str = "topsail::syntax";
+    pub const TAB_INDENT: &str = "topsail::tab-indent";
+    pub const BAD_INDENT: &str = "topsail::bad-indent";
+    pub const YAML: &str = "topsail::yaml";
+    pub const YAML_SHAPE: &str = "topsail::yaml-shape";
+    pub const UNKNOWN_KEY: &str = "topsail::unknown-key";
+    pub const BAD_INTERPOLATION: &str = "topsail::bad-interpolation";
+    pub const DUPLICATE_STEP: &str = "topsail::duplicate-step";
+    pub const DUPLICATE_PARAM: &str = "topsail::duplicate-param";
+    pub const DUPLICATE_DECL: &str = "topsail::duplicate-declaration";
+    pub const DUPLICATE_DIRECTIVE: &str = "topsail::duplicate-directive";
+    pub const UNKNOWN_STEP: &str = "topsail::unknown-step";
+    pub const CYCLE: &str = "topsail::cycle";
+    pub const UNKNOWN_REFERENCE: &str = "topsail::unknown-reference";
+    pub const OUTPUT_NOT_NEEDED: &str = "topsail::output-not-needed";
+    pub const UNKNOWN_OUTPUT: &str = "topsail::unknown-output";
+    pub const FOREACH_OUTPUT: &str = "topsail::foreach-output";
+    pub const UNDECLARED_SECRET: &str = "topsail::undeclared-secret";
+    pub const SECRET_NOT_REQUESTED: &str = "topsail::secret-not-requested";
+    pub const BAD_DURATION: &str = "topsail::bad-duration";
+    pub const TYPE_MISMATCH: &str = "topsail::type-mismatch";
+    pub const UNKNOWN_TYPE: &str = "topsail::unknown-type";
+    pub const APPROVAL_CONFLICT: &str = "topsail::approval-conflict";
+    pub const NO_RUN: &str = "topsail::no-run";
+    pub const CATCH_NEEDED: &str = "topsail::catch-handler-needed";
+    pub const CATCH_HAS_NEEDS: &str = "topsail::catch-handler-needs";
+    pub const UNKNOWN_TEMPLATE: &str = "topsail::unknown-template";
+    pub const TEMPLATE_ARGS: &str = "topsail::template-arguments";
+    pub const UNUSED_PARAM: &str = "topsail::unused-param";
+    pub const UNUSED_SECRET: &str = "topsail::unused-secret";
+    pub const STATE_NAME: &str = "topsail::state-name";
+    pub const IMPORT: &str = "topsail::import";
+    pub const BAD_NAME: &str = "topsail::bad-name";
+    pub const BAD_VALUE: &str = "topsail::bad-value";
+    pub const UNDECLARED_OUTPUT_SET: &str = "topsail::undeclared-output";
+    pub const ASL_WAIT: &str = "topsail::asl-added-wait";
+    pub const ASL_LIMIT: &str = "topsail::asl-limit";
+    pub const ASL_PAYLOAD: &str = "topsail::asl-payload";
+    pub const LEGACY: &str = "topsail::legacy";
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Note,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        })
+    }
+}
+
+/// A problem found in a source file: a stable code, a message, a label on the
+/// exact span, optional secondary labels, and a help line saying what to try.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub span: Span,
+    pub label: String,
+    pub secondary: Vec<(Span, String)>,
+    pub help: String,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Self::new(Severity::Error, code, span, message)
+    }
+
+    pub fn warning(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Self::new(Severity::Warning, code, span, message)
+    }
+
+    pub fn note(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Self::new(Severity::Note, code, span, message)
+    }
+
+    fn new(severity: Severity, code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            severity,
+            message: message.into(),
+            span,
+            label: String::new(),
+            secondary: Vec::new(),
+            help: String::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn label(mut self, text: impl Into<String>) -> Self {
+        self.label = text.into();
+        self
+    }
+
+    #[must_use]
+    pub fn help(mut self, text: impl Into<String>) -> Self {
+        self.help = text.into();
+        self
+    }
+
+    #[must_use]
+    pub fn secondary(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.secondary.push((span, text.into()));
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Render for a person, with the source snippet. `color` picks ANSI styles.
+    pub fn render(&self, sources: &SourceMap, color: bool, width: usize) -> String {
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(width)
+            .with_links(false);
+        let report = Report::new(self, sources);
+        let mut out = String::new();
+        if handler.render_report(&mut out, &report).is_err() {
+            // Rendering into a String cannot fail for I/O reasons; fall back to the plain form.
+            out = self.to_string();
+        }
+        out
+    }
+
+    /// The JSON shape promised to editors and CI by `topsail check --format json`.
+    pub fn to_json(&self, sources: &SourceMap) -> serde_json::Value {
+        let file = sources.get(self.span.file);
+        let (line, column) = sources.line_col(self.span.file, self.span.start);
+        serde_json::json!({
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "file": file.name,
+            "line": line,
+            "column": column,
+            "span": { "start": self.span.start, "end": self.span.end },
+            "label": self.label,
+            "help": self.help,
+            "related": self.secondary.iter().map(|(span, text)| {
+                let (line, column) = sources.line_col(span.file, span.start);
+                serde_json::json!({
+                    "file": sources.get(span.file).name,
+                    "line": line,
+                    "column": column,
+                    "span": { "start": span.start, "end": span.end },
+                    "message": text,
+                })
+            }).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]: {}", self.severity, self.code, self.message)
+    }
+}
+
+/// Sort by file, then position, then severity: the order people read them in.
+pub fn sort(diags: &mut [Diagnostic]) {
+    diags.sort_by(|a, b| {
+        (a.span.file, a.span.start, a.severity, a.span.end).cmp(&(
+            b.span.file,
+            b.span.start,
+            b.severity,
+            b.span.end,
+        ))
+    });
+}
+
+pub fn has_errors(diags: &[Diagnostic]) -> bool {
+    diags.iter().any(Diagnostic::is_error)
+}
+
+/// Adapter that lets miette render a [`Diagnostic`] against its source text.
+struct Report<'a> {
+    diag: &'a Diagnostic,
+    source: NamedSource<String>,
+    labels: Vec<LabeledSpan>,
+    related: Vec<Related>,
+}
+
+impl<'a> Report<'a> {
+    fn new(diag: &'a Diagnostic, sources: &SourceMap) -> Self {
+        let file = sources.get(diag.span.file);
+        let source = NamedSource::new(file.name.clone(), file.text.clone());
+        let clamp = |span: Span| -> SourceSpan {
+            let len = file.text.len();
+            let start = span.start.min(len);
+            let end = span.end.clamp(start, len);
+            SourceSpan::new(start.into(), end - start)
+        };
+        let mut labels = vec![LabeledSpan::new_primary_with_span(
+            (!diag.label.is_empty()).then(|| diag.label.clone()),
+            clamp(diag.span),
+        )];
+        let mut related = Vec::new();
+        for (span, text) in &diag.secondary {
+            if span.file == diag.span.file {
+                labels.push(LabeledSpan::new_with_span(Some(text.clone()), clamp(*span)));
+            } else {
+                let other = sources.get(span.file);
+                let (line, col) = sources.line_col(span.file, span.start);
+                related.push(Related(format!("{text} ({}:{line}:{col})", other.name)));
+            }
+        }
+        Self {
+            diag,
+            source,
+            labels,
+            related,
+        }
+    }
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.diag, f)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diag.message)
+    }
+}
+
+impl std::error::Error for Report<'_> {}
+
+impl miette::Diagnostic for Report<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.diag.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diag.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+            Severity::Note => miette::Severity::Advice,
+        })
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        (!self.diag.help.is_empty()).then(|| Box::new(&self.diag.help) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(self.labels.iter().cloned()))
+    }
+
+    fn related<'b>(&'b self) -> Option<Box<dyn Iterator<Item = &'b dyn miette::Diagnostic> + 'b>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(
+                self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+            ))
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Related(String);
+
+impl fmt::Display for Related {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Related {}
+
+impl miette::Diagnostic for Related {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(miette::Severity::Advice)
+    }
+}
+
+/// "did you mean" support: the closest candidate within a small edit distance.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1) + 1;
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, *c))
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(suggest("biuld", ["build", "test", "lint"]), Some("build"));
+        assert_eq!(suggest("deploy", ["build", "test"]), None);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+    }
+}

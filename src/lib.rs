@@ -1,0 +1,16 @@
+//! topsail: a pipeline language, checked like a compiler, run locally or on
+//! AWS Step Functions.
+//!
+//! Data flows one way: text -> [`syntax`] (AST) -> [`check`] (the checked
+//! [`model`]) -> a back end ([`run`], [`asl`], [`graph`]). No module reaches
+//! back up; the CLI in [`cli`] only wires them together.
+
+pub mod asl;
+pub mod check;
+pub mod cli;
+pub mod diagnostics;
+pub mod graph;
+pub mod model;
+pub mod run;
+pub mod stdlib;
+pub mod syntax;

@@ -1,0 +1,8 @@
+//! The YAML front end: saphyr marked nodes -> AST.
+use crate::diagnostics::Diagnostic;
+use crate::syntax::{FileId, SourceMap, ast};
+
+pub fn parse(sources: &SourceMap, file: FileId) -> (Option<ast::Module>, Vec<Diagnostic>) {
+    let _ = (sources, file);
+    todo!("issue 2: YAML front end")
+}
