@@ -46,13 +46,17 @@ pub fn print(module: &Module) -> String {
         };
         for directive in body {
             comments.before(anchor, INDENT, &mut out);
-            directive_text(directive, comments.has_trailing(anchor), &mut |line, first| {
-                out.push_str(line);
-                if first {
-                    comments.trailing(anchor, &mut out);
-                }
-                out.push('\n');
-            });
+            directive_text(
+                directive,
+                comments.has_trailing(anchor),
+                &mut |line, first| {
+                    out.push_str(line);
+                    if first {
+                        comments.trailing(anchor, &mut out);
+                    }
+                    out.push('\n');
+                },
+            );
             anchor += 1;
         }
     }
@@ -505,6 +509,246 @@ fn zero_directive(d: &mut Directive) {
             for a in &mut u.args {
                 zero(&mut a.name.span);
                 zero_value(&mut a.value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::Diagnostic;
+    use crate::syntax::ast::{self, Ident, Ref};
+    use crate::syntax::{Format, SourceMap, topsail};
+
+    const RELEASE: &str = include_str!("../../tests/fixtures/parse/release.topsail");
+
+    fn parse(text: &str) -> (Module, Vec<Diagnostic>) {
+        let mut sources = SourceMap::new();
+        let file = sources.add("t.topsail", None, text.to_string(), Format::Topsail);
+        let (m, d) = topsail::parse(&sources, file);
+        (m.expect("always a module"), d)
+    }
+
+    /// Print, parse the result, and check both promises: the same AST
+    /// (spans aside) and the same text when printed again.
+    fn round_trip(m: &Module) -> String {
+        let printed = print(m);
+        let (again, diags) = parse(&printed);
+        assert!(
+            diags.is_empty(),
+            "printed text does not parse:\n{printed}\n{diags:#?}"
+        );
+        assert_eq!(
+            without_spans(&again),
+            without_spans(m),
+            "AST changed; printed:\n{printed}"
+        );
+        assert_eq!(print(&again), printed, "not idempotent");
+        printed
+    }
+
+    fn fmt(text: &str) -> String {
+        let (m, d) = parse(text);
+        assert!(d.is_empty(), "{d:#?}");
+        round_trip(&m)
+    }
+
+    #[test]
+    fn prints_the_language_example() {
+        insta::assert_snapshot!(fmt(RELEASE));
+    }
+
+    #[test]
+    fn canonical_layout() {
+        let text = "pipeline   p\nparam a:int=3\nparam b=[ \"x\",\"y\" , ]\nimage \"i\"\nimport \"std/notify\" as n\nb:a   c\n  run   make   \n  retry 2   backoff 2.0\nc:\n        when !a==b&&(c||d)\n        use n.webhook( url = \"u\" )\ntemplate t ( x , y = 1 ) :\n  run:\n      one\n\n        two\n";
+        assert_eq!(
+            fmt(text),
+            "pipeline p\n\nparam a: int = 3\nparam b = [\"x\", \"y\"]\n\nimage \"i\"\n\nimport \"std/notify\" as n\n\n\
+             b: a c\n    run make\n    retry 2 backoff 2.0\n\n\
+             c:\n    when !a == b && (c || d)\n    use n.webhook(url = \"u\")\n\n\
+             template t(x, y = 1):\n    run:\n        one\n\n          two\n"
+        );
+    }
+
+    #[test]
+    fn comments_stay_where_they_were() {
+        let text = "# top\npipeline p  # name\n\n# about build\nbuild:   # header\n    # before image\n    image \"x\"  # trailing\n# col0 inside body\n    run:  # on run\n        echo # script, not a comment\n    # dangling at the end of the body\n\n# the end\n";
+        assert_eq!(
+            fmt(text),
+            "# top\npipeline p  # name\n\n# about build\nbuild:  # header\n    # before image\n    image \"x\"  # trailing\n    # col0 inside body\n    run:  # on run\n        echo # script, not a comment\n\n# dangling at the end of the body\n# the end\n"
+        );
+    }
+
+    #[test]
+    fn scripts_and_strings_read_back_the_same() {
+        for text in [
+            "s:\n    run echo {{ \"{{\" }}.Id}}\n",
+            "s:\n    run echo {{ \"{\" }}{{ x }}\n",
+            "s:\n    run:\n        :\n",
+            "s:\n    run:\n\n        after a blank first line\n",
+            "s:\n    image \"a\\\"b\\\\c\\nd\\te {{ \\\"{{\\\" }} {{ x.y }}\"\n",
+            "s:\n    env A = \"{{ \\\"{\\\" }}{{ x }}\"\n",
+            "param f = 1.5\nparam g = -0.25\nparam h = 100000000000000000000000.0\n",
+        ] {
+            fmt(text);
+        }
+    }
+
+    fn ident(name: &str) -> Ident {
+        Ident {
+            name: name.into(),
+            span: Span::default(),
+        }
+    }
+
+    fn e(kind: ExprKind) -> Expr {
+        Expr {
+            kind,
+            span: Span::default(),
+        }
+    }
+
+    fn r(name: &str) -> Expr {
+        e(ExprKind::Ref(Ref {
+            path: vec![ident(name)],
+            span: Span::default(),
+        }))
+    }
+
+    #[test]
+    fn prints_a_module_built_without_source() {
+        // What the YAML front end produces: no comments, spans from
+        // elsewhere, scripts that may need the block form.
+        let b = |x| Box::new(x);
+        let when = e(ExprKind::And(
+            b(e(ExprKind::Or(b(r("a")), b(r("b"))))),
+            b(e(ExprKind::Not(b(e(ExprKind::Eq(b(r("c")), b(r("d")))))))),
+        ));
+        let directive = |kind| ast::Directive {
+            kind,
+            span: Span::default(),
+            keyword_span: Span::default(),
+        };
+        let m = Module {
+            items: vec![Item::Step(ast::Step {
+                name: ident("s"),
+                needs: vec![],
+                body: vec![
+                    directive(DirectiveKind::When(when)),
+                    directive(DirectiveKind::Run(Interp::literal(
+                        "  indented\nline",
+                        Span::default(),
+                    ))),
+                    directive(DirectiveKind::Timeout(Value {
+                        kind: ValueKind::Float(2.0),
+                        span: Span::default(),
+                    })),
+                ],
+                span: Span::default(),
+            })],
+            comments: vec![],
+            span: Span::default(),
+        };
+        let printed = print(&m);
+        assert_eq!(
+            printed,
+            "s:\n    when (a || b) && !(c == d)\n    run:\n          indented\n        line\n    timeout 2.0\n"
+        );
+    }
+
+    #[test]
+    fn empty_module() {
+        assert_eq!(print(&parse("").0), "");
+        assert_eq!(fmt("# just this\n"), "# just this\n");
+    }
+
+    fn directive_line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let name = "[a-z_][a-z0-9_-]{0,5}";
+        let text = "([a-z {}.:#\\\\\"é]|\\{\\{ [a-z]{1,3}(\\.[A-Z]{1,3})? \\}\\}|\\{\\{ \"\\{\\{\" \\}\\}){0,5}";
+        let value = prop_oneof![
+            "-?[0-9]{1,4}",
+            "[0-9]{1,2}\\.[0-9]{1,2}",
+            "[0-9]{1,3}(s|m|h|ms|xyz)",
+            "true|false",
+            "\\[\\]",
+            "\\[\"[a-z]{0,3}\", \\[1, -2\\]\\]",
+            "\"([a-z {}]|\\\\n|\\\\\"|\\{\\{ x \\}\\})*\"",
+        ];
+        prop_oneof![
+            (text).prop_map(|t| format!("run x{t}")),
+            "run:\n {8,10}[a-z]{1,4}( [a-z#{}\"]{0,6})?(\n\n {8,12}[a-z]{1,4}){0,2}"
+                .prop_map(|s| s),
+            (name).prop_map(|n| format!("output {n}")),
+            "(image|shell|workdir|approval) \"([a-z {}:/]|\\\\n|\\\\\\\\|\\{\\{ [a-z]{1,3} \\}\\})*\"",
+            (value.clone()).prop_map(|v| format!("timeout {v}")),
+            (
+                value.clone(),
+                proptest::option::of(value.clone()),
+                proptest::option::of(value.clone())
+            )
+                .prop_map(|(a, e, b)| {
+                    let every = e.map(|e| format!(" every {e}")).unwrap_or_default();
+                    let backoff = b.map(|b| format!("  backoff {b}")).unwrap_or_default();
+                    format!("retry {a}{every}{backoff}")
+                }),
+            "when !?\\(?[a-z]{1,3}(\\.[A-Z]{1,2})? (==|!=|&&|\\|\\|) !?(\"[a-z]*\"|[a-z]{1,3}|true|3)\\)?( && !x)?",
+            "foreach [a-z]{1,3} in (\\[\"a\", \"b\"\\]|[a-z]{1,5})",
+            "use [a-z]{1,4}(\\.[a-z]{1,4})?(\\(\\)|\\(a = 1\\)|\\(a = \"x\", b = \\[true\\],\\))?",
+            "catch [a-z]{1,4}|secret [A-Z_]{1,4}|env [A-Z_]{1,3} = [0-9]{1,2}",
+            "# [a-z ]{0,8}",
+        ]
+    }
+
+    fn pipeline_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let decl = prop_oneof![
+            "pipeline [a-z]{1,5}",
+            "param [a-z]{1,4}(: (int|string))?( = (3|\"x\"|\\[\\]|2\\.5|10s))?",
+            "secret [A-Z]{1,4}|image \"[a-z:]{1,6}\"|env [A-Z]{1,3} = \"[a-z]{0,3}\"",
+            "import \"std/[a-z]{1,4}\"( as [a-z]{1,3})?",
+            "# [a-z ]{0,6}",
+            "",
+        ];
+        let step = (
+            "([a-z][a-z0-9-]{0,4}:( [a-z]{1,3}){0,2}|template [a-z]{1,3}(\\(a, b = 1\\))?:)( +# c)?",
+            2usize..7,
+            proptest::collection::vec(directive_line(), 0..6),
+        )
+            .prop_map(|(header, indent, body)| {
+                let pad = " ".repeat(indent);
+                let mut s = header;
+                for line in body {
+                    // Keep a block's own lines deeper than the directive.
+                    let line = line.replace("\n        ", &format!("\n{pad}    "));
+                    s.push('\n');
+                    s.push_str(&pad);
+                    s.push_str(&line);
+                }
+                s
+            });
+        (
+            proptest::collection::vec(decl, 0..5),
+            proptest::collection::vec(step, 0..4),
+        )
+            .prop_map(|(decls, steps)| {
+                let mut all = decls;
+                all.extend(steps);
+                all.join("\n")
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        /// Any file that parses cleanly, however odd its spacing, prints to
+        /// text that parses to the same AST and prints the same again.
+        #[test]
+        fn clean_parses_round_trip(text in pipeline_text()) {
+            let (m, d) = parse(&text);
+            if d.is_empty() {
+                round_trip(&m);
             }
         }
     }
