@@ -223,8 +223,8 @@ fn json_format_lists_code_position_and_help() {
     assert_eq!(d["file"], "pipeline.topsail");
     assert_eq!(d["line"], 4);
     assert_eq!(d["column"], 7);
-    assert_eq!(d["span"]["start"], 25);
-    assert_eq!(d["span"]["end"], 30);
+    assert_eq!(d["span"]["start"], 27);
+    assert_eq!(d["span"]["end"], 32);
     assert_eq!(d["help"], "did you mean `build`?");
     insta::assert_snapshot!("json_format", run.stdout);
 }

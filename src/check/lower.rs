@@ -807,7 +807,17 @@ fn expand(
                 Some(v) => {
                     args.insert(p.name.name.clone(), v.clone());
                 }
-                None => diags.push(
+                None => {
+                    // Stand in an empty value so the body does not also
+                    // report `{{ name }}` as unknown: one problem, one error.
+                    args.insert(
+                        p.name.name.clone(),
+                        ast::Value {
+                            kind: ast::ValueKind::Str(ast::Interp::literal("", use_.span)),
+                            span: use_.span,
+                        },
+                    );
+                    diags.push(
                     Diagnostic::error(
                         codes::TEMPLATE_ARGS,
                         use_.span,
@@ -819,7 +829,8 @@ fn expand(
                     .label(format!("`{}` is missing", p.name.name))
                     .secondary(p.name.span, "required parameter declared here")
                     .help(format!("add `{} = ...` to the arguments", p.name.name)),
-                ),
+                    );
+                }
             }
         }
     }
@@ -1028,7 +1039,19 @@ fn lower_step(
                 image = Some(text(i, diags));
                 image_dir = Some(x);
             }
-            DirectiveKind::Run(r) => run_parts.push((x, text(r, diags))),
+            DirectiveKind::Run(r) => {
+                // A YAML `|` block ends in a newline, a `.topsail` block does
+                // not; the script means the same, so the model drops it.
+                let mut t = text(r, diags);
+                if let Some(model::Piece::Lit(last)) = t.parts.last_mut() {
+                    let kept = last.trim_end_matches(['\n', '\r']).len();
+                    last.truncate(kept);
+                    if last.is_empty() {
+                        t.parts.pop();
+                    }
+                }
+                run_parts.push((x, t));
+            }
             DirectiveKind::Shell(s) => match s.as_literal() {
                 Some(sh) if !sh.trim().is_empty() => shell = Some(sh),
                 _ => diags.push(
