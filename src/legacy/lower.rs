@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use indexmap::IndexMap;
 
-use super::script::{self, Chunk, HandlerState, HandlerValue};
+use super::script::{self, HandlerState, HandlerValue};
 use super::tree::{self, Kind, Node};
 use crate::diagnostics::{Diagnostic, codes, suggest};
 use crate::syntax::ast::{
@@ -464,8 +464,23 @@ impl Lowerer<'_> {
                 },
                 "timeoutMillis" => match v.kind {
                     Kind::Int(ms) if ms > 0 => {
+                        let mut ms = ms.unsigned_abs();
+                        if ms % 1000 != 0 {
+                            // Timeouts are whole seconds (Step Functions' TimeoutSeconds).
+                            let up = ms.div_ceil(1000) * 1000;
+                            self.diags.push(
+                                Diagnostic::warning(
+                                    codes::LEGACY,
+                                    v.span,
+                                    format!("`timeoutMillis: {ms}` is rounded up to {}s", up / 1000),
+                                )
+                                .label("timeouts are whole seconds")
+                                .help(format!("write `timeoutMillis: {up}`")),
+                            );
+                            ms = up;
+                        }
                         s.timeout = Some(Field {
-                            value: ms.unsigned_abs(),
+                            value: ms,
                             key: k.span,
                             span: v.span,
                         });
@@ -931,6 +946,7 @@ impl Lowerer<'_> {
         let prefix = format!("{}_", slug(&contexts.join("_")).replace('-', "_"));
         let (bindings, outputs) = self.bind(&wf, &order, &prefix);
         let mut states = Vec::new();
+        let mut param_envs: Vec<(String, String)> = Vec::new();
         let mut timeout = Some(0_u64);
         for (pos, &i) in order.iter().enumerate() {
             let s = &wf.states[i];
@@ -966,7 +982,13 @@ impl Lowerer<'_> {
                 .map(|(v, b)| {
                     let value = match b {
                         Binding::Literal(t) => HandlerValue::Literal(t.clone()),
-                        Binding::Param(p) => HandlerValue::Param(p.clone()),
+                        Binding::Param(p) => {
+                            let env = param_env(p);
+                            if !param_envs.iter().any(|(e, _)| *e == env) {
+                                param_envs.push((env.clone(), p.clone()));
+                            }
+                            HandlerValue::Env(env)
+                        }
                         Binding::Output(from, key) => HandlerValue::Output(*from, key.clone()),
                     };
                     (v.name.name.clone(), value)
@@ -1000,17 +1022,30 @@ impl Lowerer<'_> {
                 at,
             ));
         }
-        if states.iter().any(|s| s.script.is_some()) {
-            let parts = script::handler_run(contexts, &states)
-                .into_iter()
-                .filter_map(|c| match c {
-                    Chunk::Text(t) if t.is_empty() => None,
-                    Chunk::Text(t) => Some(Part::Lit(t)),
-                    Chunk::Param(p) => Some(Part::Ref(reference(&[&p], at))),
-                })
-                .collect();
+        for (env, param) in &param_envs {
             body.push(directive(
-                DirectiveKind::Run(Interp { parts, span: at }),
+                DirectiveKind::Env(EnvVar {
+                    name: Ident {
+                        name: env.clone(),
+                        span: at,
+                    },
+                    value: Value {
+                        kind: ValueKind::Str(Interp {
+                            parts: vec![Part::Ref(reference(&[param], at))],
+                            span: at,
+                        }),
+                        span: at,
+                    },
+                    span: at,
+                }),
+                at,
+                at,
+            ));
+        }
+        if states.iter().any(|s| s.script.is_some()) {
+            let text = script::handler_run(contexts, &states);
+            body.push(directive(
+                DirectiveKind::Run(Interp::literal(text, at)),
                 on_error.key,
                 at,
             ));
@@ -1025,6 +1060,15 @@ impl Lowerer<'_> {
             span: on_error.key.to(at),
         });
         Some(name)
+    }
+}
+
+/// The env var that carries a param into a handler's run text.
+fn param_env(param: &str) -> String {
+    if is_env_name(param) {
+        param.to_string()
+    } else {
+        format!("param_{}", param.replace('-', "_"))
     }
 }
 
@@ -1055,10 +1099,8 @@ fn duration(ms: u64) -> String {
         format!("{}h", ms / 3_600_000)
     } else if ms % 60_000 == 0 {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
     } else {
-        format!("{ms}ms")
+        format!("{}s", ms.div_ceil(1000))
     }
 }
 
@@ -1118,7 +1160,7 @@ mod tests {
     fn durations() {
         assert_eq!(duration(30_000), "30s");
         assert_eq!(duration(120_000), "2m");
-        assert_eq!(duration(1500), "1500ms");
+        assert_eq!(duration(1500), "2s");
         assert_eq!(duration(7_200_000), "2h");
     }
 }

@@ -71,8 +71,9 @@ pub(crate) fn step_run(state: &str, script: &str, outputs: &[String]) -> String 
 pub(crate) enum HandlerValue {
     /// Literal text, shell-quoted into the run text.
     Literal(String),
-    /// A pipeline param: a `{{ }}` hole, which the runner fills as data.
-    Param(String),
+    /// The handler step's env var that carries a param (holes stay out of
+    /// the run text: a quote in a heredoc would confuse the hole quoting).
+    Env(String),
     /// An output of an earlier state of the same handler: (state index, key).
     Output(usize, String),
 }
@@ -87,16 +88,9 @@ pub(crate) struct HandlerState {
     pub outputs: Vec<String>,
 }
 
-/// A piece of a handler's run text: literal shell text or a param hole.
-pub(crate) enum Chunk {
-    Text(String),
-    Param(String),
-}
-
 /// The run text of a catch handler that runs a whole workflow, state after
 /// state, each in a `$TMPDIR` of its own; outputs travel in shell variables.
-pub(crate) fn handler_run(contexts: &[String], states: &[HandlerState]) -> Vec<Chunk> {
-    let mut chunks = Vec::new();
+pub(crate) fn handler_run(contexts: &[String], states: &[HandlerState]) -> String {
     let mut text = format!(
         "# On a failure the old runner switched to the contexts [{}] and ran that workflow: its states, in order.\n",
         contexts.join(", ")
@@ -118,40 +112,17 @@ pub(crate) fn handler_run(contexts: &[String], states: &[HandlerState]) -> Vec<C
         };
         let dir = format!("$TMPDIR/{n}");
         text.push_str(&format!("mkdir -p \"{dir}\"\n"));
-        // The env prefix may hold param holes, so the line is built in chunks.
-        let mut prefix: Vec<Chunk> = vec![Chunk::Text(format!("TMPDIR=\"{dir}\" "))];
+        let mut prefix = format!("TMPDIR=\"{dir}\" ");
         for (name, value) in &state.env {
             match value {
-                HandlerValue::Literal(s) => {
-                    prefix.push(Chunk::Text(format!("{name}={} ", quote(s))));
-                }
-                HandlerValue::Param(p) => {
-                    prefix.push(Chunk::Text(format!("{name}=\"")));
-                    prefix.push(Chunk::Param(p.clone()));
-                    prefix.push(Chunk::Text("\" ".into()));
-                }
+                HandlerValue::Literal(s) => prefix.push_str(&format!("{name}={} ", quote(s))),
+                HandlerValue::Env(e) => prefix.push_str(&format!("{name}=\"${e}\" ")),
                 HandlerValue::Output(k, key) => {
-                    prefix.push(Chunk::Text(format!("{name}=\"${}\" ", var(*k, key))));
+                    prefix.push_str(&format!("{name}=\"${}\" ", var(*k, key)));
                 }
             }
         }
-        let mut run_line = String::new();
-        write_and_run(&mut run_line, &dir, script, "\u{0}");
-        // Split at the marker so the prefix chunks go in front of the command.
-        let (before, after) = run_line
-            .rsplit_once('\u{0}')
-            .expect("write_and_run puts the prefix marker on its last line");
-        text.push_str(before);
-        for chunk in prefix {
-            match chunk {
-                Chunk::Text(t) => text.push_str(&t),
-                Chunk::Param(p) => {
-                    chunks.push(Chunk::Text(std::mem::take(&mut text)));
-                    chunks.push(Chunk::Param(p));
-                }
-            }
-        }
-        text.push_str(after);
+        write_and_run(&mut text, &dir, script, &prefix);
         for key in &state.outputs {
             text.push_str(&format!(
                 "{}=$(legacy_output \"{dir}\" {key})\n",
@@ -159,8 +130,7 @@ pub(crate) fn handler_run(contexts: &[String], states: &[HandlerState]) -> Vec<C
             ));
         }
     }
-    chunks.push(Chunk::Text(text));
-    chunks
+    text
 }
 
 /// The shell variable holding output `key` of handler state `i`.

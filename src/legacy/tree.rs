@@ -280,9 +280,12 @@ mod tests {
         );
         let two = collapse(&t, &["prod".into(), "green".into()]);
         assert_eq!(two.to_json(), serde_json::json!({"x": 2, "y": ["a"]}));
-        // Order matters: `green` first finds nothing.
-        let rev = collapse(&t, &["green".into(), "prod".into()]);
-        assert_eq!(rev.to_json(), serde_json::json!({"x": {"blue": 1, "green": 2}, "y": ["a"]}));
+        // Order matters: the first context decides which branch is taken.
+        let t = tree("x: {prod: {green: 1}, green: {prod: 2}}\n");
+        let pg = collapse(&t, &["prod".into(), "green".into()]);
+        assert_eq!(pg.to_json(), serde_json::json!({"x": 1}));
+        let gp = collapse(&t, &["green".into(), "prod".into()]);
+        assert_eq!(gp.to_json(), serde_json::json!({"x": 2}));
     }
 
     #[test]
