@@ -11,11 +11,11 @@ use indexmap::IndexMap;
 use super::script::{self, HandlerState, HandlerValue};
 use super::tree::{self, Kind, Node};
 use crate::diagnostics::{Diagnostic, codes, suggest};
+use crate::syntax::Span;
 use crate::syntax::ast::{
     self, Directive, DirectiveKind, EnvVar, Ident, Interp, Item, Part, Ref, Value, ValueKind,
 };
 use crate::syntax::interp::{is_env_name, is_name};
-use crate::syntax::Span;
 
 pub(super) struct Input<'a> {
     /// `deployment_spec` as written (not collapsed): handlers collapse it
@@ -314,7 +314,13 @@ impl Lowerer<'_> {
                                 );
                                 continue;
                             }
-                            wf.variables.push((Ident { name, span: vk.span }, vv.clone()));
+                            wf.variables.push((
+                                Ident {
+                                    name,
+                                    span: vk.span,
+                                },
+                                vv.clone(),
+                            ));
                         }
                     }
                     None => self.shape(v, "`variables` of a workflow", "a map from name to value"),
@@ -351,16 +357,12 @@ impl Lowerer<'_> {
             return None;
         };
         // Put the start state first: chain() walks from index 0.
-        match wf.states.iter().position(|s| s.name == start.value) {
-            Some(i) => {
-                let s = wf.states.remove(i);
-                wf.states.insert(0, s);
-            }
-            None => {
-                self.unknown_state(&start.value, start.span, &wf);
-                return None;
-            }
-        }
+        let Some(i) = wf.states.iter().position(|s| s.name == start.value) else {
+            self.unknown_state(&start.value, start.span, &wf);
+            return None;
+        };
+        let first = wf.states.remove(i);
+        wf.states.insert(0, first);
         Some(wf)
     }
 
@@ -443,7 +445,9 @@ impl Lowerer<'_> {
                 "ResultPath" => {
                     s.result_path = self.expect_str(k, v);
                     if let Some(rp) = &s.result_path
-                        && (rp.value.is_empty() || rp.value.contains('.') || rp.value.starts_with('$'))
+                        && (rp.value.is_empty()
+                            || rp.value.contains('.')
+                            || rp.value.starts_with('$'))
                     {
                         self.diags.push(
                             Diagnostic::error(
@@ -465,14 +469,17 @@ impl Lowerer<'_> {
                 "timeoutMillis" => match v.kind {
                     Kind::Int(ms) if ms > 0 => {
                         let mut ms = ms.unsigned_abs();
-                        if ms % 1000 != 0 {
+                        if !ms.is_multiple_of(1000) {
                             // Timeouts are whole seconds (Step Functions' TimeoutSeconds).
                             let up = ms.div_ceil(1000) * 1000;
                             self.diags.push(
                                 Diagnostic::warning(
                                     codes::LEGACY,
                                     v.span,
-                                    format!("`timeoutMillis: {ms}` is rounded up to {}s", up / 1000),
+                                    format!(
+                                        "`timeoutMillis: {ms}` is rounded up to {}s",
+                                        up / 1000
+                                    ),
                                 )
                                 .label("timeouts are whole seconds")
                                 .help(format!("write `timeoutMillis: {up}`")),
@@ -490,7 +497,10 @@ impl Lowerer<'_> {
                 "OnErrorContext" => {
                     let list = match &v.kind {
                         Kind::Str(c) => Some(vec![c.clone()]),
-                        Kind::Seq(items) => items.iter().map(|i| i.as_str().map(str::to_string)).collect(),
+                        Kind::Seq(items) => items
+                            .iter()
+                            .map(|i| i.as_str().map(str::to_string))
+                            .collect(),
                         _ => None,
                     };
                     match list {
@@ -510,9 +520,13 @@ impl Lowerer<'_> {
         }
         if s.next.is_some() && s.end {
             self.diags.push(
-                Diagnostic::warning(codes::LEGACY, s.key, format!("state `{}` has both `Next` and `End`", s.name))
-                    .label("the old runner followed `Next`")
-                    .help("remove `End: true`, or `Next`"),
+                Diagnostic::warning(
+                    codes::LEGACY,
+                    s.key,
+                    format!("state `{}` has both `Next` and `End`", s.name),
+                )
+                .label("the old runner followed `Next`")
+                .help("remove `End: true`, or `Next`"),
             );
             s.end = false;
         }
@@ -526,7 +540,11 @@ impl Lowerer<'_> {
         };
         for item in items {
             let Some(entries) = item.as_map() else {
-                self.shape(item, "a state variable", "a map `{name: NAME, value: VALUE}`");
+                self.shape(
+                    item,
+                    "a state variable",
+                    "a map `{name: NAME, value: VALUE}`",
+                );
                 continue;
             };
             let mut name = None;
@@ -561,9 +579,7 @@ impl Lowerer<'_> {
             let (value, value_span) = match value {
                 None => (VarValue::Literal(String::new()), item.span),
                 Some(v) => {
-                    let text = v
-                        .scalar_text()
-                        .unwrap_or_else(|| v.to_json().to_string());
+                    let text = v.scalar_text().unwrap_or_else(|| v.to_json().to_string());
                     let lookup = text
                         .strip_prefix("${workflow.")
                         .and_then(|r| r.strip_suffix('}'))
@@ -651,7 +667,12 @@ impl Lowerer<'_> {
 
     /// Resolve every lookup of the chain's states. Returns each state's
     /// bindings and the output keys each state must declare.
-    fn bind(&mut self, wf: &Workflow, order: &[usize], prefix: &str) -> (Vec<Vec<Binding>>, Vec<Vec<String>>) {
+    fn bind(
+        &mut self,
+        wf: &Workflow,
+        order: &[usize],
+        prefix: &str,
+    ) -> (Vec<Vec<Binding>>, Vec<Vec<String>>) {
         let mut produced: HashMap<&str, usize> = HashMap::new();
         let mut bindings = Vec::new();
         let mut outputs: Vec<Vec<String>> = vec![Vec::new(); order.len()];
@@ -694,8 +715,13 @@ impl Lowerer<'_> {
                         format!("`{head}` is a workflow variable, with nothing inside to look up"),
                     )
                     .label("cannot look inside")
-                    .secondary(ident.span, "a variable: maps and lists become one JSON string")
-                    .help(format!("pass the whole `$workflow.{head}` and read it as JSON in the script")),
+                    .secondary(
+                        ident.span,
+                        "a variable: maps and lists become one JSON string",
+                    )
+                    .help(format!(
+                        "pass the whole `$workflow.{head}` and read it as JSON in the script"
+                    )),
                 );
                 return Binding::Literal(String::new());
             }
@@ -710,16 +736,22 @@ impl Lowerer<'_> {
                         format!("`$workflow.{}` is not one output", path.join(".")),
                     )
                     .label("expected `$workflow.RESULTPATH.KEY`")
-                    .help(format!("the outputs stored under `{head}` are flat KEY=VALUE pairs: name one key")),
+                    .help(format!(
+                        "the outputs stored under `{head}` are flat KEY=VALUE pairs: name one key"
+                    )),
                 );
                 return Binding::Literal(String::new());
             }
             let key = &path[1];
             if !is_name(key) {
                 self.diags.push(
-                    Diagnostic::error(codes::BAD_NAME, span, format!("output key `{key}` is not a name"))
-                        .label("cannot be declared as an output")
-                        .help("output keys are letters, digits, `_` and `-`"),
+                    Diagnostic::error(
+                        codes::BAD_NAME,
+                        span,
+                        format!("output key `{key}` is not a name"),
+                    )
+                    .label("cannot be declared as an output")
+                    .help("output keys are letters, digits, `_` and `-`"),
                 );
                 return Binding::Literal(String::new());
             }
@@ -731,9 +763,15 @@ impl Lowerer<'_> {
         let mut d = Diagnostic::warning(
             codes::LEGACY,
             span,
-            format!("`$workflow.{}` is not in the state when this runs", path.join(".")),
+            format!(
+                "`$workflow.{}` is not in the state when this runs",
+                path.join(".")
+            ),
         )
-        .label(format!("env `{}` will be empty, as with the old runner", var.name.name));
+        .label(format!(
+            "env `{}` will be empty, as with the old runner",
+            var.name.name
+        ));
         let names = wf
             .variables
             .iter()
@@ -750,7 +788,9 @@ impl Lowerer<'_> {
     /// The param for a workflow variable (declared once; a handler whose
     /// variable has another value gets a param of its own).
     fn param(&mut self, ident: &Ident, value: &Node, prefix: &str) -> String {
-        let text = value.scalar_text().unwrap_or_else(|| value.to_json().to_string());
+        let text = value
+            .scalar_text()
+            .unwrap_or_else(|| value.to_json().to_string());
         let mut name = ident.name.clone();
         if let Some((existing, _)) = self.params.get(&name)
             && *existing != text
@@ -911,9 +951,13 @@ impl Lowerer<'_> {
         // most likely a mistake.
         if s.vars_key.is_some() || s.result_path.is_some() {
             self.diags.push(
-                Diagnostic::warning(codes::LEGACY, s.key, format!("state `{}` has no `scriptString`", s.name))
-                    .label("it does nothing")
-                    .help("add `scriptString: |` with the script to run"),
+                Diagnostic::warning(
+                    codes::LEGACY,
+                    s.key,
+                    format!("state `{}` has no `scriptString`", s.name),
+                )
+                .label("it does nothing")
+                .help("add `scriptString: |` with the script to run"),
             );
         }
     }
@@ -963,9 +1007,13 @@ impl Lowerer<'_> {
             }
             if let Some(image) = &s.image {
                 self.diags.push(
-                    Diagnostic::warning(codes::LEGACY, image.span, "`image` of a state run on error is not used")
-                        .label("the clean-up workflow runs as one step")
-                        .help("set `image` on that workflow instead"),
+                    Diagnostic::warning(
+                        codes::LEGACY,
+                        image.span,
+                        "`image` of a state run on error is not used",
+                    )
+                    .label("the clean-up workflow runs as one step")
+                    .help("set `image` on that workflow instead"),
                 );
             }
             match &s.script {
@@ -1095,9 +1143,9 @@ fn reference(path: &[&str], span: Span) -> Ref {
 
 /// `timeoutMillis` as a duration in the largest unit that keeps it exact.
 fn duration(ms: u64) -> String {
-    if ms % 3_600_000 == 0 {
+    if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms.div_ceil(1000))
@@ -1150,7 +1198,10 @@ mod tests {
     #[test]
     fn slugs() {
         assert_eq!(slug("Validate Cloud Spec"), "validate-cloud-spec");
-        assert_eq!(slug("Scale ECS Service Tasks to 0"), "scale-ecs-service-tasks-to-0");
+        assert_eq!(
+            slug("Scale ECS Service Tasks to 0"),
+            "scale-ecs-service-tasks-to-0"
+        );
         assert_eq!(slug("2nd"), "s-2nd");
         assert_eq!(slug("  "), "state");
         assert_eq!(slug("update_elb"), "update_elb");

@@ -6,6 +6,10 @@
 //! `$TMPDIR`) onto `$TOPSAIL_OUTPUT`. A catch handler runs a whole workflow of
 //! such states in one step, since a handler has no needs to chain through.
 
+// Shell text is assembled line by line; `format!` + `push_str` reads closer
+// to the shell it makes than `write!` with an ignored infallible result.
+#![allow(clippy::format_push_string)]
+
 /// The file name the script is written to inside its `$TMPDIR`. It has no
 /// `.type` marker, so the output scan never reads it.
 const SCRIPT_FILE: &str = "legacy-script";
@@ -34,11 +38,7 @@ fn write_and_run(out: &mut String, dir: &str, script: &str, prefix: &str) {
     out.push_str(&delim);
     out.push('\n');
     let runner = match interpreter(script) {
-        Some(words) => words
-            .iter()
-            .map(|w| quote(w))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(words) => words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "),
         // The old runner handed such files to perl; plain sh is what a
         // script without a `#!` line most often means (a diagnostic says so).
         None => "sh".to_string(),
@@ -49,7 +49,8 @@ fn write_and_run(out: &mut String, dir: &str, script: &str, prefix: &str) {
 /// The run text of one state that is a step of its own. `outputs` are the
 /// keys later states read, declared as the step's outputs.
 pub(crate) fn step_run(state: &str, script: &str, outputs: &[String]) -> String {
-    let mut out = format!("# State \"{state}\" of the service manifest, run by its own `#!` line.\n");
+    let mut out =
+        format!("# State \"{state}\" of the service manifest, run by its own `#!` line.\n");
     write_and_run(&mut out, "$TMPDIR", script, "");
     if !outputs.is_empty() {
         out.push_str(
@@ -96,7 +97,9 @@ pub(crate) fn handler_run(contexts: &[String], states: &[HandlerState]) -> Strin
         contexts.join(", ")
     );
     if states.iter().any(|s| !s.outputs.is_empty()) {
-        text.push_str("legacy_output() { # DIR KEY: the value of KEY in the `.type` outputs in DIR\n");
+        text.push_str(
+            "legacy_output() { # DIR KEY: the value of KEY in the `.type` outputs in DIR\n",
+        );
         text.push_str("    for marker in \"$1\"/*.type; do\n");
         text.push_str(
             "        if [ -f \"${marker%.type}\" ]; then sed -n \"s/^$2=//p\" \"${marker%.type}\"; fi\n",
@@ -141,8 +144,7 @@ fn var(i: usize, key: &str) -> String {
 /// Quote a word for POSIX sh unless it is plain.
 pub(crate) fn quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c))
     {
         s.to_string()

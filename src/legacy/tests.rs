@@ -10,7 +10,9 @@ use crate::model::{Action, Pipeline, Step};
 use crate::syntax::Format;
 
 fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/legacy")
+        .join(name);
     std::fs::read_to_string(&path).expect("fixture exists")
 }
 
@@ -33,7 +35,10 @@ fn pipeline(name: &str, contexts: &[&str]) -> Pipeline {
 }
 
 fn step<'a>(p: &'a Pipeline, name: &str) -> &'a Step {
-    p.steps.iter().find(|s| s.name == name).expect("step exists")
+    p.steps
+        .iter()
+        .find(|s| s.name == name)
+        .expect("step exists")
 }
 
 fn run_text(s: &Step) -> String {
@@ -54,11 +59,17 @@ fn states_become_a_chain_with_env_from_outputs_and_params() {
     assert_eq!(make.env["prefix"].source_text(), "{{ greeting_prefix }}");
     let use_ = step(&p, "use-values");
     assert_eq!(use_.need_names, ["make-values"]);
-    assert_eq!(use_.env["greeting"].source_text(), "{{ make-values.greeting }}");
+    assert_eq!(
+        use_.env["greeting"].source_text(),
+        "{{ make-values.greeting }}"
+    );
     assert_eq!(use_.env["spec"].source_text(), "{{ cloud_spec_json }}");
     assert_eq!(use_.env["literal"].source_text(), "7");
     // Maps become compact JSON, collapsed with the contexts, merge keys applied.
-    let spec = p.params["cloud_spec_json"].default.as_ref().expect("a default");
+    let spec = p.params["cloud_spec_json"]
+        .default
+        .as_ref()
+        .expect("a default");
     assert_eq!(
         spec.to_text(),
         r#"{"region":"eu-west-1","tags":{"team":"sail","tier":"gold"},"merged":{"team":"override","tier":"gold"}}"#
@@ -80,7 +91,10 @@ fn on_error_context_catches_into_one_handler_step() {
     assert_eq!(handler.env["service"].source_text(), "{{ service }}");
     let run = run_text(handler);
     assert!(run.contains("# 1. Find"), "{run}");
-    assert!(run.contains("out_1_what=$(legacy_output \"$TMPDIR/1\" what)"), "{run}");
+    assert!(
+        run.contains("out_1_what=$(legacy_output \"$TMPDIR/1\" what)"),
+        "{run}"
+    );
     assert!(run.contains("what=\"$out_1_what\""), "{run}");
 }
 
@@ -88,9 +102,17 @@ fn on_error_context_catches_into_one_handler_step() {
 fn contexts_pick_the_workflow_and_report_mistakes() {
     let none = check("on_error.yaml", &[]);
     assert!(none.has_errors());
-    assert!(none.diagnostics.iter().any(|d| d.help.contains("`deploy`, `abort`")));
+    assert!(
+        none.diagnostics
+            .iter()
+            .any(|d| d.help.contains("`deploy`, `abort`"))
+    );
     let typo = check("on_error.yaml", &["deplyo"]);
-    assert!(typo.diagnostics.iter().any(|d| d.help == "did you mean `--context deploy`?"));
+    assert!(
+        typo.diagnostics
+            .iter()
+            .any(|d| d.help == "did you mean `--context deploy`?")
+    );
     let abort = pipeline("on_error.yaml", &["abort"]);
     assert_eq!(abort.steps.len(), 3);
 }
@@ -113,20 +135,29 @@ fn sh(text: &str, env: &[(&str, &str)]) -> (bool, String) {
         .envs(env.iter().copied())
         .status()
         .expect("sh runs");
-    (status.success(), std::fs::read_to_string(&out).unwrap_or_default())
+    (
+        status.success(),
+        std::fs::read_to_string(&out).unwrap_or_default(),
+    )
 }
 
 #[test]
 fn type_outputs_reach_topsail_output_without_trailing_newlines() {
     let script = "#!/bin/sh\nprintf 'a=1\\nb=x=y\\nc=skip\\n' > \"$TMPDIR/out\"\n: > \"$TMPDIR/out.type\"\nprintf 'a=ignored\\n' > \"$TMPDIR/no-marker\"\n";
-    let (ok, out) = sh(&script::step_run("S", script, &["a".into(), "b".into()]), &[]);
+    let (ok, out) = sh(
+        &script::step_run("S", script, &["a".into(), "b".into()]),
+        &[],
+    );
     assert!(ok);
     assert_eq!(out, "a=1\nb=x=y\n");
 }
 
 #[test]
 fn a_failing_script_fails_the_run_text() {
-    let (ok, out) = sh(&script::step_run("S", "#!/bin/sh\nexit 3\n", &["a".into()]), &[]);
+    let (ok, out) = sh(
+        &script::step_run("S", "#!/bin/sh\nexit 3\n", &["a".into()]),
+        &[],
+    );
     assert!(!ok);
     assert_eq!(out, "");
 }
@@ -144,7 +175,9 @@ fn a_handler_passes_outputs_from_state_to_state() {
     let states = [
         HandlerState {
             name: "One".into(),
-            script: Some("#!/bin/sh\necho \"k=$seed-1\" > \"$TMPDIR/r\"; : > \"$TMPDIR/r.type\"\n".into()),
+            script: Some(
+                "#!/bin/sh\necho \"k=$seed-1\" > \"$TMPDIR/r\"; : > \"$TMPDIR/r.type\"\n".into(),
+            ),
             env: vec![("seed".into(), HandlerValue::Env("SEED".into()))],
             outputs: vec!["k".into()],
         },
@@ -164,7 +197,10 @@ fn a_handler_passes_outputs_from_state_to_state() {
             outputs: Vec::new(),
         },
     ];
-    let (ok, out) = sh(&script::handler_run(&["abort".into()], &states), &[("SEED", "s")]);
+    let (ok, out) = sh(
+        &script::handler_run(&["abort".into()], &states),
+        &[("SEED", "s")],
+    );
     assert!(ok);
     assert_eq!(out, "s-1 it's\n");
 }

@@ -111,7 +111,7 @@ impl Node {
 pub(crate) fn load(text: &str, file: FileId) -> Option<Node> {
     let offsets = CharOffsets::new(text);
     let docs = MarkedYaml::load_from_str(text).ok()?;
-    docs.first().map(|d| convert(d, file, &offsets))
+    docs.first().map(|d| convert(d, file, text, &offsets))
 }
 
 /// saphyr's markers count characters; spans count bytes.
@@ -144,22 +144,29 @@ impl CharOffsets {
     }
 }
 
-fn convert(node: &MarkedYaml<'_>, file: FileId, offsets: &CharOffsets) -> Node {
+fn convert(node: &MarkedYaml<'_>, file: FileId, text: &str, offsets: &CharOffsets) -> Node {
     let start = offsets.byte(node.span.start.index());
-    let end = offsets.byte(node.span.end.index()).max(start);
+    let mut end = offsets.byte(node.span.end.index()).max(start);
+    if matches!(node.data, YamlData::Value(_) | YamlData::Representation(..)) {
+        // A block scalar's marker ends at the next token: stop at its text.
+        end = start + text.get(start..end).map_or(0, |t| t.trim_end().len());
+    }
     let span = Span::new(file, start, end);
     let kind = match &node.data {
         YamlData::Value(s) => scalar(s),
         YamlData::Representation(text, _, _) => Kind::Str(text.to_string()),
-        YamlData::Sequence(items) => {
-            Kind::Seq(items.iter().map(|n| convert(n, file, offsets)).collect())
-        }
+        YamlData::Sequence(items) => Kind::Seq(
+            items
+                .iter()
+                .map(|n| convert(n, file, text, offsets))
+                .collect(),
+        ),
         YamlData::Mapping(map) => {
             let mut entries: Vec<(Node, Node)> = Vec::new();
             let mut merged: Vec<(Node, Node)> = Vec::new();
             for (k, v) in map {
-                let key = convert(k, file, offsets);
-                let value = convert(v, file, offsets);
+                let key = convert(k, file, text, offsets);
+                let value = convert(v, file, text, offsets);
                 if key.as_str() == Some("<<") {
                     // Merge keys: earlier sources win among themselves, and
                     // keys written in the map itself win over all of them.
@@ -187,7 +194,7 @@ fn convert(node: &MarkedYaml<'_>, file: FileId, offsets: &CharOffsets) -> Node {
             }
             Kind::Map(entries)
         }
-        YamlData::Tagged(_, inner) => return convert(inner, file, offsets),
+        YamlData::Tagged(_, inner) => return convert(inner, file, text, offsets),
         YamlData::Alias(_) | YamlData::BadValue => Kind::Bad,
     };
     Node { kind, span }
