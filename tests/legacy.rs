@@ -126,3 +126,35 @@ fn ignored_keys_are_warnings_with_spans() {
     assert_eq!(run.status, 0, "{}", run.stderr);
     insta::assert_snapshot!("legacy_ignored_keys", run.stderr);
 }
+
+#[test]
+fn real_manifests_convert_to_topsail_that_checks_clean() {
+    for (file, context) in [
+        ("service_manifest.yaml", "deploy"),
+        ("service_manifest.yaml", "delete"),
+        ("local_service_manifest.yaml", "deploy"),
+    ] {
+        let path = shared(file);
+        let t = Test::new().args(&[
+            "convert",
+            &path,
+            "--context",
+            context,
+            "--to",
+            "topsail",
+            "--out",
+            "converted.topsail",
+        ]);
+        let run = t.run();
+        assert_eq!(run.status, 0, "{file} {context}:\n{}", run.stderr);
+        let text = std::fs::read_to_string(t.path("converted.topsail")).expect("written");
+        if context == "deploy" {
+            assert!(text.contains("catch on-abort"), "{file}: no catch");
+        }
+        let check = Test::new()
+            .file("converted.topsail", &text)
+            .args(&["check", "converted.topsail", "--deny-warnings"])
+            .run();
+        assert_eq!(check.status, 0, "{file} {context}:\n{}", check.stderr);
+    }
+}

@@ -123,6 +123,7 @@ struct Lowerer<'a> {
     diags: Vec<Diagnostic>,
     params: IndexMap<String, (String, ast::Param)>,
     steps: Vec<ast::Step>,
+    handler_steps: Vec<ast::Step>,
     step_names: HashSet<String>,
     handlers: HashMap<Vec<String>, String>,
     /// Context lists whose handler is being built (a handler workflow that
@@ -136,6 +137,7 @@ pub(super) fn lower(input: &Input<'_>) -> (Option<ast::Module>, Vec<Diagnostic>)
         diags: Vec::new(),
         params: IndexMap::new(),
         steps: Vec::new(),
+        handler_steps: Vec::new(),
         step_names: HashSet::new(),
         handlers: HashMap::new(),
         building: Vec::new(),
@@ -155,6 +157,8 @@ pub(super) fn lower(input: &Input<'_>) -> (Option<ast::Module>, Vec<Diagnostic>)
     }
     items.extend(l.params.values().map(|(_, p)| Item::Param(p.clone())));
     items.extend(l.steps.drain(..).map(Item::Step));
+    // Handlers after the steps they serve, as a person would write them.
+    items.extend(l.handler_steps.drain(..).map(Item::Step));
     let mut diags = l.diags;
     // A node can be read more than once (a handler collapses the same
     // states again): report each problem once.
@@ -908,7 +912,10 @@ impl Lowerer<'_> {
                     self.check_script(script);
                     let text = script::step_run(&s.name, &script.value, &outputs[pos]);
                     body.push(directive(
-                        DirectiveKind::Run(Interp::literal(text, script.span)),
+                        DirectiveKind::Run(Interp::literal(
+                            text.trim_end_matches('\n'),
+                            script.span,
+                        )),
                         script.key,
                         script.span,
                     ));
@@ -1093,12 +1100,12 @@ impl Lowerer<'_> {
         if states.iter().any(|s| s.script.is_some()) {
             let text = script::handler_run(contexts, &states);
             body.push(directive(
-                DirectiveKind::Run(Interp::literal(text, at)),
+                DirectiveKind::Run(Interp::literal(text.trim_end_matches('\n'), at)),
                 on_error.key,
                 at,
             ));
         }
-        self.steps.push(ast::Step {
+        self.handler_steps.push(ast::Step {
             name: Ident {
                 name: name.clone(),
                 span: at,

@@ -204,3 +204,43 @@ fn a_handler_passes_outputs_from_state_to_state() {
     assert!(ok);
     assert_eq!(out, "s-1 it's\n");
 }
+
+/// `convert --to topsail` of a manifest means the same pipeline: the printed
+/// `.topsail` checks clean into an equal model.
+#[test]
+fn converted_topsail_gives_the_same_model() {
+    for (name, contexts) in [
+        ("outputs.yaml", &["deploy", "prod"][..]),
+        ("failing.yaml", &[][..]),
+        ("timeout.yaml", &[][..]),
+        ("on_error.yaml", &["deploy"][..]),
+    ] {
+        let contexts: Vec<String> = contexts.iter().map(|c| (*c).to_string()).collect();
+        let mut sources = crate::syntax::SourceMap::new();
+        let file = sources.add(name, Some(PathBuf::from(name)), fixture(name), Format::Yaml);
+        let (module, _) = crate::syntax::parse_with(&sources, file, &contexts);
+        let text = crate::syntax::print::print(&module.expect("a module"));
+        let converted =
+            crate::check::check_source("converted.topsail", None, text.clone(), Format::Topsail);
+        assert!(
+            converted.diagnostics.is_empty(),
+            "{name}:\n{text}\n{}",
+            converted.render(false)
+        );
+        let original = pipeline(
+            name,
+            &contexts.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let again = converted.pipeline.expect("no errors");
+        assert_eq!(
+            serde_json::to_value(&original.steps).expect("serializes"),
+            serde_json::to_value(&again.steps).expect("serializes"),
+            "{name}"
+        );
+        assert_eq!(
+            serde_json::to_value(&original.params).expect("serializes"),
+            serde_json::to_value(&again.params).expect("serializes"),
+            "{name}"
+        );
+    }
+}
