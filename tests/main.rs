@@ -4,3 +4,4 @@
 mod check;
 mod common;
 mod examples;
+mod legacy;

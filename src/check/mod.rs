@@ -55,17 +55,30 @@ pub struct LoadError {
     pub source: std::io::Error,
 }
 
+/// How to read the root file, beyond its text.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--context` names, in order, for a legacy service manifest.
+    pub contexts: Vec<String>,
+}
+
 /// Read, parse and check the file at `path` and everything it imports.
 pub fn load(path: &Path) -> Result<Checked, LoadError> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// [`load`] with options.
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Checked, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(check_source(
+    Ok(check_source_with(
         &path.display().to_string(),
         Some(path.to_path_buf()),
         text,
         Format::of_path(path),
+        options,
     ))
 }
 
@@ -82,10 +95,21 @@ pub(crate) struct Unit {
 /// Check text that did not come from a file the checker should read itself
 /// (tests, the language server). Relative imports resolve against `path`.
 pub fn check_source(name: &str, path: Option<PathBuf>, text: String, format: Format) -> Checked {
+    check_source_with(name, path, text, format, &LoadOptions::default())
+}
+
+/// [`check_source`] with options.
+pub fn check_source_with(
+    name: &str,
+    path: Option<PathBuf>,
+    text: String,
+    format: Format,
+    options: &LoadOptions,
+) -> Checked {
     let mut sources = SourceMap::new();
     let root = sources.add(name, path.clone(), text, format);
     let mut diags = Vec::new();
-    let units = load_units(&mut sources, root, &mut diags);
+    let units = load_units(&mut sources, root, &options.contexts, &mut diags);
     let default_name = path
         .as_deref()
         .and_then(Path::file_stem)
@@ -146,7 +170,12 @@ fn drop_cascades(sources: &SourceMap, diags: &mut Vec<Diagnostic>, syntax_errors
 }
 
 /// Parse the root and, breadth first, every module it imports (each once).
-fn load_units(sources: &mut SourceMap, root: FileId, diags: &mut Vec<Diagnostic>) -> Vec<Unit> {
+fn load_units(
+    sources: &mut SourceMap,
+    root: FileId,
+    contexts: &[String],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Unit> {
     let mut units = Vec::new();
     // Keys of files already loaded (the root too), so an import cycle or a
     // diamond loads each file once.
@@ -163,7 +192,8 @@ fn load_units(sources: &mut SourceMap, root: FileId, diags: &mut Vec<Diagnostic>
     while next < queue.len() {
         let (file, alias, is_root) = queue[next].clone();
         next += 1;
-        let (module, parse_diags) = syntax::parse(sources, file);
+        let (module, parse_diags) =
+            syntax::parse_with(sources, file, if is_root { contexts } else { &[] });
         diags.extend(parse_diags);
         let Some(module) = module else { continue };
         for item in &module.items {

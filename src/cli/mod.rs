@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::check::Checked;
+use crate::check::{Checked, LoadOptions};
 use crate::model::Pipeline;
 
 #[derive(Debug, Parser)]
@@ -93,8 +93,16 @@ pub fn resolve_file(file: Option<&Path>) -> Result<PathBuf, ExitCode> {
 /// (warnings too) go to stderr; errors end the command with exit code 1,
 /// an unreadable file with 2.
 pub fn load_pipeline(file: Option<&Path>) -> Result<(Checked, Pipeline), ExitCode> {
+    load_pipeline_with(file, &LoadOptions::default())
+}
+
+/// [`load_pipeline`] with load options (`--context`).
+pub fn load_pipeline_with(
+    file: Option<&Path>,
+    options: &LoadOptions,
+) -> Result<(Checked, Pipeline), ExitCode> {
     let path = resolve_file(file)?;
-    let mut checked = crate::check::load(&path).map_err(fail_usage)?;
+    let mut checked = crate::check::load_with(&path, options).map_err(fail_usage)?;
     if !checked.diagnostics.is_empty() {
         eprintln!("{}", checked.render(stderr_color()));
     }
@@ -109,6 +117,23 @@ pub fn load_pipeline(file: Option<&Path>) -> Result<(Checked, Pipeline), ExitCod
                 if errors == 1 { "it" } else { "them" }
             );
             Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// `--context NAME` (repeatable), shared by every command that reads a file:
+/// the contexts a legacy service manifest is read with.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ContextArgs {
+    /// For a legacy service manifest: a context to activate (repeatable; order matters)
+    #[arg(long = "context", value_name = "NAME")]
+    pub contexts: Vec<String>,
+}
+
+impl ContextArgs {
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            contexts: self.contexts.clone(),
         }
     }
 }
