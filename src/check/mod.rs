@@ -141,11 +141,15 @@ fn drop_cascades(sources: &SourceMap, diags: &mut Vec<Diagnostic>, syntax_errors
     let mut words: std::collections::HashSet<String> = std::collections::HashSet::new();
     for d in diags[..syntax_errors].iter().filter(|d| d.is_error()) {
         let text = &sources.get(d.span.file).text;
-        let start = text[..d.span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+        let start = text[..d.span.start.min(text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
         let end = text[d.span.end.min(text.len())..]
             .find('\n')
             .map_or(text.len(), |i| d.span.end.min(text.len()) + i);
-        for w in text[start..end].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
+        for w in
+            text[start..end].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        {
             if !w.is_empty() {
                 words.insert(format!("`{w}`"));
             }
@@ -231,41 +235,43 @@ fn resolve_import(
     let span = import.path_span;
     if let Some(name) = import.path.strip_prefix("std/") {
         let name = name.strip_suffix(".topsail").unwrap_or(name);
-        return match stdlib::get(name) {
-            Some(text) => Ok((
+        return if let Some(text) = stdlib::get(name) {
+            Ok((
                 format!("std/{name}"),
                 format!("std/{name}.topsail"),
                 None,
                 text.to_string(),
                 Format::Topsail,
-            )),
-            None => {
-                let mut d = Diagnostic::error(
-                    codes::IMPORT,
-                    span,
-                    format!("there is no standard module `std/{name}`"),
-                )
-                .label("unknown module");
-                let all: Vec<&str> = stdlib::names().collect();
-                d = match diagnostics::suggest(name, all.iter().copied()) {
-                    Some(s) => d.help(format!("did you mean `std/{s}`?")),
-                    None => d.help(format!(
-                        "the standard modules are: {}",
-                        all.iter()
-                            .map(|n| format!("std/{n}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                };
-                Err(d)
-            }
+            ))
+        } else {
+            let mut d = Diagnostic::error(
+                codes::IMPORT,
+                span,
+                format!("there is no standard module `std/{name}`"),
+            )
+            .label("unknown module");
+            let all: Vec<&str> = stdlib::names().collect();
+            d = match diagnostics::suggest(name, all.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `std/{s}`?")),
+                None => d.help(format!(
+                    "the standard modules are: {}",
+                    all.iter()
+                        .map(|n| format!("std/{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
+            Err(d)
         };
     }
     if !(import.path.starts_with("./") || import.path.starts_with("../")) {
         return Err(Diagnostic::error(
             codes::IMPORT,
             span,
-            format!("`{}` is neither a standard module nor a relative path", import.path),
+            format!(
+                "`{}` is neither a standard module nor a relative path",
+                import.path
+            ),
         )
         .label("cannot tell where to find this")
         .help("write `std/NAME` for a standard module, or start a file path with `./` or `../`"));
@@ -315,11 +321,17 @@ mod tests {
         prop_assert!(checked.pipeline.is_none() || !checked.has_errors());
         for d in &checked.diagnostics {
             let len = checked.sources.get(d.span.file).text.len();
-            prop_assert!(d.span.start <= d.span.end && d.span.end <= len, "{d:?} outside 0..{len}");
+            prop_assert!(
+                d.span.start <= d.span.end && d.span.end <= len,
+                "{d:?} outside 0..{len}"
+            );
             prop_assert!(!d.help.is_empty(), "no help line: {d:?}");
             for (s, _) in &d.secondary {
                 let len = checked.sources.get(s.file).text.len();
-                prop_assert!(s.start <= s.end && s.end <= len, "secondary {s:?} outside 0..{len}");
+                prop_assert!(
+                    s.start <= s.end && s.end <= len,
+                    "secondary {s:?} outside 0..{len}"
+                );
             }
         }
         Ok(())

@@ -38,7 +38,13 @@ pub fn run(args: Args) -> ExitCode {
         Ok(c) => c,
         Err(e) => return super::fail_usage(e),
     };
-    let count = |s: Severity| checked.diagnostics.iter().filter(|d| d.severity == s).count();
+    let count = |s: Severity| {
+        checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == s)
+            .count()
+    };
     let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
     let failed = errors > 0 || (args.deny_warnings && warnings > 0);
     match args.format {

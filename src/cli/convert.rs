@@ -53,14 +53,13 @@ pub fn run(args: Args) -> ExitCode {
         Target::Yaml => syntax::emit_yaml::emit(&module),
         Target::Topsail => syntax::print::print(&module),
     };
-    match &args.out {
-        Some(path) => match std::fs::write(path, out) {
+    if let Some(path) = &args.out {
+        match std::fs::write(path, out) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => super::fail_usage(format!("cannot write {}: {e}", path.display())),
-        },
-        None => {
-            print!("{out}");
-            ExitCode::SUCCESS
         }
+    } else {
+        print!("{out}");
+        ExitCode::SUCCESS
     }
 }

@@ -24,10 +24,11 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (_, pipeline) = match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (_, pipeline) =
+        match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let text = match args.format {
         Format::Dot => crate::graph::dot(&pipeline),
         Format::Mermaid => crate::graph::mermaid(&pipeline),

@@ -106,18 +106,17 @@ pub fn load_pipeline_with(
     if !checked.diagnostics.is_empty() {
         eprintln!("{}", checked.render(stderr_color()));
     }
-    match checked.pipeline.take() {
-        Some(p) => Ok((checked, p)),
-        None => {
-            let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-            eprintln!(
-                "error: {} has {errors} error{}; fix {} first (see `topsail check`)",
-                path.display(),
-                plural(errors),
-                if errors == 1 { "it" } else { "them" }
-            );
-            Err(ExitCode::from(1))
-        }
+    if let Some(p) = checked.pipeline.take() {
+        Ok((checked, p))
+    } else {
+        let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
+        eprintln!(
+            "error: {} has {errors} error{}; fix {} first (see `topsail check`)",
+            path.display(),
+            plural(errors),
+            if errors == 1 { "it" } else { "them" }
+        );
+        Err(ExitCode::from(1))
     }
 }
 

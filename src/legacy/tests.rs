@@ -248,5 +248,8 @@ fn converted_topsail_gives_the_same_model() {
 #[test]
 fn timeout_millis_becomes_the_step_timeout() {
     let p = pipeline("timeout.yaml", &[]);
-    assert_eq!(step(&p, "slow").timeout, Some(std::time::Duration::from_secs(1)));
+    assert_eq!(
+        step(&p, "slow").timeout,
+        Some(std::time::Duration::from_secs(1))
+    );
 }
