@@ -4,3 +4,5 @@
 mod check;
 mod common;
 mod examples;
+mod run;
+mod run_docker;

@@ -26,14 +26,25 @@ pub fn run(args: Args) -> ExitCode {
     let matching: Vec<_> = if args.run == "last" {
         runs.into_iter().take(1).collect()
     } else {
-        runs.into_iter().filter(|(id, _)| id.starts_with(&args.run)).collect()
+        runs.into_iter()
+            .filter(|(id, _)| id.starts_with(&args.run))
+            .collect()
     };
     let (id, json) = match matching.as_slice() {
         [one] => one.clone(),
-        [] => return super::fail_usage(format!("no recorded run matches `{}` (see `topsail runs`)", args.run)),
+        [] => {
+            return super::fail_usage(format!(
+                "no recorded run matches `{}` (see `topsail runs`)",
+                args.run
+            ));
+        }
         many => {
             let ids: Vec<&str> = many.iter().map(|(i, _)| i.as_str()).collect();
-            return super::fail_usage(format!("`{}` matches several runs: {}", args.run, ids.join(", ")));
+            return super::fail_usage(format!(
+                "`{}` matches several runs: {}",
+                args.run,
+                ids.join(", ")
+            ));
         }
     };
     let logs = args.dir.join(RUNS_DIR).join(&id).join("logs");
@@ -41,12 +52,20 @@ pub fn run(args: Args) -> ExitCode {
         .as_ref()
         .and_then(|j| j.get("steps"))
         .and_then(|s| s.as_array())
-        .map(|a| a.iter().filter_map(|u| u.get("name")?.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| u.get("name")?.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(step) = &args.step {
         let wanted: Vec<&String> = units
             .iter()
-            .filter(|u| *u == step || u.strip_prefix(step.as_str()).is_some_and(|r| r.starts_with('[')))
+            .filter(|u| {
+                *u == step
+                    || u.strip_prefix(step.as_str())
+                        .is_some_and(|r| r.starts_with('['))
+            })
             .collect();
         if wanted.is_empty() {
             let hint = crate::diagnostics::suggest(step, units.iter().map(String::as_str))

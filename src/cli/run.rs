@@ -63,7 +63,10 @@ pub fn run(args: Args) -> ExitCode {
         print!("{}", Secrets::from_env(&pipeline).mask(&plan));
         return ExitCode::SUCCESS;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return super::fail_usage(format!("cannot start the async runtime: {e}")),
     };
@@ -156,7 +159,12 @@ fn signals() -> watch::Receiver<bool> {
     rx
 }
 
-async fn main_async(mut pipeline: Pipeline, mut opts: RunOptions, file: PathBuf, args: &Args) -> u8 {
+async fn main_async(
+    mut pipeline: Pipeline,
+    mut opts: RunOptions,
+    file: PathBuf,
+    args: &Args,
+) -> u8 {
     let sig = signals();
     let runtimes = Runtimes::real();
     let mut changes = if args.watch {
@@ -198,7 +206,10 @@ async fn main_async(mut pipeline: Pipeline, mut opts: RunOptions, file: PathBuf,
                 }
             }
         };
-        let record_dir = opts.pipeline_dir.join(run::record::RUNS_DIR).join(&report.run_id);
+        let record_dir = opts
+            .pipeline_dir
+            .join(run::record::RUNS_DIR)
+            .join(&report.run_id);
         ui.summary(&report, Some(&record_dir));
         if *sig.borrow() {
             return 130;
@@ -207,7 +218,10 @@ async fn main_async(mut pipeline: Pipeline, mut opts: RunOptions, file: PathBuf,
             return report.status.exit_code();
         }
         if !changed {
-            eprintln!("watching {} for changes (Ctrl-C to stop)", opts.pipeline_dir.display());
+            eprintln!(
+                "watching {} for changes (Ctrl-C to stop)",
+                opts.pipeline_dir.display()
+            );
             let mut sig_wait = sig.clone();
             tokio::select! {
                 _ = sig_wait.wait_for(|s| *s) => return 130,
@@ -238,7 +252,10 @@ async fn main_async(mut pipeline: Pipeline, mut opts: RunOptions, file: PathBuf,
 }
 
 async fn next_change(
-    changes: &mut Option<(run::watch::Watcher, tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>)>,
+    changes: &mut Option<(
+        run::watch::Watcher,
+        tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>,
+    )>,
 ) -> Option<Vec<PathBuf>> {
     match changes {
         Some((_, rx)) => rx.recv().await,

@@ -19,10 +19,16 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return super::fail_usage(format!("cannot read the run records: {e}")),
     };
     if runs.is_empty() {
-        println!("no runs recorded in {}", args.dir.join(crate::run::record::RUNS_DIR).display());
+        println!(
+            "no runs recorded in {}",
+            args.dir.join(crate::run::record::RUNS_DIR).display()
+        );
         return ExitCode::SUCCESS;
     }
-    println!("{:<22}  {:<20}  {:<11}  {:>9}  STEPS", "RUN", "PIPELINE", "STATUS", "DURATION");
+    println!(
+        "{:<22}  {:<20}  {:<11}  {:>9}  STEPS",
+        "RUN", "PIPELINE", "STATUS", "DURATION"
+    );
     for (id, json) in runs.into_iter().take(args.limit) {
         let Some(j) = json else {
             println!("{id:<22}  {:<20}  {:<11}", "?", "(no run.json)");
@@ -31,9 +37,16 @@ pub fn run(args: Args) -> ExitCode {
         let s = |k: &str| j.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
         let steps = j.get("steps").and_then(|v| v.as_array());
         let count = |st: &str| {
-            steps.map_or(0, |a| a.iter().filter(|u| u.get("status").and_then(|v| v.as_str()) == Some(st)).count())
+            steps.map_or(0, |a| {
+                a.iter()
+                    .filter(|u| u.get("status").and_then(|v| v.as_str()) == Some(st))
+                    .count()
+            })
         };
-        let ms = j.get("duration_ms").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let ms = j
+            .get("duration_ms")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
         println!(
             "{id:<22}  {:<20}  {:<11}  {:>8.1}s  {} ok, {} failed, {} skipped, {} cancelled",
             s("pipeline"),

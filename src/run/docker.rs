@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder,
 };
-use bollard::container::LogOutput;
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
@@ -92,7 +92,11 @@ impl DockerRuntime {
             return Exit::Cancelled;
         }
         let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        env.extend(dir.builtin_env(spec).into_iter().map(|(k, v)| format!("{k}={v}")));
+        env.extend(
+            dir.builtin_env(spec)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}")),
+        );
         let labels = HashMap::from([
             (LABEL_RUN.to_string(), spec.run_id.clone()),
             (LABEL_STEP.to_string(), spec.name.clone()),
@@ -117,29 +121,48 @@ impl DockerRuntime {
             ..Default::default()
         };
         let id = match docker
-            .create_container(None::<bollard::query_parameters::CreateContainerOptions>, body)
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
             .await
         {
             Ok(r) => r.id,
-            Err(e) => return Exit::Error(format!("cannot create a container from `{image}`: {}", short(&e))),
+            Err(e) => {
+                return Exit::Error(format!(
+                    "cannot create a container from `{image}`: {}",
+                    short(&e)
+                ));
+            }
         };
         let exit = run_container(docker, &id, spec, io.clone()).await;
-        let remove = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let remove = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         if let Err(e) = docker.remove_container(&id, Some(remove)).await {
-            io.system(format!("warning: could not remove container {id}: {}", short(&e)));
+            io.system(format!(
+                "warning: could not remove container {id}: {}",
+                short(&e)
+            ));
         }
         exit
     }
 
     async fn ensure_image(&self, docker: &Docker, image: &str, io: &StepIo) -> Result<(), String> {
         let lock = {
-            let mut pulls = self.pulls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut pulls = self
+                .pulls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             pulls.entry(image.to_string()).or_default().clone()
         };
         let _guard = lock.lock().await;
         match docker.inspect_image(image).await {
             Ok(_) => return Ok(()),
-            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
             Err(e) => return Err(format!("cannot inspect image `{image}`: {}", short(&e))),
         }
         io.system(format!("pulling {image} (not present locally)"));
@@ -198,7 +221,10 @@ fn split_tag(image: &str) -> (&str, &str) {
 /// A one-line message from a bollard error (the engine's own message when it sent one).
 fn short(e: &DockerError) -> String {
     match e {
-        DockerError::DockerResponseServerError { status_code, message } => {
+        DockerError::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
             format!("{} (HTTP {status_code})", message.trim())
         }
         other => other.to_string(),
@@ -224,7 +250,8 @@ async fn run_container(docker: &Docker, id: &str, spec: &StepSpec, mut io: StepI
             None => std::future::pending().await,
         }
     };
-    let mut wait = docker.wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
+    let mut wait =
+        docker.wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
     let exit = tokio::select! {
         next = wait.next() => match next {
             Some(Ok(r)) => Exit::Code(r.status_code),
@@ -236,7 +263,9 @@ async fn run_container(docker: &Docker, id: &str, spec: &StepSpec, mut io: StepI
         _ = io.cancel.wait_for(|c| *c) => Exit::Cancelled,
     };
     if !matches!(exit, Exit::Code(_)) {
-        let kill = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+        let kill = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
         let _ = docker.kill_container(id, Some(kill)).await;
     }
     // The log stream ends when the container stops; bound the wait anyway.
@@ -294,8 +323,14 @@ mod tests {
     fn tags_split_after_the_last_slash() {
         assert_eq!(split_tag("alpine:3.20"), ("alpine", "3.20"));
         assert_eq!(split_tag("alpine"), ("alpine", "latest"));
-        assert_eq!(split_tag("localhost:5000/a/b"), ("localhost:5000/a/b", "latest"));
-        assert_eq!(split_tag("localhost:5000/a/b:1"), ("localhost:5000/a/b", "1"));
+        assert_eq!(
+            split_tag("localhost:5000/a/b"),
+            ("localhost:5000/a/b", "latest")
+        );
+        assert_eq!(
+            split_tag("localhost:5000/a/b:1"),
+            ("localhost:5000/a/b", "1")
+        );
         assert_eq!(split_tag("a@sha256:00"), ("a@sha256:00", ""));
     }
 }

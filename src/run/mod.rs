@@ -79,15 +79,21 @@ pub fn resolve_params(
             return Err(format!("`--param {item}`: expected NAME=VALUE"));
         };
         let Some(param) = pipeline.params.get(name) else {
-            let hint = crate::diagnostics::suggest(name, pipeline.params.keys().map(String::as_str))
-                .map(|s| format!(" (did you mean `{s}`?)"))
-                .unwrap_or_default();
+            let hint =
+                crate::diagnostics::suggest(name, pipeline.params.keys().map(String::as_str))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
             let known = if pipeline.params.is_empty() {
                 "the pipeline declares no params".to_string()
             } else {
                 format!(
                     "declared: {}",
-                    pipeline.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                    pipeline
+                        .params
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             };
             return Err(format!("unknown param `{name}`{hint}; {known}"));
@@ -99,7 +105,10 @@ pub fn resolve_params(
     let mut out = IndexMap::new();
     let mut missing = Vec::new();
     for (name, param) in &pipeline.params {
-        match given.remove(name.as_str()).or_else(|| param.default.clone()) {
+        match given
+            .remove(name.as_str())
+            .or_else(|| param.default.clone())
+        {
             Some(v) => {
                 out.insert(name.clone(), v);
             }
@@ -171,7 +180,12 @@ impl Secrets {
         for v in values.values() {
             needles.push(v.clone());
             // Output is masked line by line: mask each line of a multi-line value too.
-            needles.extend(v.lines().map(str::trim).filter(|l| l.len() >= 3).map(str::to_string));
+            needles.extend(
+                v.lines()
+                    .map(str::trim)
+                    .filter(|l| l.len() >= 3)
+                    .map(str::to_string),
+            );
         }
         needles.retain(|n| !n.trim().is_empty());
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));

@@ -26,7 +26,9 @@ pub fn parse(text: &str) -> (IndexMap<String, String>, Vec<String>) {
                 value.push(l);
             }
             if !closed {
-                problems.push(format!("`{name}<<{delim}` is not closed by a `{delim}` line"));
+                problems.push(format!(
+                    "`{name}<<{delim}` is not closed by a `{delim}` line"
+                ));
             }
             out.insert(name.to_string(), value.join("\n"));
         } else if let Some((name, value)) = line.split_once('=') {
@@ -36,7 +38,9 @@ pub fn parse(text: &str) -> (IndexMap<String, String>, Vec<String>) {
                 problems.push(format!("`{name}` is not an output name"));
             }
         } else {
-            problems.push(format!("ignored line `{line}` (expected NAME=value or NAME<<DELIM)"));
+            problems.push(format!(
+                "ignored line `{line}` (expected NAME=value or NAME<<DELIM)"
+            ));
         }
     }
     (out, problems)

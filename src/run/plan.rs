@@ -60,7 +60,11 @@ pub fn render(pipeline: &Pipeline, opts: &RunOptions) -> String {
         pipeline.name, opts.jobs
     );
     if !opts.params.is_empty() {
-        let params: Vec<String> = opts.params.iter().map(|(k, v)| format!("{k}={}", v.to_text())).collect();
+        let params: Vec<String> = opts
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_text()))
+            .collect();
         let _ = writeln!(out, "params: {}", params.join(", "));
     }
     let mut order = pipeline.topo_order();
@@ -85,7 +89,11 @@ pub fn render(pipeline: &Pipeline, opts: &RunOptions) -> String {
                 },
             },
         };
-        let needs: Vec<&str> = step.needs.iter().map(|n| pipeline.step(*n).name.as_str()).collect();
+        let needs: Vec<&str> = step
+            .needs
+            .iter()
+            .map(|n| pipeline.step(*n).name.as_str())
+            .collect();
         let _ = write!(out, "\n{n}. {}", step.name);
         if step.is_handler {
             out.push_str("  (catch handler: runs only if a step it handles fails)");
@@ -99,7 +107,12 @@ pub fn render(pipeline: &Pipeline, opts: &RunOptions) -> String {
         }
         if let Some(f) = &step.foreach {
             let list: Vec<String> = items.iter().flatten().map(Value::to_text).collect();
-            let _ = writeln!(out, "   foreach {} in [{}] (concurrently)", f.var, list.join(", "));
+            let _ = writeln!(
+                out,
+                "   foreach {} in [{}] (concurrently)",
+                f.var,
+                list.join(", ")
+            );
         }
         if let Some(t) = step.timeout {
             let _ = writeln!(out, "   timeout: {}", format_duration(t));
@@ -126,7 +139,11 @@ pub fn render(pipeline: &Pipeline, opts: &RunOptions) -> String {
                 step: &step.name,
                 params: &opts.params,
                 outputs: &empty,
-                item: step.foreach.as_ref().zip(item.as_ref()).map(|(f, v)| (f.var.as_str(), v)),
+                item: step
+                    .foreach
+                    .as_ref()
+                    .zip(item.as_ref())
+                    .map(|(f, v)| (f.var.as_str(), v)),
                 failed: None,
             });
             let indent = if let Some(v) = item {
@@ -141,7 +158,11 @@ pub fn render(pipeline: &Pipeline, opts: &RunOptions) -> String {
             };
             match &step.action {
                 Action::Approval { message } => {
-                    let _ = writeln!(out, "{indent}approval: \"{}\"", show(render_text(message, &scope)));
+                    let _ = writeln!(
+                        out,
+                        "{indent}approval: \"{}\"",
+                        show(render_text(message, &scope))
+                    );
                     let how = if opts.approve_all || opts.approve.contains(&step.name) {
                         "approved by flag"
                     } else {
@@ -152,7 +173,8 @@ pub fn render(pipeline: &Pipeline, opts: &RunOptions) -> String {
                 Action::Script(script) => {
                     match &script.image {
                         Some(i) => {
-                            let _ = writeln!(out, "{indent}image: {}", show(render_text(i, &scope)));
+                            let _ =
+                                writeln!(out, "{indent}image: {}", show(render_text(i, &scope)));
                         }
                         None => {
                             let _ = writeln!(out, "{indent}on the host");

@@ -24,7 +24,10 @@ impl Record {
 
     pub fn open_log(&self, unit: &str) -> std::io::Result<BufWriter<File>> {
         let path = self.dir.join("logs").join(log_file_name(unit));
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(BufWriter::new(f))
     }
 
@@ -41,7 +44,10 @@ impl Record {
         if let Err(e) = std::fs::write(&tmp, text + "\n")
             .and_then(|()| std::fs::rename(&tmp, self.dir.join("run.json")))
         {
-            eprintln!("topsail: cannot write {}: {e}", self.dir.join("run.json").display());
+            eprintln!(
+                "topsail: cannot write {}: {e}",
+                self.dir.join("run.json").display()
+            );
         }
     }
 }

@@ -89,7 +89,13 @@ impl AttemptDir {
         let safe: String = spec
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(40)
             .collect();
         let root = unique_dir(base, &format!("topsail-{}-{safe}", spec.run_id))?;
@@ -206,8 +212,12 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// started on timeout or cancel and leave nothing behind (processes,
 /// containers) before returning.
 pub trait Runtime: Send + Sync {
-    fn run_step<'a>(&'a self, spec: &'a StepSpec, dir: &'a AttemptDir, io: StepIo)
-    -> BoxFuture<'a, Exit>;
+    fn run_step<'a>(
+        &'a self,
+        spec: &'a StepSpec,
+        dir: &'a AttemptDir,
+        io: StepIo,
+    ) -> BoxFuture<'a, Exit>;
 }
 
 /// One attempt with everything around it: the attempt directory (created
@@ -223,7 +233,10 @@ pub async fn run_attempt(
         Err(e) => {
             return Outcome::failed(
                 errors::RUNTIME,
-                format!("cannot create the step's temp dir under {}: {e}", tmp_base.display()),
+                format!(
+                    "cannot create the step's temp dir under {}: {e}",
+                    tmp_base.display()
+                ),
             );
         }
     };
@@ -248,7 +261,10 @@ pub async fn run_attempt(
     };
     if let Err(e) = std::fs::remove_dir_all(&dir.root) {
         // A container running as root may leave files we cannot remove.
-        io.system(format!("warning: could not remove {}: {e}", dir.root.display()));
+        io.system(format!(
+            "warning: could not remove {}: {e}",
+            dir.root.display()
+        ));
     }
     outcome
 }
@@ -276,7 +292,11 @@ fn read_outputs(spec: &StepSpec, dir: &AttemptDir, io: &StepIo) -> Outcome {
             format!(
                 "declared output{} {} not set (append `NAME=value` to \"$TOPSAIL_OUTPUT\")",
                 if missing.len() == 1 { "" } else { "s" },
-                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         );
     }
@@ -286,7 +306,9 @@ fn read_outputs(spec: &StepSpec, dir: &AttemptDir, io: &StepIo) -> Outcome {
         .cloned()
         .collect();
     for k in undeclared {
-        io.system(format!("warning: output `{k}` is set but not declared with `output {k}`"));
+        io.system(format!(
+            "warning: output `{k}` is set but not declared with `output {k}`"
+        ));
         set.shift_remove(&k);
     }
     Outcome::Succeeded(set)

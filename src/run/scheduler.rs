@@ -162,7 +162,9 @@ pub async fn execute(
     let record = match Record::create(&opts.pipeline_dir, &run_id) {
         Ok(r) => Some(r),
         Err(e) => {
-            ui.error(&format!("cannot write the run record: {e} (running without one)"));
+            ui.error(&format!(
+                "cannot write the run record: {e} (running without one)"
+            ));
             None
         }
     };
@@ -353,7 +355,9 @@ impl Scheduler {
 
     fn start_ready(&mut self, tasks: &mut JoinSet<(usize, UnitResult)>) {
         while self.running < self.sh.opts.jobs.max(1) {
-            let Some((_, Reverse(u))) = self.heap.pop() else { break };
+            let Some((_, Reverse(u))) = self.heap.pop() else {
+                break;
+            };
             if self.units[u].status != Status::Pending {
                 continue;
             }
@@ -442,7 +446,15 @@ impl Scheduler {
                     let started = SystemTime::now();
                     let t0 = Instant::now();
                     let outcome = approve(&sh, &step_name, &name, &message, cancel).await;
-                    (u, UnitResult { attempts: 1, outcome, started, duration: t0.elapsed() })
+                    (
+                        u,
+                        UnitResult {
+                            attempts: 1,
+                            outcome,
+                            started,
+                            duration: t0.elapsed(),
+                        },
+                    )
                 });
             }
             Action::Script(_) => {
@@ -463,8 +475,17 @@ impl Scheduler {
                     let started = SystemTime::now();
                     let t0 = Instant::now();
                     let (attempts, outcome) =
-                        run_with_retries(&sh, runtime.as_ref(), &spec, retry.as_ref(), cancel).await;
-                    (u, UnitResult { attempts, outcome, started, duration: t0.elapsed() })
+                        run_with_retries(&sh, runtime.as_ref(), &spec, retry.as_ref(), cancel)
+                            .await;
+                    (
+                        u,
+                        UnitResult {
+                            attempts,
+                            outcome,
+                            started,
+                            duration: t0.elapsed(),
+                        },
+                    )
                 });
             }
         }
@@ -480,7 +501,8 @@ impl Scheduler {
             unreachable!("build_spec is called for script steps only");
         };
         let scope = self.scope(unit);
-        let bad = |what: &str, e: crate::model::EvalError| (errors::RUNTIME, format!("{what}: {e}"));
+        let bad =
+            |what: &str, e: crate::model::EvalError| (errors::RUNTIME, format!("{what}: {e}"));
         let image = match &script.image {
             Some(t) => Some(render_text(t, &scope).map_err(|e| bad("image", e))?),
             None => None,
@@ -554,7 +576,9 @@ impl Scheduler {
             Outcome::Succeeded(outputs) => {
                 unit.status = Status::Succeeded;
                 unit.outputs = outputs;
-                self.sh.ui.system(&name, &format!("succeeded in {}", fmt_secs(r.duration)));
+                self.sh
+                    .ui
+                    .system(&name, &format!("succeeded in {}", fmt_secs(r.duration)));
             }
             Outcome::Cancelled => {
                 unit.status = Status::Cancelled;
@@ -563,7 +587,9 @@ impl Scheduler {
             }
             Outcome::Failed { error, cause } => {
                 let cause = self.sh.secrets.mask(&cause);
-                self.sh.ui.failure(&name, &format!("failed: {cause} [{error}]"));
+                self.sh
+                    .ui
+                    .failure(&name, &format!("failed: {cause} [{error}]"));
                 unit.status = Status::Failed;
                 unit.error = Some((error.clone(), cause));
                 self.any_failed = true;
@@ -602,7 +628,11 @@ impl Scheduler {
 
     fn unit_finished(&mut self, u: usize) {
         let step = self.units[u].step.0;
-        if !self.step_done[step] && self.step_units[step].iter().all(|&o| self.units[o].status.is_done()) {
+        if !self.step_done[step]
+            && self.step_units[step]
+                .iter()
+                .all(|&o| self.units[o].status.is_done())
+        {
             self.step_finished(step);
         }
     }
@@ -614,7 +644,11 @@ impl Scheduler {
             Status::Failed
         } else if has(Status::Cancelled) {
             Status::Cancelled
-        } else if !units.is_empty() && units.iter().all(|&u| self.units[u].status == Status::Skipped) {
+        } else if !units.is_empty()
+            && units
+                .iter()
+                .all(|&u| self.units[u].status == Status::Skipped)
+        {
             Status::Skipped
         } else {
             Status::Succeeded
@@ -628,8 +662,11 @@ impl Scheduler {
         let name = s.name.clone();
         match status {
             Status::Succeeded | Status::Skipped => {
-                let mut outs: IndexMap<String, String> =
-                    s.outputs.iter().map(|o| (o.clone(), String::new())).collect();
+                let mut outs: IndexMap<String, String> = s
+                    .outputs
+                    .iter()
+                    .map(|o| (o.clone(), String::new()))
+                    .collect();
                 if s.foreach.is_none() && status == Status::Succeeded {
                     for &u in &self.step_units[step] {
                         outs.extend(self.units[u].outputs.clone());
@@ -639,13 +676,18 @@ impl Scheduler {
                 let deps: Vec<StepId> = self.p.dependants(StepId(step)).collect();
                 for d in deps {
                     self.remaining[d.0] -= 1;
-                    if self.remaining[d.0] == 0 && self.selected[d.0] && !self.p.step(d).is_handler {
+                    if self.remaining[d.0] == 0 && self.selected[d.0] && !self.p.step(d).is_handler
+                    {
                         self.make_ready(d.0);
                     }
                 }
             }
             _ => {
-                let verb = if status == Status::Failed { "failed" } else { "was not run" };
+                let verb = if status == Status::Failed {
+                    "failed"
+                } else {
+                    "was not run"
+                };
                 let reason = format!("not run because `{name}` {verb}");
                 let deps: Vec<StepId> = self.p.dependants(StepId(step)).collect();
                 for d in deps {
@@ -721,7 +763,10 @@ impl Scheduler {
             file: self.sh.opts.pipeline_file.clone(),
             status,
             started_ms: ms(self.started_at),
-            duration_ms: self.started_at.elapsed().map_or(0, |d| d.as_millis() as u64),
+            duration_ms: self
+                .started_at
+                .elapsed()
+                .map_or(0, |d| d.as_millis() as u64),
             params: self.sh.opts.params.clone(),
             steps: self
                 .units
@@ -786,7 +831,10 @@ async fn run_with_retries(
         sh.ui.system(&spec.name, &msg);
         write_log(&mut log, Stream::System, &msg);
         let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
-        let io = StepIo { lines: tx, cancel: cancel.clone() };
+        let io = StepIo {
+            lines: tx,
+            cancel: cancel.clone(),
+        };
         let fut = runtime::run_attempt(runtime, spec, &sh.opts.tmp_base, io);
         tokio::pin!(fut);
         let outcome = loop {
@@ -818,8 +866,15 @@ async fn run_with_retries(
                 attempt += 1;
             }
             other => {
+                if let Outcome::Succeeded(_) = &other {
+                    write_log(&mut log, Stream::System, "succeeded");
+                }
                 if let Outcome::Failed { error, cause } = &other {
-                    write_log(&mut log, Stream::System, &format!("failed: {} [{error}]", sh.secrets.mask(cause)));
+                    write_log(
+                        &mut log,
+                        Stream::System,
+                        &format!("failed: {} [{error}]", sh.secrets.mask(cause)),
+                    );
                 }
                 if let Some(f) = log.as_mut() {
                     use std::io::Write;
@@ -864,7 +919,11 @@ async fn approve(
     let mut log = sh.record.as_ref().and_then(|r| r.open_log(name).ok());
     write_log(&mut log, Stream::System, &format!("approval: {message}"));
     let outcome = if sh.opts.approve_all || sh.opts.approve.iter().any(|a| a == step || a == name) {
-        let how = if sh.opts.approve_all { "--approve-all" } else { "--approve" };
+        let how = if sh.opts.approve_all {
+            "--approve-all"
+        } else {
+            "--approve"
+        };
         sh.ui.system(name, &format!("approved by {how}: {message}"));
         Outcome::Succeeded(IndexMap::new())
     } else if sh.opts.interactive {

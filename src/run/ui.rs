@@ -41,7 +41,12 @@ pub fn is_interactive() -> bool {
 
 impl Ui {
     pub fn new(color: bool, interactive: bool, names: impl IntoIterator<Item = String>) -> Ui {
-        let width = names.into_iter().map(|n| n.chars().count()).max().unwrap_or(4).min(24);
+        let width = names
+            .into_iter()
+            .map(|n| n.chars().count())
+            .max()
+            .unwrap_or(4)
+            .min(24);
         Ui {
             color,
             interactive,
@@ -51,13 +56,17 @@ impl Ui {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn prefix(&self, name: &str) -> String {
         let padded = format!("{name:<w$}", w = self.width);
         if self.color {
-            let h = name.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            let h = name
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
             let c = PALETTE[(h as usize) % PALETTE.len()];
             format!("\x1b[{c}m{padded} │\x1b[0m")
         } else {
@@ -201,7 +210,10 @@ pub fn summary_table(report: &RunReport, color: bool) -> String {
         .max()
         .unwrap_or(4)
         .max(4);
-    let mut out = format!("{:<w$}  {:<9}  {:>8}  {:>8}", "STEP", "STATUS", "ATTEMPTS", "DURATION");
+    let mut out = format!(
+        "{:<w$}  {:<9}  {:>8}  {:>8}",
+        "STEP", "STATUS", "ATTEMPTS", "DURATION"
+    );
     for u in &report.steps {
         let status = u.status.as_str();
         let painted = if color {
