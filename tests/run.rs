@@ -77,7 +77,7 @@ pub fn show(r: &Run) -> String {
     )
 }
 
-const TWO_SLEEPERS: &str = r#"
+const TWO_SLEEPERS: &str = r"
 a:
     run:
         date +%s%N > a.start
@@ -88,7 +88,7 @@ b:
         date +%s%N > b.start
         sleep 1
         date +%s%N > b.end
-"#;
+";
 
 #[test]
 fn run_independent_steps_overlap() {
@@ -173,7 +173,7 @@ fn run_missing_declared_output_fails_the_step() {
 #[test]
 fn run_retries_count_attempts() {
     let t = run_test(
-        r#"
+        r"
 flaky:
     retry 3 every 1s backoff 1.5
     run:
@@ -181,7 +181,7 @@ flaky:
         n=$((n + 1))
         echo $n > count
         [ $n -ge 3 ]
-"#,
+",
     )
     .args(&["run"]);
     let started = Instant::now();
@@ -197,14 +197,14 @@ flaky:
 #[test]
 fn run_timeout_kills_the_whole_process_group() {
     let t = run_test(
-        r#"
+        r"
 slow:
     timeout 1s
     run:
         sleep 60 &
         echo $! > child.pid
         wait
-"#,
+",
     )
     .args(&["run"]);
     let started = Instant::now();
@@ -218,7 +218,7 @@ slow:
     assert_tmp_empty(&t);
 }
 
-const FAIL_AND_OTHERS: &str = r#"
+const FAIL_AND_OTHERS: &str = r"
 bad:
     run exit 3
 after-bad: bad
@@ -229,7 +229,7 @@ slow-other:
         touch slow-other.ran
 later: slow-other
     run touch later.ran
-"#;
+";
 
 #[test]
 fn run_failure_stops_dependants_and_exits_1() {
@@ -454,16 +454,16 @@ fn run_foreach_instances_run_and_fail_the_step() {
 #[test]
 fn run_sigterm_stops_processes_and_cleans_up() {
     let t = run_test(
-        r#"
+        r"
 long:
     run:
         echo $$ > long.pid
         sleep 60
 next: long
     run touch next.ran
-"#,
+",
     );
-    let mut child = crate::common::command(t.dir.path())
+    let child = crate::common::command(t.dir.path())
         .arg("run")
         .env("TMPDIR", t.path("tmp"))
         .stdout(Stdio::piped())

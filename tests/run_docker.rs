@@ -162,7 +162,7 @@ fn docker_sigterm_removes_running_containers() {
     let t = run_test(&format!(
         "pipeline {name}\nimage \"{IMAGE}\"\na:\n    run sleep 60\nb:\n    run sleep 60\n"
     ));
-    let mut child = crate::common::command(t.dir.path())
+    let child = crate::common::command(t.dir.path())
         .args(["run", "--jobs", "2"])
         .env("TMPDIR", t.path("tmp"))
         .stdout(Stdio::piped())

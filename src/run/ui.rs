@@ -3,6 +3,7 @@
 //! piped), a live progress line on a TTY, and the summary table at the end.
 //! Everything goes through one lock so lines from parallel steps never mix.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
@@ -195,7 +196,7 @@ impl Ui {
             count(Status::Cancelled),
         );
         if let Some(dir) = record_dir {
-            line.push_str(&format!("\nrecord: {}", dir.display()));
+            let _ = write!(line, "\nrecord: {}", dir.display());
         }
         println!("{line}");
     }
@@ -237,10 +238,11 @@ pub fn summary_table(report: &RunReport, color: bool) -> String {
             (Some(r), None) => format!("  {r}"),
             (None, None) => String::new(),
         };
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "\n{:<w$}  {painted}  {:>8}  {:>8}{why}",
             u.name, u.attempts, dur
-        ));
+        );
     }
     out
 }
