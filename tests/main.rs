@@ -5,3 +5,5 @@ mod check;
 mod common;
 mod examples;
 mod legacy;
+mod run;
+mod run_docker;

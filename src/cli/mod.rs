@@ -6,6 +6,9 @@ pub mod check;
 pub mod convert;
 pub mod fmt;
 pub mod graph;
+pub mod logs;
+pub mod run;
+pub mod runs;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -39,6 +42,12 @@ pub enum Command {
     Fmt(fmt::Args),
     /// Convert between the .topsail and YAML forms
     Convert(convert::Args),
+    /// Run a pipeline locally (Docker for steps with an image, else the host)
+    Run(run::Args),
+    /// List recent runs recorded in .topsail/runs
+    Runs(runs::Args),
+    /// Print the logs of a recorded run
+    Logs(logs::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -58,6 +67,9 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Runs(args) => runs::run(args),
+        Command::Logs(args) => logs::run(args),
     }
 }
 
