@@ -1,1 +1,6 @@
-//! Integration tests: drive the real binary against fixture files.
+//! Integration tests: drive the real binary against fixture files, the way a
+//! user would. One test binary (`autotests = false`), one module per area.
+
+mod check;
+mod common;
+mod examples;

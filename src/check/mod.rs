@@ -1,11 +1,18 @@
-//! The checker: AST -> checked [`Pipeline`], reporting every problem of every
-//! file as a diagnostic (sorted by position), not just the first.
+//! The checker: AST -> checked [`Pipeline`]. It loads the root file and every
+//! module it imports, then resolves names, expands templates, checks types and
+//! builds the DAG, reporting every problem of every file as a diagnostic
+//! (sorted by position), not just the first. Nothing downstream ever sees an
+//! unchecked pipeline: a `Pipeline` exists only when there were no errors.
+
+mod lower;
+mod refs;
 
 use std::path::{Path, PathBuf};
 
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{self, Diagnostic, codes};
 use crate::model::Pipeline;
-use crate::syntax::{Format, SourceMap};
+use crate::stdlib;
+use crate::syntax::{self, FileId, Format, SourceMap, ast};
 
 /// The result of checking a root file and its imports.
 pub struct Checked {
@@ -14,6 +21,29 @@ pub struct Checked {
     pub sources: SourceMap,
     /// All diagnostics, errors and warnings, sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        diagnostics::has_errors(&self.diagnostics)
+    }
+
+    /// Render every diagnostic for a person, in order.
+    pub fn render(&self, color: bool) -> String {
+        let width = terminal_width();
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(&self.sources, color, width))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
 }
 
 /// The root file could not be read at all (not a diagnostic: exit code 2).
@@ -39,9 +69,157 @@ pub fn load(path: &Path) -> Result<Checked, LoadError> {
     ))
 }
 
+/// A parsed file and how it was imported.
+pub(crate) struct Unit {
+    pub module: ast::Module,
+    /// `as MOD` of the import that brought it in; `None` for the root and
+    /// for imports without an alias.
+    pub alias: Option<String>,
+    /// True for the root file.
+    pub is_root: bool,
+}
+
 /// Check text that did not come from a file the checker should read itself
 /// (tests, the language server). Relative imports resolve against `path`.
 pub fn check_source(name: &str, path: Option<PathBuf>, text: String, format: Format) -> Checked {
-    let _ = (name, path, text, format);
-    todo!("issue 2: checker")
+    let mut sources = SourceMap::new();
+    let root = sources.add(name, path.clone(), text, format);
+    let mut diags = Vec::new();
+    let units = load_units(&mut sources, root, &mut diags);
+    let default_name = path
+        .as_deref()
+        .and_then(Path::file_stem)
+        .and_then(|s| s.to_str())
+        .map_or_else(|| "pipeline".to_string(), str::to_string);
+    let pipeline = lower::lower(&sources, &units, &default_name, &mut diags);
+    diagnostics::sort(&mut diags);
+    let pipeline = if diagnostics::has_errors(&diags) {
+        None
+    } else {
+        pipeline
+    };
+    Checked {
+        pipeline,
+        sources,
+        diagnostics: diags,
+    }
+}
+
+/// Parse the root and, breadth first, every module it imports (each once).
+fn load_units(sources: &mut SourceMap, root: FileId, diags: &mut Vec<Diagnostic>) -> Vec<Unit> {
+    let mut units = Vec::new();
+    // Keys of files already loaded (the root too), so an import cycle or a
+    // diamond loads each file once.
+    let mut seen: Vec<String> = sources
+        .get(root)
+        .path
+        .as_deref()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+        .map(|p| p.display().to_string())
+        .into_iter()
+        .collect();
+    let mut queue = vec![(root, None, true)];
+    let mut next = 0;
+    while next < queue.len() {
+        let (file, alias, is_root) = queue[next].clone();
+        next += 1;
+        let (module, parse_diags) = syntax::parse(sources, file);
+        diags.extend(parse_diags);
+        let Some(module) = module else { continue };
+        for item in &module.items {
+            let ast::Item::Import(import) = item else {
+                continue;
+            };
+            match resolve_import(sources, file, import) {
+                Ok((key, name, path, text, format)) => {
+                    if seen.contains(&key) {
+                        continue;
+                    }
+                    seen.push(key);
+                    let id = sources.add(name, path, text, format);
+                    queue.push((id, import.alias.as_ref().map(|a| a.name.clone()), false));
+                }
+                Err(d) => diags.push(d),
+            }
+        }
+        units.push(Unit {
+            module,
+            alias,
+            is_root,
+        });
+    }
+    units
+}
+
+type Resolved = (String, String, Option<PathBuf>, String, Format);
+
+fn resolve_import(
+    sources: &SourceMap,
+    from: FileId,
+    import: &ast::Import,
+) -> Result<Resolved, Diagnostic> {
+    let span = import.path_span;
+    if let Some(name) = import.path.strip_prefix("std/") {
+        let name = name.strip_suffix(".topsail").unwrap_or(name);
+        return match stdlib::get(name) {
+            Some(text) => Ok((
+                format!("std/{name}"),
+                format!("std/{name}.topsail"),
+                None,
+                text.to_string(),
+                Format::Topsail,
+            )),
+            None => {
+                let mut d = Diagnostic::error(
+                    codes::IMPORT,
+                    span,
+                    format!("there is no standard module `std/{name}`"),
+                )
+                .label("unknown module");
+                let all: Vec<&str> = stdlib::names().collect();
+                d = match diagnostics::suggest(name, all.iter().copied()) {
+                    Some(s) => d.help(format!("did you mean `std/{s}`?")),
+                    None => d.help(format!(
+                        "the standard modules are: {}",
+                        all.iter()
+                            .map(|n| format!("std/{n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                };
+                Err(d)
+            }
+        };
+    }
+    if !(import.path.starts_with("./") || import.path.starts_with("../")) {
+        return Err(Diagnostic::error(
+            codes::IMPORT,
+            span,
+            format!("`{}` is neither a standard module nor a relative path", import.path),
+        )
+        .label("cannot tell where to find this")
+        .help("write `std/NAME` for a standard module, or start a file path with `./` or `../`"));
+    }
+    let base = sources
+        .get(from)
+        .path
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let path = base.join(&import.path);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Diagnostic::error(
+            codes::IMPORT,
+            span,
+            format!("cannot read `{}`: {e}", path.display()),
+        )
+        .label("imported here")
+        .help("the path is relative to the file that imports it")
+    })?;
+    let key = std::fs::canonicalize(&path)
+        .unwrap_or_else(|_| path.clone())
+        .display()
+        .to_string();
+    let format = Format::of_path(&path);
+    Ok((key, path.display().to_string(), Some(path), text, format))
 }

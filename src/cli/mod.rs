@@ -2,19 +2,44 @@
 //! `run(args) -> ExitCode`. Exit codes: 0 success, 1 the pipeline (or a step)
 //! failed or has errors, 2 usage or I/O errors, 130 interrupted.
 
+pub mod check;
+pub mod convert;
+pub mod fmt;
+pub mod graph;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::check::Checked;
+use crate::model::Pipeline;
+
 #[derive(Debug, Parser)]
-#[command(name = "topsail", version, about = "Check, run and compile topsail pipelines", long_about = None)]
+#[command(
+    name = "topsail",
+    version,
+    about = "Check, run and compile topsail pipelines",
+    long_about = "topsail turns a Makefile-like pipeline language into a typed DAG of steps, checks it \
+like a compiler, and runs it locally (Docker or the host) or compiles it to AWS Step Functions."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Check a pipeline and report every problem
+    Check(check::Args),
+    /// Print the DAG as Graphviz dot or Mermaid
+    Graph(graph::Args),
+    /// Format a .topsail file in the canonical layout
+    Fmt(fmt::Args),
+    /// Convert between the .topsail and YAML forms
+    Convert(convert::Args),
+}
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -28,5 +53,66 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    match cli.command {}
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Fmt(args) => fmt::run(args),
+        Command::Convert(args) => convert::run(args),
+    }
+}
+
+/// Print a usage or I/O error and give exit code 2.
+pub fn fail_usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// Colour on stderr: only on a terminal, and never with `NO_COLOR` set.
+pub fn stderr_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// The pipeline file: the one given, else `pipeline.topsail`, then
+/// `topsail.yaml` / `topsail.yml` in the current directory.
+pub fn resolve_file(file: Option<&Path>) -> Result<PathBuf, ExitCode> {
+    if let Some(f) = file {
+        return Ok(f.to_path_buf());
+    }
+    for candidate in ["pipeline.topsail", "topsail.yaml", "topsail.yml"] {
+        if Path::new(candidate).is_file() {
+            return Ok(PathBuf::from(candidate));
+        }
+    }
+    Err(fail_usage(
+        "no pipeline file given, and there is no pipeline.topsail or topsail.yaml here\n  \
+         help: pass the file, e.g. `topsail check path/to/pipeline.topsail`",
+    ))
+}
+
+/// Load and check a pipeline for a command that then uses it: diagnostics
+/// (warnings too) go to stderr; errors end the command with exit code 1,
+/// an unreadable file with 2.
+pub fn load_pipeline(file: Option<&Path>) -> Result<(Checked, Pipeline), ExitCode> {
+    let path = resolve_file(file)?;
+    let mut checked = crate::check::load(&path).map_err(fail_usage)?;
+    if !checked.diagnostics.is_empty() {
+        eprintln!("{}", checked.render(stderr_color()));
+    }
+    match checked.pipeline.take() {
+        Some(p) => Ok((checked, p)),
+        None => {
+            let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
+            eprintln!(
+                "error: {} has {errors} error{}; fix {} first (see `topsail check`)",
+                path.display(),
+                plural(errors),
+                if errors == 1 { "it" } else { "them" }
+            );
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

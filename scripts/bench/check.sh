@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Benchmark: `topsail check` as a whole process on generated pipelines of
+# 1,000, 10,000 and 100,000 steps, with peak memory, against `just --summary`
+# on an equivalent justfile and `make -n` on an equivalent Makefile.
+# Targets (2-core machine): 10k steps < 100 ms; 100k < 1 s and < 500 MB.
+#
+#   scripts/bench/check.sh            # builds the release binary first
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release --quiet
+bin=$PWD/target/release/topsail
+if ! command -v just >/dev/null; then
+    echo "installing just from crates.io for the comparison (once)" >&2
+    cargo install --quiet --locked just || true
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Median wall time (ms) of REPS runs of a command, and peak RSS (MB) of one.
+measure() {
+    local reps=$1; shift
+    local times=()
+    for _ in $(seq "$reps"); do
+        local t0 t1
+        t0=$(date +%s%N)
+        "$@" >/dev/null 2>&1 || true
+        t1=$(date +%s%N)
+        times+=($(( (t1 - t0) / 1000000 )))
+    done
+    local median
+    median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    local rss
+    rss=$( { /usr/bin/time -f '%M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 || echo 0)
+    [ -x /usr/bin/time ] || rss=0
+    echo "$median $(( rss / 1024 ))"
+}
+
+printf '%-8s %14s %10s %14s %14s %10s %10s\n' steps "topsail ms" "MB" "just ms" "make -n ms" "just/ts" "make/ts"
+for n in 1000 10000 100000; do
+    d=$work/$n
+    python3 scripts/bench/gen_pipeline.py "$n" "$d"
+    reps=7; [ "$n" -ge 100000 ] && reps=3
+    (cd "$d" && "$bin" check pipeline.topsail >/dev/null 2>&1) || { echo "check failed on $n steps" >&2; "$bin" check "$d/pipeline.topsail" 2>&1 | tail -5; exit 1; }
+    read -r ts_ms ts_mb < <(cd "$d" && measure "$reps" "$bin" check pipeline.topsail)
+    just_ms=-; make_ms=-
+    if command -v just >/dev/null; then
+        read -r just_ms _ < <(cd "$d" && measure "$reps" just --summary)
+    fi
+    read -r make_ms _ < <(cd "$d" && measure "$reps" make -n all)
+    ratio() { if [ "$1" = - ] || [ "$2" -eq 0 ]; then echo -; else awk "BEGIN {printf \"%.2f\", $1 / $2}"; fi; }
+    printf '%-8s %14s %10s %14s %14s %10s %10s\n' "$n" "$ts_ms" "$ts_mb" "$just_ms" "$make_ms" \
+        "$(ratio "$just_ms" "$ts_ms")" "$(ratio "$make_ms" "$ts_ms")"
+done

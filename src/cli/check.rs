@@ -1,0 +1,88 @@
+//! `topsail check [FILE]`: report every problem of a pipeline.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+use crate::diagnostics::Severity;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pipeline (default: pipeline.topsail, then topsail.yaml)
+    pub file: Option<PathBuf>,
+    /// How to print the diagnostics
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Fail (exit 1) on warnings too
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Rendered with source snippets, for people
+    Human,
+    /// One JSON document, for editors and CI
+    Json,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let path = match super::resolve_file(args.file.as_deref()) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let checked = match crate::check::load(&path) {
+        Ok(c) => c,
+        Err(e) => return super::fail_usage(e),
+    };
+    let count = |s: Severity| checked.diagnostics.iter().filter(|d| d.severity == s).count();
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    let failed = errors > 0 || (args.deny_warnings && warnings > 0);
+    match args.format {
+        Format::Json => {
+            let doc = serde_json::json!({
+                "file": path.display().to_string(),
+                "ok": !failed,
+                "errors": errors,
+                "warnings": warnings,
+                "steps": checked.pipeline.as_ref().map(|p| p.steps.len()),
+                "diagnostics": checked
+                    .diagnostics
+                    .iter()
+                    .map(|d| d.to_json(&checked.sources))
+                    .collect::<Vec<_>>(),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("JSON values always serialize")
+            );
+        }
+        Format::Human => {
+            if !checked.diagnostics.is_empty() {
+                eprintln!("{}", checked.render(super::stderr_color()));
+            }
+            let summary = match &checked.pipeline {
+                Some(p) => format!(
+                    "{}: pipeline `{}`, {} step{}",
+                    path.display(),
+                    p.name,
+                    p.steps.len(),
+                    super::plural(p.steps.len())
+                ),
+                None => format!("{}", path.display()),
+            };
+            eprintln!(
+                "{} {summary}; {errors} error{}, {warnings} warning{}",
+                if failed { "✗" } else { "✓" },
+                super::plural(errors),
+                super::plural(warnings)
+            );
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

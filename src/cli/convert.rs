@@ -1,0 +1,64 @@
+//! `topsail convert FILE --to yaml|topsail`: the same pipeline in the other
+//! form. The file must check clean (warnings allowed), so what comes out is a
+//! valid pipeline meaning the same thing.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+use crate::syntax::{self, Format, SourceMap};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pipeline to convert
+    pub file: PathBuf,
+    /// The form to write
+    #[arg(long, value_enum)]
+    pub to: Target,
+    /// Write here instead of standard output
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Yaml,
+    Topsail,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    // Check first (imports included), so nothing invalid is converted.
+    if let Err(code) = super::load_pipeline(Some(&args.file)) {
+        return code;
+    }
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => return super::fail_usage(format!("cannot read {}: {e}", args.file.display())),
+    };
+    let mut sources = SourceMap::new();
+    let format = Format::of_path(&args.file);
+    let file = sources.add(
+        args.file.display().to_string(),
+        Some(args.file.clone()),
+        text,
+        format,
+    );
+    let (Some(module), _) = syntax::parse(&sources, file) else {
+        return ExitCode::from(1);
+    };
+    let out = match args.to {
+        Target::Yaml => syntax::emit_yaml::emit(&module),
+        Target::Topsail => syntax::print::print(&module),
+    };
+    match &args.out {
+        Some(path) => match std::fs::write(path, out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => super::fail_usage(format!("cannot write {}: {e}", path.display())),
+        },
+        None => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! `topsail graph [FILE] --format dot|mermaid`: the DAG, one node per step.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pipeline (default: pipeline.topsail, then topsail.yaml)
+    pub file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Dot)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Graphviz (`topsail graph | dot -Tsvg > dag.svg`)
+    Dot,
+    /// Mermaid flowchart (renders in GitHub and GitLab markdown)
+    Mermaid,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let (_, pipeline) = match super::load_pipeline(args.file.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let text = match args.format {
+        Format::Dot => crate::graph::dot(&pipeline),
+        Format::Mermaid => crate::graph::mermaid(&pipeline),
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
+}
