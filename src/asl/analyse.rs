@@ -52,7 +52,10 @@ fn successors(state: &Json) -> Vec<&str> {
         out.push(n);
     }
     if let Some(cs) = state.get("Choices").and_then(Json::as_array) {
-        out.extend(cs.iter().filter_map(|c| c.get("Next").and_then(Json::as_str)));
+        out.extend(
+            cs.iter()
+                .filter_map(|c| c.get("Next").and_then(Json::as_str)),
+        );
     }
     if let Some(d) = state.get("Default").and_then(Json::as_str) {
         out.push(d);
@@ -143,13 +146,11 @@ fn region(def: &Json, input: &Set, before: &mut BTreeMap<String, Set>) -> Result
     }
     let mut end: Option<Set> = None;
     for (name, st) in sts {
-        if is_end(st) {
-            if let Some(o) = outs.get(name.as_str()) {
-                end = Some(match end {
-                    None => o.clone(),
-                    Some(e) => e.intersection(o).cloned().collect(),
-                });
-            }
+        if let Some(o) = outs.get(name.as_str()).filter(|_| is_end(st)) {
+            end = Some(match end {
+                None => o.clone(),
+                Some(e) => e.intersection(o).cloned().collect(),
+            });
         }
     }
     Ok(end.unwrap_or_default())
@@ -205,7 +206,11 @@ fn longest<'a>(
         Some("Task") => Some(task_step(st).map_or(0.0, duration)),
         Some("Parallel") => {
             let mut t: Option<f64> = Some(0.0);
-            for b in st.get("Branches").and_then(Json::as_array).ok_or("Parallel without Branches")? {
+            for b in st
+                .get("Branches")
+                .and_then(Json::as_array)
+                .ok_or("Parallel without Branches")?
+            {
                 let bt = longest(b, str_field(b, "StartAt")?, duration, memo)?;
                 t = match (t, bt) {
                     (Some(a), Some(b)) => Some(a.max(b)),

@@ -4,6 +4,9 @@
 //! compile time (literals, the pipeline and step names) fold to constants,
 //! so a rule may come out always true or always false.
 
+// Operands are `a`/`b`, values `x`/`y`, paths `p`/`q`: the names of the algebra.
+#![allow(clippy::many_single_char_names)]
+
 use serde_json::{Map, Value as Json, json};
 
 use crate::model::{Cond, Operand, Ref, Type, Value, format_duration, truthy};
@@ -111,9 +114,9 @@ fn resolve(op: &Operand, r: &Resolver) -> Result<Opnd, String> {
         Operand::Lit(v) => Opnd::Const(v.clone()),
         Operand::Ref(re, ty) => match (r.path_of)(re)? {
             Some(p) => Opnd::Path(p, *ty),
-            None => Opnd::Const(
-                (r.const_of)(re).ok_or_else(|| format!("`{re}` has no value here"))?,
-            ),
+            None => {
+                Opnd::Const((r.const_of)(re).ok_or_else(|| format!("`{re}` has no value here"))?)
+            }
         },
     })
 }

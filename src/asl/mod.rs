@@ -117,9 +117,10 @@ pub fn compile(pipeline: &Pipeline, options: &Options) -> Result<Compiled, Vec<D
             .name("asl-compile".into())
             .stack_size(256 * 1024 * 1024)
             .spawn_scoped(s, || compile_here(pipeline, options))
-            .map_or_else(|_| compile_here(pipeline, options), |h| {
-                h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
-            })
+            .map_or_else(
+                |_| compile_here(pipeline, options),
+                |h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            )
     })
 }
 
@@ -128,11 +129,20 @@ fn compile_here(p: &Pipeline, o: &Options) -> Result<Compiled, Vec<Diagnostic>> 
     e.check_params();
     e.check_payload();
     // The DAG of the steps that run on their own (handlers run only in catch paths).
-    let members: Vec<StepId> = p.steps.iter().filter(|s| !s.is_handler).map(|s| s.id).collect();
+    let members: Vec<StepId> = p
+        .steps
+        .iter()
+        .filter(|s| !s.is_handler)
+        .map(|s| s.id)
+        .collect();
     let local: HashMap<StepId, usize> = members.iter().enumerate().map(|(i, s)| (*s, i)).collect();
     let succs: Vec<Vec<usize>> = members
         .iter()
-        .map(|&id| p.dependants(id).filter_map(|d| local.get(&d).copied()).collect())
+        .map(|&id| {
+            p.dependants(id)
+                .filter_map(|d| local.get(&d).copied())
+                .collect()
+        })
         .collect();
     let weights: Vec<f64> = members
         .iter()
@@ -148,7 +158,11 @@ fn compile_here(p: &Pipeline, o: &Options) -> Result<Compiled, Vec<Diagnostic>> 
     let (tree, waits) = sp::decompose(&succs, &weights);
     let tree = tree.map(|t| map_tree(t, &members));
     for w in waits {
-        e.note_wait(members[w.waiter], w.on.iter().map(|&i| members[i]).collect(), w.more);
+        e.note_wait(
+            members[w.waiter],
+            w.on.iter().map(|&i| members[i]).collect(),
+            w.more,
+        );
     }
     if let Some(t) = &tree {
         let depth = t.depth() + usize::from(p.steps.iter().any(|s| s.foreach.is_some()));
@@ -235,7 +249,13 @@ fn safe_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
         .map(|n| {
             let base: String = n
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             let mut key = base.clone();
             let mut i = 2;
@@ -302,7 +322,10 @@ impl<'a> Emitter<'a> {
                     Diagnostic::error(
                         codes::ASL_LIMIT,
                         prm.span,
-                        format!("param `{}` cannot be addressed by a Step Functions path", prm.name),
+                        format!(
+                            "param `{}` cannot be addressed by a Step Functions path",
+                            prm.name
+                        ),
                     )
                     .label("`-` is not allowed in a JSONPath name")
                     .help(format!(
@@ -344,10 +367,13 @@ impl<'a> Emitter<'a> {
     }
 
     fn note_wait(&mut self, waiter: StepId, on: Vec<StepId>, more: usize) {
-        let names: Vec<String> = on.iter().map(|s| format!("`{}`", self.p.step(*s).name)).collect();
+        let names: Vec<String> = on
+            .iter()
+            .map(|s| format!("`{}`", self.p.step(*s).name))
+            .collect();
         let mut list = names.join(", ");
         if more > 0 {
-            list.push_str(&format!(" and {more} more"));
+            list = format!("{list} and {more} more");
         }
         let step = self.p.step(waiter);
         let mut d = Diagnostic::note(
@@ -376,7 +402,10 @@ impl<'a> Emitter<'a> {
             let (span, what) = match owner {
                 Owner::Step(id) => (self.p.step(id).span, "step"),
                 Owner::Param(i) => (
-                    self.p.params.get_index(i).map_or_else(Span::default, |(_, p)| p.span),
+                    self.p
+                        .params
+                        .get_index(i)
+                        .map_or_else(Span::default, |(_, p)| p.span),
                     "param",
                 ),
                 Owner::None => (Span::default(), "pipeline"),
@@ -384,7 +413,9 @@ impl<'a> Emitter<'a> {
             let message = if bad {
                 format!("state name `{name}` has a control character")
             } else {
-                format!("state name `{name}` is {len} characters; Step Functions allows {MAX_STATE_NAME}")
+                format!(
+                    "state name `{name}` is {len} characters; Step Functions allows {MAX_STATE_NAME}"
+                )
             };
             self.diags.push(
                 Diagnostic::error(codes::STATE_NAME, span, message)
@@ -427,7 +458,8 @@ impl<'a> Emitter<'a> {
         let no_params = self.name("No params".into(), Owner::None);
         let fill = self.name("Fill defaults".into(), Owner::None);
         let init = self.name("Init state".into(), Owner::None);
-        let mut choices = vec![json!({"Variable": "$.params", "IsPresent": false, "Next": no_params})];
+        let mut choices =
+            vec![json!({"Variable": "$.params", "IsPresent": false, "Next": no_params})];
         let mut fails: States = Vec::new();
         let mut defaults = Map::new();
         for (i, prm) in self.p.params.values().enumerate() {
@@ -459,33 +491,54 @@ impl<'a> Emitter<'a> {
                 ],
                 "Next": fail,
             }));
-            fails.push((fail, fail_state(
-                errors::BAD_PARAM,
-                &format!("params.{} in the execution input is not a {}", prm.name, prm.ty),
-            )));
+            fails.push((
+                fail,
+                fail_state(
+                    errors::BAD_PARAM,
+                    &format!(
+                        "params.{} in the execution input is not {} {}",
+                        prm.name,
+                        if prm.ty == Type::Int { "an" } else { "a" },
+                        prm.ty
+                    ),
+                ),
+            ));
         }
-        let after_check = if defaults.is_empty() { init.clone() } else { fill.clone() };
-        out.push((check.clone(), obj([
-            ("Type", json!("Choice")),
-            ("Choices", Json::Array(choices)),
-            ("Default", json!(after_check)),
-        ])));
-        out.push((no_params, obj([
-            ("Type", json!("Pass")),
-            ("Result", json!({})),
-            ("ResultPath", json!("$.params")),
-            ("Next", json!(check)),
-        ])));
+        let after_check = if defaults.is_empty() {
+            init.clone()
+        } else {
+            fill.clone()
+        };
+        out.push((
+            check.clone(),
+            obj([
+                ("Type", json!("Choice")),
+                ("Choices", Json::Array(choices)),
+                ("Default", json!(after_check)),
+            ]),
+        ));
+        out.push((
+            no_params,
+            obj([
+                ("Type", json!("Pass")),
+                ("Result", json!({})),
+                ("ResultPath", json!("$.params")),
+                ("Next", json!(check)),
+            ]),
+        ));
         out.extend(fails);
         let params = if defaults.is_empty() {
             json!("$.params")
         } else {
-            out.push((fill, obj([
-                ("Type", json!("Pass")),
-                ("Result", Json::Object(defaults)),
-                ("ResultPath", json!("$.defaults")),
-                ("Next", json!(init)),
-            ])));
+            out.push((
+                fill,
+                obj([
+                    ("Type", json!("Pass")),
+                    ("Result", Json::Object(defaults)),
+                    ("ResultPath", json!("$.defaults")),
+                    ("Next", json!(init)),
+                ]),
+            ));
             json!("States.JsonMerge($.defaults, $.params, false)")
         };
         let mut s = obj([
@@ -532,7 +585,10 @@ impl<'a> Emitter<'a> {
                         }
                     }
                 }
-                let mut s = obj([("Type", json!("Parallel")), ("Branches", Json::Array(branches))]);
+                let mut s = obj([
+                    ("Type", json!("Parallel")),
+                    ("Branches", Json::Array(branches)),
+                ]);
                 let mut out: States = Vec::new();
                 if picks.is_empty() {
                     // No branch adds outputs: keep the input as it was.
@@ -573,10 +629,13 @@ impl<'a> Emitter<'a> {
                     let base = format!("{h} (catching {})", step.name);
                     let (entry, hs) = self.unit(hid, &base, Some(&failed), Some(id), false);
                     out.extend(hs);
-                    out.push((failed, fail_state(
-                        errors::STEP_FAILED,
-                        &format!("step {} failed; its catch handler {h} ran", step.name),
-                    )));
+                    out.push((
+                        failed,
+                        fail_state(
+                            errors::STEP_FAILED,
+                            &format!("step {} failed; its catch handler {h} ran", step.name),
+                        ),
+                    ));
                     Some(entry)
                 }
                 None => None,
@@ -632,15 +691,23 @@ impl<'a> Emitter<'a> {
                 ForeachItems::Param(p) => format!("$.params.{p}"),
                 ForeachItems::List(items) => {
                     let items_state = self.name(format!("{base} (items)"), owner);
-                    out.push((items_state.clone(), obj([
-                        ("Type", json!("Pass")),
-                        ("Result", Json::Array(items.iter().map(Value::to_json).collect())),
-                        ("ResultPath", json!("$.foreach")),
-                        ("Next", json!(run_name)),
-                    ])));
+                    out.push((
+                        items_state.clone(),
+                        obj([
+                            ("Type", json!("Pass")),
+                            (
+                                "Result",
+                                Json::Array(items.iter().map(Value::to_json).collect()),
+                            ),
+                            ("ResultPath", json!("$.foreach")),
+                            ("Next", json!(run_name)),
+                        ]),
+                    ));
                     if entry == run_name {
                         entry = items_state;
-                    } else if let Some((_, c)) = out.iter_mut().find(|(n, _)| n.ends_with(" (when)")) {
+                    } else if let Some((_, c)) =
+                        out.iter_mut().find(|(n, _)| n.ends_with(" (when)"))
+                    {
                         retarget(c, &run_name, &items_state);
                     }
                     "$.foreach".to_string()
@@ -694,12 +761,20 @@ impl<'a> Emitter<'a> {
             t
         };
         // Keep the run state right after its Choice for readability.
-        let at = out.iter().position(|(n, _)| n.ends_with(" (skipped)")).unwrap_or(out.len());
+        let at = out
+            .iter()
+            .position(|(n, _)| n.ends_with(" (skipped)"))
+            .unwrap_or(out.len());
         out.insert(at, (run_name, run));
         (entry, out)
     }
 
-    fn when_rule(&mut self, step: &Step, w: &crate::model::Cond, in_map: bool) -> Option<cond::Rule> {
+    fn when_rule(
+        &mut self,
+        step: &Step,
+        w: &crate::model::Cond,
+        in_map: bool,
+    ) -> Option<cond::Rule> {
         let keys = &self.keys;
         let out_keys = &self.out_keys;
         let by_name = &self.by_name;
@@ -710,9 +785,13 @@ impl<'a> Emitter<'a> {
                 Ref::Param(n) => Some(format!("$.params.{n}")),
                 Ref::Loop(_) if in_map => Some("$.item".into()),
                 Ref::Loop(_) => return Err("the loop variable is only known per item".into()),
-                Ref::Output { step, output } => Some(output_path(by_name, keys, out_keys, self.p, step, output)?),
+                Ref::Output { step, output } => {
+                    Some(output_path(by_name, keys, out_keys, self.p, step, output)?)
+                }
                 Ref::FailedError => Some("$.failed.Error".into()),
-                Ref::RunId => return Err("`run.id` cannot be tested in a Step Functions Choice".into()),
+                Ref::RunId => {
+                    return Err("`run.id` cannot be tested in a Step Functions Choice".into());
+                }
                 Ref::PipelineName | Ref::StepName | Ref::FailedStep => None,
             })
         };
@@ -723,13 +802,23 @@ impl<'a> Emitter<'a> {
                 _ => None,
             }
         };
-        match cond::rule(w, &cond::Resolver { path_of: &path_of, const_of: &const_of }) {
+        match cond::rule(
+            w,
+            &cond::Resolver {
+                path_of: &path_of,
+                const_of: &const_of,
+            },
+        ) {
             Ok(r) => Some(r),
             Err(msg) => {
                 self.diags.push(
-                    Diagnostic::error(codes::ASL_LIMIT, step.span, format!("`when` of `{}`: {msg}", step.name))
-                        .label("this condition cannot be compiled to a Choice state")
-                        .help("compare params or outputs with `==` / `!=`, or test a bool"),
+                    Diagnostic::error(
+                        codes::ASL_LIMIT,
+                        step.span,
+                        format!("`when` of `{}`: {msg}", step.name),
+                    )
+                    .label("this condition cannot be compiled to a Choice state")
+                    .help("compare params or outputs with `==` / `!=`, or test a bool"),
                 );
                 None
             }
@@ -740,10 +829,15 @@ impl<'a> Emitter<'a> {
         let step = self.p.step(id);
         let mut s = obj([("Type", json!("Pass"))]);
         if store && !step.outputs.is_empty() && step.foreach.is_none() {
-            let empty: Map<String, Json> =
-                self.out_keys[id.0].iter().map(|k| (k.clone(), json!(""))).collect();
+            let empty: Map<String, Json> = self.out_keys[id.0]
+                .iter()
+                .map(|k| (k.clone(), json!("")))
+                .collect();
             s.insert("Result".into(), Json::Object(empty));
-            s.insert("ResultPath".into(), json!(format!("$.steps.{}", self.keys[id.0])));
+            s.insert(
+                "ResultPath".into(),
+                json!(format!("$.steps.{}", self.keys[id.0])),
+            );
         } else {
             s.insert("ResultPath".into(), Json::Null);
         }
@@ -751,7 +845,13 @@ impl<'a> Emitter<'a> {
     }
 
     /// The Task running one attempt of `step` (no Next yet).
-    fn task_state(&mut self, step: &Step, in_map: bool, failed: Option<StepId>, store: bool) -> Map<String, Json> {
+    fn task_state(
+        &mut self,
+        step: &Step,
+        in_map: bool,
+        failed: Option<StepId>,
+        store: bool,
+    ) -> Map<String, Json> {
         let mut texts: Vec<&Text> = Vec::new();
         let mut s = Map::new();
         s.insert("Type".into(), json!("Task"));
@@ -767,14 +867,35 @@ impl<'a> Emitter<'a> {
                 prm.insert("pipeline".into(), json!(self.p.name));
                 prm.insert("run_id.$".into(), json!("$$.Execution.Name"));
                 prm.insert("step".into(), json!(step.name));
-                prm.insert("image".into(), script.image.as_ref().map(encode_text).map_or(Json::Null, Json::String));
-                prm.insert("shell".into(), script.shell.clone().map_or(Json::Null, Json::String));
+                prm.insert(
+                    "image".into(),
+                    script
+                        .image
+                        .as_ref()
+                        .map(encode_text)
+                        .map_or(Json::Null, Json::String),
+                );
+                prm.insert(
+                    "shell".into(),
+                    script.shell.clone().map_or(Json::Null, Json::String),
+                );
                 prm.insert("script".into(), json!(encode_text(&script.run)));
                 prm.insert(
                     "env".into(),
-                    Json::Object(step.env.iter().map(|(k, v)| (k.clone(), json!(encode_text(v)))).collect()),
+                    Json::Object(
+                        step.env
+                            .iter()
+                            .map(|(k, v)| (k.clone(), json!(encode_text(v))))
+                            .collect(),
+                    ),
                 );
-                prm.insert("workdir".into(), step.workdir.as_ref().map(encode_text).map_or(Json::Null, Json::String));
+                prm.insert(
+                    "workdir".into(),
+                    step.workdir
+                        .as_ref()
+                        .map(encode_text)
+                        .map_or(Json::Null, Json::String),
+                );
                 prm.insert(
                     "outputs".into(),
                     Json::Array(
@@ -786,14 +907,20 @@ impl<'a> Emitter<'a> {
                     ),
                 );
                 prm.insert("secrets".into(), json!(step.secrets));
-                prm.insert("timeout_seconds".into(), step.timeout.map_or(Json::Null, |t| json!(ceil_seconds(t))));
+                prm.insert(
+                    "timeout_seconds".into(),
+                    step.timeout.map_or(Json::Null, |t| json!(ceil_seconds(t))),
+                );
                 prm.insert(
                     "loop_var".into(),
                     step.foreach.as_ref().map_or(Json::Null, |f| json!(f.var)),
                 );
                 let mut values = Map::new();
                 values.insert("params.$".into(), json!("$.params"));
-                values.insert("steps".into(), Json::Object(self.needed_outputs(step, &texts)));
+                values.insert(
+                    "steps".into(),
+                    Json::Object(self.needed_outputs(step, &texts)),
+                );
                 if in_map {
                     values.insert("item.$".into(), json!("$.item"));
                 }
@@ -807,7 +934,10 @@ impl<'a> Emitter<'a> {
                 s.insert("Parameters".into(), Json::Object(prm));
             }
             Action::Approval { message } => {
-                s.insert("Resource".into(), json!("arn:aws:states:::sqs:sendMessage.waitForTaskToken"));
+                s.insert(
+                    "Resource".into(),
+                    json!("arn:aws:states:::sqs:sendMessage.waitForTaskToken"),
+                );
                 let mut body = Map::new();
                 body.insert("version".into(), json!(TASK_INPUT_VERSION));
                 body.insert("kind".into(), json!(APPROVAL_KIND));
@@ -823,8 +953,12 @@ impl<'a> Emitter<'a> {
                         body.insert("message.$".into(), expr);
                     }
                     Err(msg) => self.diags.push(
-                        Diagnostic::error(codes::ASL_LIMIT, step.span, format!("approval message of `{}`: {msg}", step.name))
-                            .label("this message cannot be built in Step Functions"),
+                        Diagnostic::error(
+                            codes::ASL_LIMIT,
+                            step.span,
+                            format!("approval message of `{}`: {msg}", step.name),
+                        )
+                        .label("this message cannot be built in Step Functions"),
                     ),
                 }
                 body.insert("token.$".into(), json!("$$.Task.Token"));
@@ -834,13 +968,20 @@ impl<'a> Emitter<'a> {
                 );
             }
         }
-        if store && !step.outputs.is_empty() && step.foreach.is_none() && matches!(step.action, Action::Script(_)) {
+        if store
+            && !step.outputs.is_empty()
+            && step.foreach.is_none()
+            && matches!(step.action, Action::Script(_))
+        {
             let sel: Map<String, Json> = self.out_keys[step.id.0]
                 .iter()
                 .map(|k| (format!("{k}.$"), json!(format!("$.outputs.{k}"))))
                 .collect();
             s.insert("ResultSelector".into(), Json::Object(sel));
-            s.insert("ResultPath".into(), json!(format!("$.steps.{}", self.keys[step.id.0])));
+            s.insert(
+                "ResultPath".into(),
+                json!(format!("$.steps.{}", self.keys[step.id.0])),
+            );
         } else {
             s.insert("ResultPath".into(), Json::Null);
         }
@@ -854,7 +995,11 @@ impl<'a> Emitter<'a> {
                     Diagnostic::error(
                         codes::ASL_LIMIT,
                         step.span,
-                        format!("the heartbeat of `{}` ({}) is not shorter than its timeout", step.name, format_duration(h)),
+                        format!(
+                            "the heartbeat of `{}` ({}) is not shorter than its timeout",
+                            step.name,
+                            format_duration(h)
+                        ),
                     )
                     .label("Step Functions needs HeartbeatSeconds < TimeoutSeconds")
                     .help("shorten the heartbeat or lengthen the timeout"),
@@ -863,11 +1008,15 @@ impl<'a> Emitter<'a> {
             s.insert("HeartbeatSeconds".into(), json!(hb));
         }
         if let Some(r) = &step.retry {
-            if !(r.backoff >= 1.0) {
+            if r.backoff < 1.0 || r.backoff.is_nan() {
                 self.diags.push(
-                    Diagnostic::error(codes::ASL_LIMIT, step.span, format!("the retry backoff of `{}` is below 1.0", step.name))
-                        .label("Step Functions needs BackoffRate >= 1.0")
-                        .help("use a backoff of 1.0 (constant interval) or more"),
+                    Diagnostic::error(
+                        codes::ASL_LIMIT,
+                        step.span,
+                        format!("the retry backoff of `{}` is below 1.0", step.name),
+                    )
+                    .label("Step Functions needs BackoffRate >= 1.0")
+                    .help("use a backoff of 1.0 (constant interval) or more"),
                 );
             }
             s.insert(
@@ -889,14 +1038,18 @@ impl<'a> Emitter<'a> {
         for t in texts {
             for r in t.refs() {
                 if let Ref::Output { step: s, output } = r {
-                    match output_path(&self.by_name, &self.keys, &self.out_keys, self.p, s, output) {
+                    match output_path(&self.by_name, &self.keys, &self.out_keys, self.p, s, output)
+                    {
                         Ok(path) => {
                             let entry = m.entry(s.clone()).or_insert_with(|| json!({}));
                             if let Json::Object(o) = entry {
                                 o.insert(format!("{output}.$"), json!(path));
                             }
                         }
-                        Err(msg) => self.diags.push(Diagnostic::error(codes::ASL_LIMIT, step.span, msg)),
+                        Err(msg) => {
+                            self.diags
+                                .push(Diagnostic::error(codes::ASL_LIMIT, step.span, msg))
+                        }
                     }
                 }
             }
@@ -905,7 +1058,13 @@ impl<'a> Emitter<'a> {
     }
 
     /// The approval message: a literal, or a `States.Format(...)` expression.
-    fn format_message(&self, step: &Step, text: &Text, in_map: bool, failed: Option<StepId>) -> Result<Json, String> {
+    fn format_message(
+        &self,
+        step: &Step,
+        text: &Text,
+        in_map: bool,
+        failed: Option<StepId>,
+    ) -> Result<Json, String> {
         if let Some(lit) = text.as_literal() {
             return Ok(json!(lit));
         }
@@ -929,9 +1088,14 @@ impl<'a> Emitter<'a> {
                         Ref::Param(n) => format!("$.params.{n}"),
                         Ref::Loop(_) if in_map => "$.item".into(),
                         Ref::Loop(_) => return Err("the loop variable is unknown here".into()),
-                        Ref::Output { step: s, output } => {
-                            output_path(&self.by_name, &self.keys, &self.out_keys, self.p, s, output)?
-                        }
+                        Ref::Output { step: s, output } => output_path(
+                            &self.by_name,
+                            &self.keys,
+                            &self.out_keys,
+                            self.p,
+                            s,
+                            output,
+                        )?,
                         Ref::RunId => "$$.Execution.Name".into(),
                         Ref::FailedError if failed.is_some() => "$.failed.Error".into(),
                         Ref::PipelineName => {
@@ -943,7 +1107,9 @@ impl<'a> Emitter<'a> {
                             continue;
                         }
                         Ref::FailedStep | Ref::FailedError => {
-                            let f = failed.map(|f| self.p.step(f).name.clone()).ok_or("`failed` is only known in a catch handler")?;
+                            let f = failed
+                                .map(|f| self.p.step(f).name.clone())
+                                .ok_or("`failed` is only known in a catch handler")?;
                             template.push_str(&esc(&f));
                             continue;
                         }
@@ -971,7 +1137,9 @@ fn output_path(
     step: &str,
     output: &str,
 ) -> Result<String, String> {
-    let id = by_name.get(step).ok_or_else(|| format!("unknown step `{step}`"))?;
+    let id = by_name
+        .get(step)
+        .ok_or_else(|| format!("unknown step `{step}`"))?;
     let i = p
         .step(*id)
         .outputs
@@ -1025,7 +1193,11 @@ fn retarget(choice: &mut Map<String, Json>, from: &str, to: &str) {
 }
 
 fn fail_state(error: &str, cause: &str) -> Map<String, Json> {
-    obj([("Type", json!("Fail")), ("Error", json!(error)), ("Cause", json!(cause))])
+    obj([
+        ("Type", json!("Fail")),
+        ("Error", json!(error)),
+        ("Cause", json!(cause)),
+    ])
 }
 
 fn link(s: &mut Map<String, Json>, next: Option<&str>) {
@@ -1046,7 +1218,12 @@ fn insert_before_next(s: &mut Map<String, Json>, key: &str, value: Json) {
 }
 
 fn states_obj(states: States) -> Json {
-    Json::Object(states.into_iter().map(|(n, s)| (n, Json::Object(s))).collect())
+    Json::Object(
+        states
+            .into_iter()
+            .map(|(n, s)| (n, Json::Object(s)))
+            .collect(),
+    )
 }
 
 fn obj<const N: usize>(items: [(&str, Json); N]) -> Map<String, Json> {

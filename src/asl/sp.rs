@@ -127,10 +127,9 @@ impl Cx<'_> {
         }
         let comps = self.components(&nodes);
         if comps.len() > 1 {
-            return Tree::Parallel(flatten(
-                comps.into_iter().map(|c| self.piece(c)),
-                |t| matches!(t, Tree::Parallel(_)),
-            ));
+            return Tree::Parallel(flatten(comps.into_iter().map(|c| self.piece(c)), |t| {
+                matches!(t, Tree::Parallel(_))
+            }));
         }
         self.enter(&nodes);
         for &v in &nodes {
@@ -175,10 +174,7 @@ impl Cx<'_> {
             ));
         }
         // Not series-parallel here: add the least harmful waiting.
-        let critical = nodes
-            .iter()
-            .map(|&v| self.tail[v])
-            .fold(0.0, f64::max);
+        let critical = nodes.iter().map(|&v| self.tail[v]).fold(0.0, f64::max);
         let mut by_lst = nodes.clone();
         by_lst.sort_by(|&a, &b| {
             (critical - self.tail[a])
@@ -202,13 +198,15 @@ impl Cx<'_> {
         self.record_waits(a, b);
         let (a, b) = (sorted(a.to_vec(), &self.pos), sorted(b.to_vec(), &self.pos));
         let (ta, tb) = (self.piece(a), self.piece(b));
-        Tree::Series(flatten([ta, tb].into_iter(), |t| matches!(t, Tree::Series(_))))
+        Tree::Series(flatten([ta, tb].into_iter(), |t| {
+            matches!(t, Tree::Series(_))
+        }))
     }
 
     /// Weakly connected components, each in topological order.
     fn components(&mut self, nodes: &[usize]) -> Vec<Vec<usize>> {
         self.enter(nodes);
-        let mut comp_of: std::collections::HashMap<usize, usize> = Default::default();
+        let mut comp_of: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
         let mut comps: Vec<Vec<usize>> = Vec::new();
         for &start in nodes {
             if comp_of.contains_key(&start) {
@@ -245,8 +243,11 @@ impl Cx<'_> {
             .iter()
             .map(|&v| (v, self.preds[v].iter().filter(|&&u| self.inside(u)).count()))
             .collect();
-        let mut min_b: std::collections::HashSet<usize> =
-            waiting.iter().filter(|(_, c)| **c == 0).map(|(v, _)| *v).collect();
+        let mut min_b: std::collections::HashSet<usize> = waiting
+            .iter()
+            .filter(|(_, c)| **c == 0)
+            .map(|(v, _)| *v)
+            .collect();
         // Edges from a maximal A node to a minimal B node.
         let mut edges: usize = 0;
         let mut suffix_tail = vec![0.0_f64; n + 1];

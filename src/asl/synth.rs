@@ -5,7 +5,7 @@
 use indexmap::IndexMap;
 use petgraph::graph::DiGraph;
 
-use crate::model::{Action, Pipeline, Ref, Script, Step, StepId, Text, Piece};
+use crate::model::{Action, Piece, Pipeline, Ref, Script, Step, StepId, Text};
 use crate::syntax::Span;
 
 /// xorshift64*: tiny, deterministic, good enough for test shapes.

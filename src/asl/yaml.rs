@@ -94,7 +94,9 @@ fn string(s: &str) -> String {
 /// nothing to YAML in the middle of a plain scalar, and nothing YAML 1.1 or
 /// 1.2 would read as a bool, null or number.
 fn plain_ok(s: &str) -> bool {
-    let Some(first) = s.chars().next() else { return false };
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
     if !(first.is_ascii_alphabetic() || first == '_' || first == '/') {
         return false;
     }

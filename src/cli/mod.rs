@@ -3,6 +3,7 @@
 //! failed or has errors, 2 usage or I/O errors, 130 interrupted.
 
 pub mod check;
+pub mod compile;
 pub mod convert;
 pub mod fmt;
 pub mod graph;
@@ -39,6 +40,8 @@ pub enum Command {
     Fmt(fmt::Args),
     /// Convert between the .topsail and YAML forms
     Convert(convert::Args),
+    /// Compile to Amazon States Language (or draw the DAG)
+    Compile(compile::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Compile(args) => compile::run(args),
     }
 }
 
