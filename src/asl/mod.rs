@@ -19,6 +19,11 @@
 //!   are picked by explicit path and merged with `States.JsonMerge` (shallow,
 //!   which is enough: one key per step).
 //!
+//! Known differences from a local run, both from Step Functions itself: a
+//! failing step stops the other branches of its Parallel at once (locally,
+//! running steps finish first); and a `list` param in an approval message is
+//! formatted by `States.Format` as a JSON array, not space-separated.
+//!
 //! The back end reads only the model; limits of Step Functions are reported
 //! as diagnostics on the steps' spans. JSON objects are built in a fixed
 //! insertion order (serde_json's `preserve_order`), so output is byte-stable.
@@ -556,13 +561,16 @@ impl<'a> Emitter<'a> {
         match t {
             Tree::Leaf(i) => self.step_fragment(StepId(*i), next),
             Tree::Series(children) => {
-                let mut all: States = Vec::new();
+                // Built back to front (each part needs the name of the next),
+                // then laid out front to back.
+                let mut parts: Vec<States> = Vec::with_capacity(children.len());
                 let mut next = next.map(str::to_string);
                 for c in children.iter().rev() {
                     let (entry, s) = self.fragment(c, next.as_deref());
-                    all.splice(0..0, s);
+                    parts.push(s);
                     next = Some(entry);
                 }
+                let all = parts.into_iter().rev().flatten().collect();
                 (next.expect("a Series has children"), all)
             }
             Tree::Parallel(children) => {
@@ -1048,7 +1056,7 @@ impl<'a> Emitter<'a> {
                         }
                         Err(msg) => {
                             self.diags
-                                .push(Diagnostic::error(codes::ASL_LIMIT, step.span, msg))
+                                .push(Diagnostic::error(codes::ASL_LIMIT, step.span, msg));
                         }
                     }
                 }

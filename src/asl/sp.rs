@@ -67,6 +67,11 @@ pub fn decompose(succs: &[Vec<usize>], weights: &[f64]) -> (Option<Tree>, Vec<Ad
         est: vec![0.0; n],
         tail: vec![0.0; n],
         waits: Vec::new(),
+        scratch: 0,
+        seen: vec![0; n],
+        max_mark: vec![0; n],
+        min_mark: vec![0; n],
+        waiting: vec![0; n],
     };
     for (i, &v) in topo.iter().enumerate() {
         cx.pos[v] = i;
@@ -106,6 +111,12 @@ struct Cx<'a> {
     est: Vec<f64>,
     tail: Vec<f64>,
     waits: Vec<AddedWait>,
+    /// Stamps for the scratch marks below (never reused, so never cleared).
+    scratch: u64,
+    seen: Vec<u64>,
+    max_mark: Vec<u64>,
+    min_mark: Vec<u64>,
+    waiting: Vec<usize>,
 }
 
 impl Cx<'_> {
@@ -206,22 +217,22 @@ impl Cx<'_> {
     /// Weakly connected components, each in topological order.
     fn components(&mut self, nodes: &[usize]) -> Vec<Vec<usize>> {
         self.enter(nodes);
-        let mut comp_of: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+        self.scratch += 1;
+        let visited = self.scratch;
         let mut comps: Vec<Vec<usize>> = Vec::new();
         for &start in nodes {
-            if comp_of.contains_key(&start) {
+            if self.seen[start] == visited {
                 continue;
             }
-            let id = comps.len();
             let mut members = vec![start];
-            comp_of.insert(start, id);
+            self.seen[start] = visited;
             let mut i = 0;
             while i < members.len() {
                 let v = members[i];
                 i += 1;
                 for &u in self.succs[v].iter().chain(&self.preds[v]) {
-                    if self.inside(u) && !comp_of.contains_key(&u) {
-                        comp_of.insert(u, id);
+                    if self.inside(u) && self.seen[u] != visited {
+                        self.seen[u] = visited;
                         members.push(u);
                     }
                 }
@@ -234,20 +245,22 @@ impl Cx<'_> {
     /// For each proper prefix `A` of `order` (a topological order of the
     /// marked piece): its estimated makespan and the number of edges a
     /// series cut there adds between maximal `A` and minimal `B` nodes.
-    fn scan(&self, order: &[usize]) -> Vec<Cut> {
+    fn scan(&mut self, order: &[usize]) -> Vec<Cut> {
         let n = order.len();
-        let mut in_a = std::collections::HashSet::with_capacity(n);
-        let mut max_a = std::collections::HashSet::new();
+        // Per-node marks for this scan: in max A, in min B (stamped, no clearing).
+        self.scratch += 1;
+        let (max_a, min_b) = (self.scratch, self.scratch + 1);
+        self.scratch += 1;
+        let (mut max_len, mut min_len) = (0usize, 0usize);
         // Minimal nodes of B: those whose preds (in the piece) are all in A.
-        let mut waiting: std::collections::HashMap<usize, usize> = order
-            .iter()
-            .map(|&v| (v, self.preds[v].iter().filter(|&&u| self.inside(u)).count()))
-            .collect();
-        let mut min_b: std::collections::HashSet<usize> = waiting
-            .iter()
-            .filter(|(_, c)| **c == 0)
-            .map(|(v, _)| *v)
-            .collect();
+        for &v in order {
+            let c = self.preds[v].iter().filter(|&&u| self.inside(u)).count();
+            self.waiting[v] = c;
+            if c == 0 {
+                self.min_mark[v] = min_b;
+                min_len += 1;
+            }
+        }
         // Edges from a maximal A node to a minimal B node.
         let mut edges: usize = 0;
         let mut suffix_tail = vec![0.0_f64; n + 1];
@@ -258,32 +271,48 @@ impl Cx<'_> {
         let mut cuts = Vec::with_capacity(n.saturating_sub(1));
         for (i, &v) in order.iter().enumerate().take(n - 1) {
             // v leaves min B ...
-            min_b.remove(&v);
-            edges -= self.preds[v].iter().filter(|u| max_a.contains(*u)).count();
+            self.min_mark[v] = 0;
+            min_len -= 1;
+            edges -= self.preds[v]
+                .iter()
+                .filter(|&&u| self.max_mark[u] == max_a)
+                .count();
             // ... its preds stop being maximal in A ...
             for &u in &self.preds[v] {
-                if max_a.remove(&u) {
-                    edges -= self.succs[u].iter().filter(|w| min_b.contains(*w)).count();
+                if self.max_mark[u] == max_a {
+                    self.max_mark[u] = 0;
+                    max_len -= 1;
+                    edges -= self.succs[u]
+                        .iter()
+                        .filter(|&&w| self.min_mark[w] == min_b)
+                        .count();
                 }
             }
             // ... it becomes maximal in A ...
-            in_a.insert(v);
-            max_a.insert(v);
-            edges += self.succs[v].iter().filter(|w| min_b.contains(*w)).count();
+            self.max_mark[v] = max_a;
+            max_len += 1;
+            edges += self.succs[v]
+                .iter()
+                .filter(|&&w| self.min_mark[w] == min_b)
+                .count();
             // ... and successors with every pred in A become minimal in B.
             for &w in &self.succs[v] {
-                if let Some(c) = waiting.get_mut(&w) {
-                    *c -= 1;
-                    if *c == 0 {
-                        min_b.insert(w);
-                        edges += self.preds[w].iter().filter(|u| max_a.contains(*u)).count();
+                if self.inside(w) {
+                    self.waiting[w] -= 1;
+                    if self.waiting[w] == 0 {
+                        self.min_mark[w] = min_b;
+                        min_len += 1;
+                        edges += self.preds[w]
+                            .iter()
+                            .filter(|&&u| self.max_mark[u] == max_a)
+                            .count();
                     }
                 }
             }
             prefix_end = prefix_end.max(self.est[v] + self.weights[v]);
             cuts.push(Cut {
                 cost: prefix_end + suffix_tail[i + 1],
-                added: max_a.len() * min_b.len() - edges,
+                added: max_len * min_len - edges,
             });
         }
         cuts
