@@ -1,6 +1,7 @@
 //! Integration tests: drive the real binary against fixture files, the way a
 //! user would. One test binary (`autotests = false`), one module per area.
 
+mod asl;
 mod check;
 mod common;
 mod examples;

@@ -3,6 +3,7 @@
 //! failed or has errors, 2 usage or I/O errors, 130 interrupted.
 
 pub mod check;
+pub mod compile;
 pub mod convert;
 pub mod fmt;
 pub mod graph;
@@ -48,6 +49,8 @@ pub enum Command {
     Runs(runs::Args),
     /// Print the logs of a recorded run
     Logs(logs::Args),
+    /// Compile to Amazon States Language (or draw the DAG)
+    Compile(compile::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -70,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Compile(args) => compile::run(args),
     }
 }
 
