@@ -1,8 +1,10 @@
 //! Integration tests: drive the real binary against fixture files, the way a
 //! user would. One test binary (`autotests = false`), one module per area.
 
+mod asl;
 mod check;
 mod common;
 mod examples;
+mod legacy;
 mod run;
 mod run_docker;

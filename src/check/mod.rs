@@ -55,17 +55,30 @@ pub struct LoadError {
     pub source: std::io::Error,
 }
 
+/// How to read the root file, beyond its text.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--context` names, in order, for a legacy service manifest.
+    pub contexts: Vec<String>,
+}
+
 /// Read, parse and check the file at `path` and everything it imports.
 pub fn load(path: &Path) -> Result<Checked, LoadError> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// [`load`] with options.
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Checked, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(check_source(
+    Ok(check_source_with(
         &path.display().to_string(),
         Some(path.to_path_buf()),
         text,
         Format::of_path(path),
+        options,
     ))
 }
 
@@ -82,16 +95,29 @@ pub(crate) struct Unit {
 /// Check text that did not come from a file the checker should read itself
 /// (tests, the language server). Relative imports resolve against `path`.
 pub fn check_source(name: &str, path: Option<PathBuf>, text: String, format: Format) -> Checked {
+    check_source_with(name, path, text, format, &LoadOptions::default())
+}
+
+/// [`check_source`] with options.
+pub fn check_source_with(
+    name: &str,
+    path: Option<PathBuf>,
+    text: String,
+    format: Format,
+    options: &LoadOptions,
+) -> Checked {
     let mut sources = SourceMap::new();
     let root = sources.add(name, path.clone(), text, format);
     let mut diags = Vec::new();
-    let units = load_units(&mut sources, root, &mut diags);
+    let units = load_units(&mut sources, root, &options.contexts, &mut diags);
     let default_name = path
         .as_deref()
         .and_then(Path::file_stem)
         .and_then(|s| s.to_str())
         .map_or_else(|| "pipeline".to_string(), str::to_string);
+    let syntax_errors = diags.len();
     let pipeline = lower::lower(&sources, &units, &default_name, &mut diags);
+    drop_cascades(&sources, &mut diags, syntax_errors);
     diagnostics::sort(&mut diags);
     let pipeline = if diagnostics::has_errors(&diags) {
         None
@@ -105,8 +131,55 @@ pub fn check_source(name: &str, path: Option<PathBuf>, text: String, format: For
     }
 }
 
+/// A line that failed to parse may have declared a name (a step header
+/// missing its colon, say); "unknown name" reports about names written on
+/// such a line are echoes of the syntax error, so they are dropped.
+fn drop_cascades(sources: &SourceMap, diags: &mut Vec<Diagnostic>, syntax_errors: usize) {
+    if !diags[..syntax_errors].iter().any(Diagnostic::is_error) {
+        return;
+    }
+    let mut words: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for d in diags[..syntax_errors].iter().filter(|d| d.is_error()) {
+        let text = &sources.get(d.span.file).text;
+        let start = text[..d.span.start.min(text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let end = text[d.span.end.min(text.len())..]
+            .find('\n')
+            .map_or(text.len(), |i| d.span.end.min(text.len()) + i);
+        for w in
+            text[start..end].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        {
+            if !w.is_empty() {
+                words.insert(format!("`{w}`"));
+            }
+        }
+    }
+    let cascading = [
+        codes::UNKNOWN_STEP,
+        codes::UNKNOWN_REFERENCE,
+        codes::UNKNOWN_OUTPUT,
+        codes::UNKNOWN_TEMPLATE,
+        codes::UNDECLARED_SECRET,
+        codes::UNUSED_PARAM,
+        codes::UNUSED_SECRET,
+    ];
+    let mut k = 0;
+    diags.retain(|d| {
+        k += 1;
+        k <= syntax_errors
+            || !cascading.contains(&d.code)
+            || !words.iter().any(|w| d.message.contains(w.as_str()))
+    });
+}
+
 /// Parse the root and, breadth first, every module it imports (each once).
-fn load_units(sources: &mut SourceMap, root: FileId, diags: &mut Vec<Diagnostic>) -> Vec<Unit> {
+fn load_units(
+    sources: &mut SourceMap,
+    root: FileId,
+    contexts: &[String],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Unit> {
     let mut units = Vec::new();
     // Keys of files already loaded (the root too), so an import cycle or a
     // diamond loads each file once.
@@ -123,7 +196,8 @@ fn load_units(sources: &mut SourceMap, root: FileId, diags: &mut Vec<Diagnostic>
     while next < queue.len() {
         let (file, alias, is_root) = queue[next].clone();
         next += 1;
-        let (module, parse_diags) = syntax::parse(sources, file);
+        let (module, parse_diags) =
+            syntax::parse_with(sources, file, if is_root { contexts } else { &[] });
         diags.extend(parse_diags);
         let Some(module) = module else { continue };
         for item in &module.items {
@@ -161,41 +235,43 @@ fn resolve_import(
     let span = import.path_span;
     if let Some(name) = import.path.strip_prefix("std/") {
         let name = name.strip_suffix(".topsail").unwrap_or(name);
-        return match stdlib::get(name) {
-            Some(text) => Ok((
+        return if let Some(text) = stdlib::get(name) {
+            Ok((
                 format!("std/{name}"),
                 format!("std/{name}.topsail"),
                 None,
                 text.to_string(),
                 Format::Topsail,
-            )),
-            None => {
-                let mut d = Diagnostic::error(
-                    codes::IMPORT,
-                    span,
-                    format!("there is no standard module `std/{name}`"),
-                )
-                .label("unknown module");
-                let all: Vec<&str> = stdlib::names().collect();
-                d = match diagnostics::suggest(name, all.iter().copied()) {
-                    Some(s) => d.help(format!("did you mean `std/{s}`?")),
-                    None => d.help(format!(
-                        "the standard modules are: {}",
-                        all.iter()
-                            .map(|n| format!("std/{n}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                };
-                Err(d)
-            }
+            ))
+        } else {
+            let mut d = Diagnostic::error(
+                codes::IMPORT,
+                span,
+                format!("there is no standard module `std/{name}`"),
+            )
+            .label("unknown module");
+            let all: Vec<&str> = stdlib::names().collect();
+            d = match diagnostics::suggest(name, all.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `std/{s}`?")),
+                None => d.help(format!(
+                    "the standard modules are: {}",
+                    all.iter()
+                        .map(|n| format!("std/{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
+            Err(d)
         };
     }
     if !(import.path.starts_with("./") || import.path.starts_with("../")) {
         return Err(Diagnostic::error(
             codes::IMPORT,
             span,
-            format!("`{}` is neither a standard module nor a relative path", import.path),
+            format!(
+                "`{}` is neither a standard module nor a relative path",
+                import.path
+            ),
         )
         .label("cannot tell where to find this")
         .help("write `std/NAME` for a standard module, or start a file path with `./` or `../`"));
@@ -222,4 +298,148 @@ fn resolve_import(
         .to_string();
     let format = Format::of_path(&path);
     Ok((key, path.display().to_string(), Some(path), text, format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EXAMPLES: &[&str] = &[
+        include_str!("../../examples/hello.topsail"),
+        include_str!("../../examples/fanout-deploy.topsail"),
+        include_str!("../../examples/data-job.topsail"),
+        include_str!("../../examples/container-image.topsail"),
+    ];
+    const YAML_EXAMPLE: &str = include_str!("../../examples/data-job.yaml");
+
+    /// The checker's promise for any input: no panic; either a pipeline or
+    /// at least one error; every diagnostic's span inside its file.
+    fn holds(text: String, format: Format) -> Result<(), TestCaseError> {
+        let checked = check_source("fuzz", None, text, format);
+        prop_assert!(checked.pipeline.is_some() || checked.has_errors());
+        prop_assert!(checked.pipeline.is_none() || !checked.has_errors());
+        for d in &checked.diagnostics {
+            let len = checked.sources.get(d.span.file).text.len();
+            prop_assert!(
+                d.span.start <= d.span.end && d.span.end <= len,
+                "{d:?} outside 0..{len}"
+            );
+            prop_assert!(!d.help.is_empty(), "no help line: {d:?}");
+            for (s, _) in &d.secondary {
+                let len = checked.sources.get(s.file).text.len();
+                prop_assert!(
+                    s.start <= s.end && s.end <= len,
+                    "secondary {s:?} outside 0..{len}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Delete(usize, usize),
+        Insert(usize, String),
+        DupLine(usize),
+        DropLine(usize),
+        SwapLines(usize, usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let snippet = prop_oneof![
+            Just(":".to_string()),
+            Just("{{ ".to_string()),
+            Just(" }}".to_string()),
+            Just("\t".to_string()),
+            Just("\"".to_string()),
+            Just("\n".to_string()),
+            Just("    ".to_string()),
+            Just("needs-me".to_string()),
+            Just("catch prepare".to_string()),
+            Just("when !".to_string()),
+            "[ -~]{0,12}".prop_map(|s| s),
+        ];
+        prop_oneof![
+            (any::<usize>(), 0usize..20).prop_map(|(a, n)| Edit::Delete(a, n)),
+            (any::<usize>(), snippet).prop_map(|(a, s)| Edit::Insert(a, s)),
+            any::<usize>().prop_map(Edit::DupLine),
+            any::<usize>().prop_map(Edit::DropLine),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
+        ]
+    }
+
+    fn apply(text: &str, edits: &[Edit]) -> String {
+        let mut s = text.to_string();
+        for e in edits {
+            let at = |i: usize, s: &str| {
+                let mut i = i % (s.len() + 1);
+                while !s.is_char_boundary(i) {
+                    i -= 1;
+                }
+                i
+            };
+            match e {
+                Edit::Delete(a, n) => {
+                    let start = at(*a, &s);
+                    let end = at(start + n, &s).max(start);
+                    s.replace_range(start..end, "");
+                }
+                Edit::Insert(a, t) => {
+                    let i = at(*a, &s);
+                    s.insert_str(i, t);
+                }
+                Edit::DupLine(i) | Edit::DropLine(i) => {
+                    let mut lines: Vec<&str> = s.lines().collect();
+                    if lines.is_empty() {
+                        continue;
+                    }
+                    let k = i % lines.len();
+                    if matches!(e, Edit::DupLine(_)) {
+                        lines.insert(k, lines[k]);
+                    } else {
+                        lines.remove(k);
+                    }
+                    s = lines.join("\n");
+                }
+                Edit::SwapLines(a, b) => {
+                    let mut lines: Vec<&str> = s.lines().collect();
+                    if lines.is_empty() {
+                        continue;
+                    }
+                    let (x, y) = (a % lines.len(), b % lines.len());
+                    lines.swap(x, y);
+                    s = lines.join("\n");
+                }
+            }
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            holds(text.clone(), Format::Topsail)?;
+            holds(text, Format::Yaml)?;
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            holds(text.clone(), Format::Topsail)?;
+            holds(text, Format::Yaml)?;
+        }
+
+        #[test]
+        fn mutated_examples_never_panic(which in 0..EXAMPLES.len(), edits in proptest::collection::vec(edit(), 1..6)) {
+            holds(apply(EXAMPLES[which], &edits), Format::Topsail)?;
+        }
+
+        #[test]
+        fn mutated_yaml_never_panics(edits in proptest::collection::vec(edit(), 1..6)) {
+            holds(apply(YAML_EXAMPLE, &edits), Format::Yaml)?;
+        }
+    }
 }

@@ -314,8 +314,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// The shortest exact form: `90s` stays `90s`, `3600s` becomes `1h`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms != 0 && ms % size == 0 {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms != 0 && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
@@ -326,6 +331,8 @@ fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
 }
 
+// serde's `serialize_with` hands over `&Option<T>`.
+#[allow(clippy::ref_option)]
 fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_some(&format_duration(*d)),
@@ -486,7 +493,10 @@ pub enum Ref {
     Param(String),
     /// The `foreach` variable of the step.
     Loop(String),
-    Output { step: String, output: String },
+    Output {
+        step: String,
+        output: String,
+    },
     PipelineName,
     RunId,
     StepName,
@@ -557,12 +567,12 @@ mod tests {
     #[test]
     fn durations_parse_and_print() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_mins(15)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("10").is_err());
-        assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
+        assert_eq!(format_duration(Duration::from_hours(1)), "1h");
         assert_eq!(format_duration(Duration::from_secs(90)), "90s");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
     }
@@ -585,11 +595,17 @@ mod tests {
         assert_eq!(Value::parse_as(Type::Bool, "true"), Ok(Value::Bool(true)));
         assert_eq!(
             Value::parse_as(Type::List, "a, b"),
-            Ok(Value::List(vec![Value::Str("a".into()), Value::Str("b".into())]))
+            Ok(Value::List(vec![
+                Value::Str("a".into()),
+                Value::Str("b".into())
+            ]))
         );
         assert_eq!(
             Value::parse_as(Type::List, r#"["a","b"]"#),
-            Ok(Value::List(vec![Value::Str("a".into()), Value::Str("b".into())]))
+            Ok(Value::List(vec![
+                Value::Str("a".into()),
+                Value::Str("b".into())
+            ]))
         );
     }
 }
