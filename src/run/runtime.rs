@@ -259,14 +259,46 @@ pub async fn run_attempt(
         Exit::Cancelled => Outcome::Cancelled,
         Exit::Error(msg) => Outcome::failed(errors::RUNTIME, msg),
     };
-    if let Err(e) = std::fs::remove_dir_all(&dir.root) {
-        // A container running as root may leave files we cannot remove.
-        io.system(format!(
-            "warning: could not remove {}: {e}",
-            dir.root.display()
-        ));
-    }
+    remove_later(dir.root);
     outcome
+}
+
+/// Removals still going on; [`finish_cleanup`] waits for them.
+static CLEANUPS: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Remove an attempt directory off the step's critical path: on file systems
+/// mounted with `discard`, freeing blocks waits for the device, which cost
+/// a no-op step more than running it.
+fn remove_later(path: PathBuf) {
+    let handle = tokio::task::spawn_blocking(move || {
+        if let Err(e) = std::fs::remove_dir_all(&path) {
+            // A container running as root may leave files we cannot remove.
+            eprintln!("topsail: warning: could not remove {}: {e}", path.display());
+        }
+    });
+    CLEANUPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(handle);
+}
+
+/// Wait until every attempt directory removed so far is gone. A run calls
+/// this before it ends, so no temp dir outlives it.
+pub async fn finish_cleanup() {
+    loop {
+        let pending = std::mem::take(
+            &mut *CLEANUPS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if pending.is_empty() {
+            return;
+        }
+        for h in pending {
+            let _ = h.await;
+        }
+    }
 }
 
 fn read_outputs(spec: &StepSpec, dir: &AttemptDir, io: &StepIo) -> Outcome {

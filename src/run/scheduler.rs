@@ -324,6 +324,7 @@ impl Scheduler {
             }
         }
         self.sh.ui.clear_progress();
+        runtime::finish_cleanup().await;
         self.finalize();
         let status = if self.interrupted {
             RunStatus::Interrupted
