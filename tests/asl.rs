@@ -182,7 +182,7 @@ fn feature_pipeline() -> Pipeline {
     }
     let b = &mut p.steps[0];
     b.outputs = vec!["VERSION".into(), "GIT-SHA".into()];
-    b.timeout = Some(Duration::from_secs(1200));
+    b.timeout = Some(Duration::from_mins(20));
     b.retry = Some(Retry {
         max_attempts: 2,
         interval: Duration::from_secs(10),
@@ -204,7 +204,7 @@ fn feature_pipeline() -> Pipeline {
             "') {ok}?",
         ]),
     };
-    ap.timeout = Some(Duration::from_secs(86_400));
+    ap.timeout = Some(Duration::from_hours(24));
     let d = &mut p.steps[4];
     d.foreach = Some(Foreach {
         var: "r".into(),
@@ -235,8 +235,8 @@ fn feature_pipeline() -> Pipeline {
         text(&["{o:build.VERSION}", "-", "{o:build.GIT-SHA}"]),
     );
     d.secrets = vec!["TOKEN".into()];
-    d.heartbeat = Some(Duration::from_secs(60));
-    d.timeout = Some(Duration::from_secs(1800));
+    d.heartbeat = Some(Duration::from_mins(1));
+    d.timeout = Some(Duration::from_mins(30));
     d.catch = Some("rollback".into());
     let r = &mut p.steps[5];
     r.is_handler = true;
@@ -249,7 +249,7 @@ fn feature_pipeline() -> Pipeline {
         name: name.into(),
         ty,
         default,
-        span: Default::default(),
+        span: topsail::syntax::Span::default(),
     };
     p.params = IndexMap::from([
         ("version".into(), param("version", Type::String, None)),
@@ -316,14 +316,14 @@ fn check_order(n: usize, edges: &[(usize, usize)], sp: bool) -> Result<(), TestC
         .filter(|d| d.code == topsail::diagnostics::codes::ASL_WAIT)
         .map(|d| d.message.split('`').nth(1).unwrap_or_default().to_string())
         .collect();
-    for b in 0..n {
+    for (b, reach_b) in reach.iter().enumerate().take(n) {
         let name = format!("step-{b}");
         let before = hb
             .get(&name)
             .ok_or_else(|| TestCaseError::fail(format!("{name} never runs")))?;
-        for a in 0..n {
+        for (a, &needed) in reach_b.iter().enumerate().take(n) {
             let a_name = format!("step-{a}");
-            if reach[b][a] {
+            if needed {
                 prop_assert!(before.contains(&a_name), "edge {a_name} -> {name} lost");
             } else if before.contains(&a_name) {
                 prop_assert!(
