@@ -6,5 +6,6 @@ mod check;
 mod common;
 mod examples;
 mod legacy;
+mod legacy_run;
 mod run;
 mod run_docker;
