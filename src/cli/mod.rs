@@ -6,6 +6,7 @@ pub mod check;
 pub mod convert;
 pub mod fmt;
 pub mod graph;
+pub mod lsp;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub enum Command {
     Fmt(fmt::Args),
     /// Convert between the .topsail and YAML forms
     Convert(convert::Args),
+    /// Run the language server over stdio (for editors)
+    Lsp(lsp::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Lsp(args) => lsp::run(args),
     }
 }
 
