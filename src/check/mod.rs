@@ -223,3 +223,141 @@ fn resolve_import(
     let format = Format::of_path(&path);
     Ok((key, path.display().to_string(), Some(path), text, format))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EXAMPLES: &[&str] = &[
+        include_str!("../../examples/hello.topsail"),
+        include_str!("../../examples/fanout-deploy.topsail"),
+        include_str!("../../examples/data-job.topsail"),
+        include_str!("../../examples/container-image.topsail"),
+    ];
+    const YAML_EXAMPLE: &str = include_str!("../../examples/data-job.yaml");
+
+    /// The checker's promise for any input: no panic; either a pipeline or
+    /// at least one error; every diagnostic's span inside its file.
+    fn holds(text: String, format: Format) -> Result<(), TestCaseError> {
+        let checked = check_source("fuzz", None, text, format);
+        prop_assert!(checked.pipeline.is_some() || checked.has_errors());
+        prop_assert!(checked.pipeline.is_none() || !checked.has_errors());
+        for d in &checked.diagnostics {
+            let len = checked.sources.get(d.span.file).text.len();
+            prop_assert!(d.span.start <= d.span.end && d.span.end <= len, "{d:?} outside 0..{len}");
+            prop_assert!(!d.help.is_empty(), "no help line: {d:?}");
+            for (s, _) in &d.secondary {
+                let len = checked.sources.get(s.file).text.len();
+                prop_assert!(s.start <= s.end && s.end <= len, "secondary {s:?} outside 0..{len}");
+            }
+        }
+        Ok(())
+    }
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Delete(usize, usize),
+        Insert(usize, String),
+        DupLine(usize),
+        DropLine(usize),
+        SwapLines(usize, usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let snippet = prop_oneof![
+            Just(":".to_string()),
+            Just("{{ ".to_string()),
+            Just(" }}".to_string()),
+            Just("\t".to_string()),
+            Just("\"".to_string()),
+            Just("\n".to_string()),
+            Just("    ".to_string()),
+            Just("needs-me".to_string()),
+            Just("catch prepare".to_string()),
+            Just("when !".to_string()),
+            "[ -~]{0,12}".prop_map(|s| s),
+        ];
+        prop_oneof![
+            (any::<usize>(), 0usize..20).prop_map(|(a, n)| Edit::Delete(a, n)),
+            (any::<usize>(), snippet).prop_map(|(a, s)| Edit::Insert(a, s)),
+            any::<usize>().prop_map(Edit::DupLine),
+            any::<usize>().prop_map(Edit::DropLine),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
+        ]
+    }
+
+    fn apply(text: &str, edits: &[Edit]) -> String {
+        let mut s = text.to_string();
+        for e in edits {
+            let at = |i: usize, s: &str| {
+                let mut i = i % (s.len() + 1);
+                while !s.is_char_boundary(i) {
+                    i -= 1;
+                }
+                i
+            };
+            match e {
+                Edit::Delete(a, n) => {
+                    let start = at(*a, &s);
+                    let end = at(start + n, &s).max(start);
+                    s.replace_range(start..end, "");
+                }
+                Edit::Insert(a, t) => {
+                    let i = at(*a, &s);
+                    s.insert_str(i, t);
+                }
+                Edit::DupLine(i) | Edit::DropLine(i) => {
+                    let mut lines: Vec<&str> = s.lines().collect();
+                    if lines.is_empty() {
+                        continue;
+                    }
+                    let k = i % lines.len();
+                    if matches!(e, Edit::DupLine(_)) {
+                        lines.insert(k, lines[k]);
+                    } else {
+                        lines.remove(k);
+                    }
+                    s = lines.join("\n");
+                }
+                Edit::SwapLines(a, b) => {
+                    let mut lines: Vec<&str> = s.lines().collect();
+                    if lines.is_empty() {
+                        continue;
+                    }
+                    let (x, y) = (a % lines.len(), b % lines.len());
+                    lines.swap(x, y);
+                    s = lines.join("\n");
+                }
+            }
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            holds(text.clone(), Format::Topsail)?;
+            holds(text, Format::Yaml)?;
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            holds(text.clone(), Format::Topsail)?;
+            holds(text, Format::Yaml)?;
+        }
+
+        #[test]
+        fn mutated_examples_never_panic(which in 0..EXAMPLES.len(), edits in proptest::collection::vec(edit(), 1..6)) {
+            holds(apply(EXAMPLES[which], &edits), Format::Topsail)?;
+        }
+
+        #[test]
+        fn mutated_yaml_never_panics(edits in proptest::collection::vec(edit(), 1..6)) {
+            holds(apply(YAML_EXAMPLE, &edits), Format::Yaml)?;
+        }
+    }
+}
