@@ -121,7 +121,7 @@ REPO = {
     "hole": [{
         "begin": r"\{\{", "end": r"\}\}", "name": S["hole"],
         "beginCaptures": cap0(S["hole_begin"]), "endCaptures": cap0(S["hole_end"]),
-        "patterns": ["string", "reference"],
+        "patterns": ["plain_string", "reference"],
     }],
     "reference": [
         {"match": rf"({NAME})(?:(\.)({NAME}))?", "captures": cap(S["ref"], S["dot"], S["ref"])},
@@ -130,6 +130,12 @@ REPO = {
         "begin": '"', "end": '"', "name": S["string"],
         "beginCaptures": cap0(S["str_begin"]), "endCaptures": cap0(S["str_end"]),
         "patterns": ["escape", "hole"],
+    }],
+    # Inside `{{ }}` a string is literal text (`{{ "{{" }}` writes `{{`): no holes.
+    "plain_string": [{
+        "begin": '"', "end": '"', "name": S["string"],
+        "beginCaptures": cap0(S["str_begin"]), "endCaptures": cap0(S["str_end"]),
+        "patterns": ["escape"],
     }],
     "duration": [{"match": rf"\b\d+{alt(DURATION_UNITS)}\b", "name": S["duration"]}],
     "number": [
