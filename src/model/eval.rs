@@ -76,7 +76,10 @@ fn is_posix_shell(shell: Option<&str>) -> bool {
     let Some(shell) = shell else { return true };
     let prog = shell.split_whitespace().next().unwrap_or("");
     let base = prog.rsplit('/').next().unwrap_or(prog);
-    matches!(base, "sh" | "bash" | "dash" | "ash" | "ksh" | "zsh" | "mksh" | "busybox")
+    matches!(
+        base,
+        "sh" | "bash" | "dash" | "ash" | "ksh" | "zsh" | "mksh" | "busybox"
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,14 +234,12 @@ mod tests {
 
     #[test]
     fn conditions_follow_types() {
-        let scope = Map(
-            [
-                ("dry".to_string(), Value::Bool(false)),
-                ("b.CHANGED".to_string(), Value::Str("true".into())),
-                ("n".to_string(), Value::Int(3)),
-            ]
-            .into(),
-        );
+        let scope = Map([
+            ("dry".to_string(), Value::Bool(false)),
+            ("b.CHANGED".to_string(), Value::Str("true".into())),
+            ("n".to_string(), Value::Int(3)),
+        ]
+        .into());
         let dry = Operand::Ref(Ref::Param("dry".into()), Type::Bool);
         let changed = Operand::Ref(
             Ref::Output {
@@ -255,6 +256,10 @@ mod tests {
                 .eval(&scope)
                 .unwrap()
         );
-        assert!(Cond::Ne(n, Operand::Lit(Value::Int(4))).eval(&scope).unwrap());
+        assert!(
+            Cond::Ne(n, Operand::Lit(Value::Int(4)))
+                .eval(&scope)
+                .unwrap()
+        );
     }
 }

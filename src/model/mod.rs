@@ -314,7 +314,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// The shortest exact form: `90s` stays `90s`, `3600s` becomes `1h`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if ms != 0 && ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }
@@ -486,7 +491,10 @@ pub enum Ref {
     Param(String),
     /// The `foreach` variable of the step.
     Loop(String),
-    Output { step: String, output: String },
+    Output {
+        step: String,
+        output: String,
+    },
     PipelineName,
     RunId,
     StepName,
@@ -585,11 +593,17 @@ mod tests {
         assert_eq!(Value::parse_as(Type::Bool, "true"), Ok(Value::Bool(true)));
         assert_eq!(
             Value::parse_as(Type::List, "a, b"),
-            Ok(Value::List(vec![Value::Str("a".into()), Value::Str("b".into())]))
+            Ok(Value::List(vec![
+                Value::Str("a".into()),
+                Value::Str("b".into())
+            ]))
         );
         assert_eq!(
             Value::parse_as(Type::List, r#"["a","b"]"#),
-            Ok(Value::List(vec![Value::Str("a".into()), Value::Str("b".into())]))
+            Ok(Value::List(vec![
+                Value::Str("a".into()),
+                Value::Str("b".into())
+            ]))
         );
     }
 }

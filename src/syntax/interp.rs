@@ -98,10 +98,7 @@ fn parse_hole(
             "put a param, a loop variable or `step.OUTPUT` between the braces".into(),
         ));
     }
-    if let Some(body) = trimmed
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-    {
+    if let Some(body) = trimmed.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
         return unescape(body).map(Hole::Literal).ok_or_else(|| {
             (
                 "bad escape in a string inside `{{ }}`".into(),
