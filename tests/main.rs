@@ -5,3 +5,4 @@ mod check;
 mod common;
 mod editors;
 mod examples;
+mod lsp;

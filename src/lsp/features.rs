@@ -274,7 +274,8 @@ pub fn completion(doc: &mut Document, pos: Position) -> Option<CompletionRespons
         return Some(CompletionResponse::Array(items));
     }
     let first_word = trimmed.split_whitespace().next().unwrap_or("");
-    let after_first = trimmed.len() > first_word.len() || before.ends_with(' ');
+    let after_first =
+        !trimmed.is_empty() && (trimmed.len() > first_word.len() || before.ends_with(' '));
     if indented {
         if !after_first {
             return Some(CompletionResponse::Array(
