@@ -28,11 +28,13 @@ fn scopes<'a>(tokens: &'a [Token], line: usize, text: &str, nth: usize) -> &'a [
         .iter()
         .filter(|t| t.line == line && t.text.trim() == text)
         .nth(nth)
-        .map(|t| t.scopes.as_slice())
-        .unwrap_or_else(|| {
-            let on_line: Vec<_> = tokens.iter().filter(|t| t.line == line).collect();
-            panic!("no token {text:?} (#{nth}) on line {line}; the line has {on_line:#?}")
-        })
+        .map_or_else(
+            || {
+                let on_line: Vec<_> = tokens.iter().filter(|t| t.line == line).collect();
+                panic!("no token {text:?} (#{nth}) on line {line}; the line has {on_line:#?}")
+            },
+            |t| t.scopes.as_slice(),
+        )
 }
 
 fn assert_scope(tokens: &[Token], line: usize, text: &str, nth: usize, want: &str) {

@@ -1,6 +1,8 @@
 //! The answers to requests: definition, hover, completion, document symbols
 //! and formatting, each from the open document's index and text.
 
+use std::fmt::Write as _;
+
 use lsp_types::{
     CompletionItem, CompletionItemKind, CompletionResponse, DocumentSymbol, DocumentSymbolResponse,
     GotoDefinitionResponse, Hover, HoverContents, Location, MarkupContent, MarkupKind, Position,
@@ -54,16 +56,16 @@ fn describe(index: &Index, target: &Target) -> Option<String> {
                     (None, None) => "none: runs on the host with `/bin/sh`".into(),
                 }
             };
-            out.push_str(&format!("- image: {image}\n"));
+            let _ = writeln!(out, "- image: {image}");
             let needs = list(s.needs.iter().map(|n| n.name.as_str()));
-            out.push_str(&format!("- needs: {needs}\n"));
+            let _ = writeln!(out, "- needs: {needs}");
             let outputs = list(s.outputs.iter().map(|n| n.name.as_str()));
-            out.push_str(&format!("- outputs: {outputs}\n"));
+            let _ = writeln!(out, "- outputs: {outputs}");
             if let Some(v) = &s.foreach {
-                out.push_str(&format!("- foreach: `{}`\n", v.name));
+                let _ = writeln!(out, "- foreach: `{}`", v.name);
             }
             if let Some(c) = &s.catch {
-                out.push_str(&format!("- catch: `{}`\n", c.name));
+                let _ = writeln!(out, "- catch: `{}`", c.name);
             }
             out
         }
@@ -182,7 +184,7 @@ const DECLARATIONS: &[&str] = &[
     "pipeline", "param", "secret", "image", "env", "import", "template",
 ];
 
-pub fn completion(doc: &mut Document, pos: Position) -> Option<CompletionResponse> {
+pub fn completion(doc: &mut Document, pos: Position) -> CompletionResponse {
     let (index, lines, text) = doc.view();
     let offset = lines.offset(text, pos);
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
@@ -231,7 +233,7 @@ pub fn completion(doc: &mut Document, pos: Position) -> Option<CompletionRespons
                 .map(|f| item(f, CompletionItemKind::FIELD, format!("{head}.{f}")))
                 .collect();
         }
-        return Some(CompletionResponse::Array(items));
+        return CompletionResponse::Array(items);
     }
     let values = |index: &Index| {
         let mut items: Vec<CompletionItem> = index
@@ -271,21 +273,21 @@ pub fn completion(doc: &mut Document, pos: Position) -> Option<CompletionRespons
                 .iter()
                 .map(|(b, _)| item(b, CompletionItemKind::KEYWORD, "built-in".into())),
         );
-        return Some(CompletionResponse::Array(items));
+        return CompletionResponse::Array(items);
     }
     let first_word = trimmed.split_whitespace().next().unwrap_or("");
     let after_first =
         !trimmed.is_empty() && (trimmed.len() > first_word.len() || before.ends_with(' '));
     if indented {
         if !after_first {
-            return Some(CompletionResponse::Array(
+            return CompletionResponse::Array(
                 DIRECTIVES
                     .iter()
                     .map(|(k, d)| item(k, CompletionItemKind::KEYWORD, (*d).to_string()))
                     .collect(),
-            ));
+            );
         }
-        return Some(CompletionResponse::Array(match first_word {
+        return CompletionResponse::Array(match first_word {
             "catch" => steps(),
             "use" => index
                 .templates
@@ -299,7 +301,7 @@ pub fn completion(doc: &mut Document, pos: Position) -> Option<CompletionRespons
                 .map(|s| item(&s.name, CompletionItemKind::CONSTANT, "secret".into()))
                 .collect(),
             _ => Vec::new(),
-        }));
+        });
     }
     // Column 0: after `NAME:` the needs are step names; else a declaration or a new step.
     if let Some(colon) = trimmed.find(':')
@@ -307,23 +309,23 @@ pub fn completion(doc: &mut Document, pos: Position) -> Option<CompletionRespons
         && !trimmed[..colon].contains(' ')
     {
         let this = &trimmed[..colon];
-        return Some(CompletionResponse::Array(
+        return CompletionResponse::Array(
             steps().into_iter().filter(|i| i.label != this).collect(),
-        ));
+        );
     }
     if !after_first {
-        return Some(CompletionResponse::Array(
+        return CompletionResponse::Array(
             DECLARATIONS
                 .iter()
                 .map(|k| item(k, CompletionItemKind::KEYWORD, "declaration".into()))
                 .collect(),
-        ));
+        );
     }
-    Some(CompletionResponse::Array(Vec::new()))
+    CompletionResponse::Array(Vec::new())
 }
 
 #[allow(deprecated, reason = "DocumentSymbol::deprecated must still be given")]
-pub fn symbols(doc: &mut Document) -> Option<DocumentSymbolResponse> {
+pub fn symbols(doc: &mut Document) -> DocumentSymbolResponse {
     let (index, lines, text) = doc.view();
     let sym = |name: &str,
                detail: Option<String>,
@@ -407,7 +409,7 @@ pub fn symbols(doc: &mut Document) -> Option<DocumentSymbolResponse> {
         ));
     }
     out.sort_by_key(|s| (s.range.start.line, s.range.start.character));
-    Some(DocumentSymbolResponse::Nested(out))
+    DocumentSymbolResponse::Nested(out)
 }
 
 /// The whole document in canonical layout, as `topsail fmt` would write it;

@@ -35,6 +35,10 @@ use crate::diagnostics::Severity;
 use crate::syntax::{FileId, Format};
 use text::LineIndex;
 
+/// Open documents by URI text (`Uri` caches parts of itself inside, so it
+/// cannot be a hash key).
+type Docs = HashMap<String, Document>;
+
 /// An open document: its latest text and, built on demand, its index.
 pub struct Document {
     pub text: String,
@@ -94,7 +98,7 @@ pub fn serve() -> Result<(), Box<dyn Error + Send + Sync>> {
 }
 
 fn main_loop(conn: &Connection) -> Result<(), Box<dyn Error + Send + Sync>> {
-    let mut docs: HashMap<Uri, Document> = HashMap::new();
+    let mut docs: Docs = HashMap::new();
     let mut pending: Vec<Message> = Vec::new();
     loop {
         let msg = match pending.pop() {
@@ -135,11 +139,7 @@ fn main_loop(conn: &Connection) -> Result<(), Box<dyn Error + Send + Sync>> {
     }
 }
 
-fn handle_notification(
-    docs: &mut HashMap<Uri, Document>,
-    note: Notification,
-    changed: &mut Vec<Uri>,
-) {
+fn handle_notification(docs: &mut Docs, note: Notification, changed: &mut Vec<Uri>) {
     let mut touch = |uri: Uri| {
         if !changed.contains(&uri) {
             changed.push(uri);
@@ -151,7 +151,7 @@ fn handle_notification(
                 serde_json::from_value::<lsp_types::DidOpenTextDocumentParams>(note.params)
             {
                 docs.insert(
-                    p.text_document.uri.clone(),
+                    p.text_document.uri.as_str().to_string(),
                     Document::new(p.text_document.text),
                 );
                 touch(p.text_document.uri);
@@ -163,7 +163,10 @@ fn handle_notification(
             {
                 // Full sync: the last change holds the whole text.
                 if let Some(change) = p.content_changes.into_iter().last() {
-                    docs.insert(p.text_document.uri.clone(), Document::new(change.text));
+                    docs.insert(
+                        p.text_document.uri.as_str().to_string(),
+                        Document::new(change.text),
+                    );
                     touch(p.text_document.uri);
                 }
             }
@@ -180,7 +183,7 @@ fn handle_notification(
             if let Ok(p) =
                 serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(note.params)
             {
-                docs.remove(&p.text_document.uri);
+                docs.remove(p.text_document.uri.as_str());
                 touch(p.text_document.uri);
             }
         }
@@ -189,12 +192,8 @@ fn handle_notification(
 }
 
 /// Check a document and send its diagnostics (none for a closed one).
-fn publish(
-    conn: &Connection,
-    docs: &HashMap<Uri, Document>,
-    uri: Uri,
-) -> Result<(), Box<dyn Error + Send + Sync>> {
-    let diagnostics = match docs.get(&uri) {
+fn publish(conn: &Connection, docs: &Docs, uri: Uri) -> Result<(), Box<dyn Error + Send + Sync>> {
+    let diagnostics = match docs.get(uri.as_str()) {
         Some(doc) => guarded(|| diagnostics(&uri, doc)).unwrap_or_else(|message| {
             vec![LspDiagnostic {
                 severity: Some(DiagnosticSeverity::ERROR),
@@ -270,7 +269,7 @@ pub fn diagnostics(uri: &Uri, doc: &Document) -> Vec<LspDiagnostic> {
         .collect()
 }
 
-fn handle_request(docs: &mut HashMap<Uri, Document>, req: Request) -> Response {
+fn handle_request(docs: &mut Docs, req: Request) -> Response {
     let id = req.id.clone();
     match guarded(move || dispatch(docs, req)) {
         Ok(Ok(value)) => Response::new_ok(id, value),
@@ -285,7 +284,7 @@ fn handle_request(docs: &mut HashMap<Uri, Document>, req: Request) -> Response {
 
 type Reply = Result<serde_json::Value, (ErrorCode, String)>;
 
-fn dispatch(docs: &mut HashMap<Uri, Document>, req: Request) -> Reply {
+fn dispatch(docs: &mut Docs, req: Request) -> Reply {
     fn params<P: serde::de::DeserializeOwned>(req: Request) -> Result<P, (ErrorCode, String)> {
         serde_json::from_value(req.params).map_err(|e| (ErrorCode::InvalidParams, e.to_string()))
     }
@@ -303,7 +302,7 @@ fn dispatch(docs: &mut HashMap<Uri, Document>, req: Request) -> Reply {
             let p: lsp_types::GotoDefinitionParams = params(req)?;
             let pos = p.text_document_position_params;
             let doc = docs
-                .get_mut(&pos.text_document.uri)
+                .get_mut(pos.text_document.uri.as_str())
                 .ok_or_else(|| unknown(&pos.text_document.uri))?;
             json(features::definition(
                 doc,
@@ -315,7 +314,7 @@ fn dispatch(docs: &mut HashMap<Uri, Document>, req: Request) -> Reply {
             let p: lsp_types::HoverParams = params(req)?;
             let pos = p.text_document_position_params;
             let doc = docs
-                .get_mut(&pos.text_document.uri)
+                .get_mut(pos.text_document.uri.as_str())
                 .ok_or_else(|| unknown(&pos.text_document.uri))?;
             json(features::hover(doc, pos.position))
         }
@@ -323,21 +322,21 @@ fn dispatch(docs: &mut HashMap<Uri, Document>, req: Request) -> Reply {
             let p: lsp_types::CompletionParams = params(req)?;
             let pos = p.text_document_position;
             let doc = docs
-                .get_mut(&pos.text_document.uri)
+                .get_mut(pos.text_document.uri.as_str())
                 .ok_or_else(|| unknown(&pos.text_document.uri))?;
             json(features::completion(doc, pos.position))
         }
         DocumentSymbolRequest::METHOD => {
             let p: lsp_types::DocumentSymbolParams = params(req)?;
             let doc = docs
-                .get_mut(&p.text_document.uri)
+                .get_mut(p.text_document.uri.as_str())
                 .ok_or_else(|| unknown(&p.text_document.uri))?;
             json(features::symbols(doc))
         }
         Formatting::METHOD => {
             let p: lsp_types::DocumentFormattingParams = params(req)?;
             let doc = docs
-                .get_mut(&p.text_document.uri)
+                .get_mut(p.text_document.uri.as_str())
                 .ok_or_else(|| unknown(&p.text_document.uri))?;
             json(features::format(doc))
         }
