@@ -445,3 +445,61 @@ fn syntect_loads_the_sublime_syntax_and_scopes_every_construct() {
     assert!(has_scope(hole, "string.quoted.double.shell"), "{hole:?}");
     assert!(has_scope(hole, "meta.interpolation.topsail"), "{hole:?}");
 }
+
+/// vim's syntax file, when vim is installed: the groups under chosen tokens
+/// of the fixture (vim is optional, so its absence skips with a note).
+#[test]
+fn vim_syntax_groups_of_chosen_tokens() {
+    if Command::new("vim").arg("--version").output().is_err() {
+        eprintln!("vim is not installed; skipping the vim syntax check");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("groups.txt");
+    // (line, column, group expected in the syntax stack there)
+    let checks: &[(usize, usize, &str)] = &[
+        (2, 1, "topsailDecl"),
+        (4, 16, "topsailType"),
+        (13, 47, "topsailHoleDelim"),
+        (21, 1, "topsailStepName"),
+        (25, 5, "topsailDirective"),
+        (25, 13, "topsailDuration"),
+        (33, 9, "topsailRunBlock"),
+        (33, 43, "topsailHole"),
+        (35, 5, "topsailDirective"),
+        (37, 9, "topsailNeed"),
+        (38, 10, "topsailOperator"),
+        (41, 42, "topsailHole"),
+    ];
+    let list = checks
+        .iter()
+        .map(|(l, c, _)| format!("[{l},{c}]"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let script = format!(
+        "set nocompatible\nlet &rtp = '{rtp},' . &rtp\nfiletype on\nsyntax on\nedit {file}\n\
+         let out = [&filetype]\nfor [l, c] in [{list}]\n  \
+         call add(out, join(map(synstack(l, c), 'synIDattr(v:val, \"name\")'), ','))\nendfor\n\
+         call writefile(out, '{out}')\nqa!\n",
+        rtp = root().join("editors/vim").display(),
+        file = root().join(FIXTURE).display(),
+        out = out.display(),
+    );
+    let script_path = dir.path().join("check.vim");
+    std::fs::write(&script_path, script).expect("write script");
+    let status = Command::new("vim")
+        .args(["-Nu", "NONE", "-es", "-S"])
+        .arg(&script_path)
+        .status()
+        .expect("vim runs");
+    assert!(status.success(), "vim exited with {status}");
+    let got = std::fs::read_to_string(&out).expect("vim wrote the groups");
+    let mut lines = got.lines();
+    assert_eq!(lines.next(), Some("topsail"), "filetype");
+    for ((l, c, want), stack) in checks.iter().zip(lines) {
+        assert!(
+            stack.split(',').any(|g| g == *want),
+            "{l}:{c}: want {want}, got {stack}"
+        );
+    }
+}

@@ -11,6 +11,10 @@ set cpo&vim
 let s:had_syntax = exists('b:current_syntax')
 syntax include @topsailShell syntax/sh.vim
 unlet! b:current_syntax
+" Holes inside the shell's own quotes and echo arguments stay holes.
+syntax cluster shDblQuoteList add=topsailHole
+syntax cluster shEchoList add=topsailHole
+syntax cluster shCommandSubList add=topsailHole
 
 syntax case match
 syntax match topsailComment "#.*$" contains=@Spell
