@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod diagnostics;
 pub mod graph;
+pub mod legacy;
 pub mod lsp;
 pub mod model;
 pub mod run;

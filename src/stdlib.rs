@@ -2,10 +2,7 @@
 //! binary so `import "std/NAME"` works anywhere with no files installed.
 
 /// `(name, source)` of every shipped module; `name` is what follows `std/`.
-const MODULES: &[(&str, &str)] = &[(
-    "notify",
-    include_str!("../stdlib/std/notify.topsail"),
-)];
+const MODULES: &[(&str, &str)] = &[("notify", include_str!("../stdlib/std/notify.topsail"))];
 
 /// The source of `std/NAME`.
 pub fn get(name: &str) -> Option<&'static str> {

@@ -147,7 +147,10 @@ fn unused_param_and_secret_are_warnings() {
     assert!(stderr.contains("topsail::unused-secret"));
     insta::assert_snapshot!("unused_param_and_secret", stderr);
     let run = Test::new()
-        .file("pipeline.topsail", "param unused = 1\n\ns:\n    run echo hi\n")
+        .file(
+            "pipeline.topsail",
+            "param unused = 1\n\ns:\n    run echo hi\n",
+        )
         .args(&["check", "--deny-warnings"])
         .run();
     assert_eq!(run.status, 1, "--deny-warnings fails on warnings");
@@ -173,7 +176,11 @@ fn every_problem_of_a_file_is_reported_in_order() {
     assert_eq!(status, 1);
     let codes: Vec<&str> = stderr
         .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("× ").or(l.trim_start().strip_prefix("topsail::")))
+        .filter_map(|l| {
+            l.trim_start()
+                .strip_prefix("× ")
+                .or(l.trim_start().strip_prefix("topsail::"))
+        })
         .collect();
     let order = [
         "topsail::duplicate-param",
@@ -223,8 +230,8 @@ fn json_format_lists_code_position_and_help() {
     assert_eq!(d["file"], "pipeline.topsail");
     assert_eq!(d["line"], 4);
     assert_eq!(d["column"], 7);
-    assert_eq!(d["span"]["start"], 25);
-    assert_eq!(d["span"]["end"], 30);
+    assert_eq!(d["span"]["start"], 27);
+    assert_eq!(d["span"]["end"], 32);
     assert_eq!(d["help"], "did you mean `build`?");
     insta::assert_snapshot!("json_format", run.stdout);
 }
@@ -246,7 +253,11 @@ fn exit_codes() {
 
     let missing = Test::new().args(&["check", "nope.topsail"]).run();
     assert_eq!(missing.status, 2);
-    assert!(missing.stderr.contains("cannot read nope.topsail"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("cannot read nope.topsail"),
+        "{}",
+        missing.stderr
+    );
 
     let nothing_here = Test::new().args(&["check"]).run();
     assert_eq!(nothing_here.status, 2);
@@ -267,7 +278,10 @@ fn graph_prints_one_node_per_step() {
     assert_eq!(run.status, 0, "{}", run.stderr);
     insta::assert_snapshot!("graph_mermaid", run.stdout);
     let dot = Test::new()
-        .file("pipeline.topsail", "a:\n    run echo a\n\nb: a\n    run echo b\n")
+        .file(
+            "pipeline.topsail",
+            "a:\n    run echo a\n\nb: a\n    run echo b\n",
+        )
         .args(&["graph"])
         .run();
     assert_eq!(dot.status, 0);

@@ -12,7 +12,12 @@ fn examples() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
         .expect("examples/ exists")
         .map(|e| e.expect("readable dir entry").path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("topsail" | "yaml")))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("topsail" | "yaml")
+            )
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 6, "expected the examples, found {files:?}");
@@ -32,7 +37,12 @@ fn model_of(path: &Path, text: String) -> serde_json::Value {
         .filter(|d| d.is_error())
         .map(|d| d.render(&checked.sources, false, 100))
         .collect();
-    assert!(errors.is_empty(), "{}: {}", path.display(), errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{}: {}",
+        path.display(),
+        errors.join("\n")
+    );
     checked
         .pipeline
         .expect("no errors means a pipeline")
@@ -93,7 +103,12 @@ fn converting_to_the_other_form_and_back_keeps_the_model() {
             .arg(&file)
             .output()
             .expect("topsail runs");
-        assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mid_text = std::fs::read_to_string(&mid).expect("converted file");
         let mid_path = file.with_extension(format!("converted.{there}"));
         assert_eq!(
@@ -109,10 +124,20 @@ fn converting_to_the_other_form_and_back_keeps_the_model() {
             .arg(&mid)
             .output()
             .expect("topsail runs");
-        assert!(out.status.success(), "{}: {}", mid.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            mid.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let end_path = file.with_extension(format!("back.{back}"));
         let end_text = std::fs::read_to_string(&end).expect("converted back");
-        assert_eq!(original, model_of(&end_path, end_text), "{} changed meaning after a round trip", file.display());
+        assert_eq!(
+            original,
+            model_of(&end_path, end_text),
+            "{} changed meaning after a round trip",
+            file.display()
+        );
     }
 }
 

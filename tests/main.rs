@@ -1,8 +1,12 @@
 //! Integration tests: drive the real binary against fixture files, the way a
 //! user would. One test binary (`autotests = false`), one module per area.
 
+mod asl;
 mod check;
 mod common;
 mod editors;
 mod examples;
+mod legacy;
 mod lsp;
+mod run;
+mod run_docker;

@@ -48,10 +48,10 @@ pub(crate) struct StepInfo {
 impl Env {
     /// Find a step by name; inside an aliased module, its own steps first.
     pub fn step_index(&self, name: &str, from: Option<usize>) -> Option<usize> {
-        if let Some(alias) = from.and_then(|f| self.steps[f].alias.as_deref()) {
-            if let Some(&i) = self.by_name.get(&format!("{alias}.{name}")) {
-                return Some(i);
-            }
+        if let Some(alias) = from.and_then(|f| self.steps[f].alias.as_deref())
+            && let Some(&i) = self.by_name.get(&format!("{alias}.{name}"))
+        {
+            return Some(i);
         }
         self.by_name.get(name).copied()
     }
@@ -301,39 +301,42 @@ pub(crate) fn lower(
     for (i, d) in decls.iter().enumerate() {
         let mut mine: Vec<usize> = Vec::with_capacity(d.ast.needs.len());
         for need in &d.ast.needs {
-            match env.step_index(&need.name, Some(i)) {
-                Some(j) => {
-                    if mine.contains(&j) {
-                        diags.push(
-                            Diagnostic::warning(
-                                codes::DUPLICATE_DIRECTIVE,
-                                need.span,
-                                format!("`{}` is listed twice in the needs of `{}`", need.name, d.name),
-                            )
-                            .label("listed again")
-                            .help("remove the repetition"),
-                        );
-                    } else {
-                        mine.push(j);
-                        graph.add_edge(StepId(j).node(), StepId(i).node(), ());
-                    }
+            if let Some(j) = env.step_index(&need.name, Some(i)) {
+                if mine.contains(&j) {
+                    diags.push(
+                        Diagnostic::warning(
+                            codes::DUPLICATE_DIRECTIVE,
+                            need.span,
+                            format!(
+                                "`{}` is listed twice in the needs of `{}`",
+                                need.name, d.name
+                            ),
+                        )
+                        .label("listed again")
+                        .help("remove the repetition"),
+                    );
+                } else {
+                    mine.push(j);
+                    graph.add_edge(StepId(j).node(), StepId(i).node(), ());
                 }
-                None => {
-                    let mut diag = Diagnostic::error(
-                        codes::UNKNOWN_STEP,
-                        need.span,
-                        format!("step `{}` needs `{}`, which does not exist", d.name, need.name),
-                    )
-                    .label("no step has this name");
-                    diag = match suggest(&need.name, env.steps.iter().map(|s| s.name.as_str())) {
-                        Some(s) => diag.help(format!("did you mean `{s}`?")),
-                        None => diag.help(format!(
-                            "declare a step `{}:` or remove it from the needs",
-                            need.name
-                        )),
-                    };
-                    diags.push(diag);
-                }
+            } else {
+                let mut diag = Diagnostic::error(
+                    codes::UNKNOWN_STEP,
+                    need.span,
+                    format!(
+                        "step `{}` needs `{}`, which does not exist",
+                        d.name, need.name
+                    ),
+                )
+                .label("no step has this name");
+                diag = match suggest(&need.name, env.steps.iter().map(|s| s.name.as_str())) {
+                    Some(s) => diag.help(format!("did you mean `{s}`?")),
+                    None => diag.help(format!(
+                        "declare a step `{}:` or remove it from the needs",
+                        need.name
+                    )),
+                };
+                diags.push(diag);
             }
         }
         needs.push(mine);
@@ -551,9 +554,10 @@ fn cycle_path(start: usize, members: &HashSet<usize>, needs: &[Vec<usize>]) -> V
 fn lower_param(p: &ast::Param, diags: &mut Vec<Diagnostic>) -> Option<Param> {
     check_name(&p.name.name, p.name.span, "param", diags);
     let declared = match &p.ty {
-        Some(t) => match Type::parse(&t.name) {
-            Some(ty) => Some(ty),
-            None => {
+        Some(t) => {
+            if let Some(ty) = Type::parse(&t.name) {
+                Some(ty)
+            } else {
                 let kinds = ["string", "int", "bool", "duration", "list"];
                 let mut d = Diagnostic::error(
                     codes::UNKNOWN_TYPE,
@@ -568,7 +572,7 @@ fn lower_param(p: &ast::Param, diags: &mut Vec<Diagnostic>) -> Option<Param> {
                 diags.push(d);
                 return None;
             }
-        },
+        }
         None => None,
     };
     let default = match &p.default {
@@ -631,26 +635,26 @@ pub(crate) fn literal(
                 .collect::<Option<_>>()?,
         ),
     };
-    if let Some(want) = expected {
-        if value.ty() != want {
-            diags.push(
-                Diagnostic::error(
-                    codes::TYPE_MISMATCH,
-                    v.span,
-                    format!("{what} of type {want} cannot be {}", article(value.ty())),
-                )
-                .label(format!("this is {}", article(value.ty())))
-                .help(match want {
-                    Type::String => "write it in double quotes".to_string(),
-                    Type::Int => "write a whole number, e.g. `3`".to_string(),
-                    Type::Bool => "write `true` or `false`".to_string(),
-                    Type::Duration => "write a duration such as `90s`, `15m` or `2h`".to_string(),
-                    Type::List => "write a list such as `[\"a\", \"b\"]`".to_string(),
-                    Type::Float => "write a number such as `2.0`".to_string(),
-                }),
-            );
-            return None;
-        }
+    if let Some(want) = expected
+        && value.ty() != want
+    {
+        diags.push(
+            Diagnostic::error(
+                codes::TYPE_MISMATCH,
+                v.span,
+                format!("{what} of type {want} cannot be {}", article(value.ty())),
+            )
+            .label(format!("this is {}", article(value.ty())))
+            .help(match want {
+                Type::String => "write it in double quotes".to_string(),
+                Type::Int => "write a whole number, e.g. `3`".to_string(),
+                Type::Bool => "write `true` or `false`".to_string(),
+                Type::Duration => "write a duration such as `90s`, `15m` or `2h`".to_string(),
+                Type::List => "write a list such as `[\"a\", \"b\"]`".to_string(),
+                Type::Float => "write a number such as `2.0`".to_string(),
+            }),
+        );
+        return None;
     }
     Some(value)
 }
@@ -727,10 +731,9 @@ fn expand(
         [module, name] => (Some((*module).to_string()), (*name).to_string()),
         _ => (None, path.join(".")),
     };
-    let name_span = use_
-        .template
-        .first()
-        .map_or(use_.span, |f| f.span.to(use_.template.last().map_or(f.span, |l| l.span)));
+    let name_span = use_.template.first().map_or(use_.span, |f| {
+        f.span.to(use_.template.last().map_or(f.span, |l| l.span))
+    });
     let Some(template) = templates.get(&key) else {
         let written = path.join(".");
         let known: Vec<String> = templates
@@ -767,15 +770,25 @@ fn expand(
             let mut diag = Diagnostic::error(
                 codes::TEMPLATE_ARGS,
                 arg.name.span,
-                format!("template `{}` has no parameter `{}`", t.name.name, arg.name.name),
+                format!(
+                    "template `{}` has no parameter `{}`",
+                    t.name.name, arg.name.name
+                ),
             )
             .label("unknown argument")
             .secondary(t.name.span, "template declared here");
-            diag = match suggest(&arg.name.name, t.params.iter().map(|p| p.name.name.as_str())) {
+            diag = match suggest(
+                &arg.name.name,
+                t.params.iter().map(|p| p.name.name.as_str()),
+            ) {
                 Some(s) => diag.help(format!("did you mean `{s}`?")),
                 None => diag.help(format!(
                     "its parameters are: {}",
-                    t.params.iter().map(|p| p.name.name.as_str()).collect::<Vec<_>>().join(", ")
+                    t.params
+                        .iter()
+                        .map(|p| p.name.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             };
             diags.push(diag);
@@ -803,11 +816,19 @@ fn expand(
     }
     for p in &t.params {
         if !args.contains_key(&p.name.name) {
-            match &p.default {
-                Some(v) => {
-                    args.insert(p.name.name.clone(), v.clone());
-                }
-                None => diags.push(
+            if let Some(v) = &p.default {
+                args.insert(p.name.name.clone(), v.clone());
+            } else {
+                // Stand in an empty value so the body does not also
+                // report `{{ name }}` as unknown: one problem, one error.
+                args.insert(
+                    p.name.name.clone(),
+                    ast::Value {
+                        kind: ast::ValueKind::Str(ast::Interp::literal("", use_.span)),
+                        span: use_.span,
+                    },
+                );
+                diags.push(
                     Diagnostic::error(
                         codes::TEMPLATE_ARGS,
                         use_.span,
@@ -819,7 +840,7 @@ fn expand(
                     .label(format!("`{}` is missing", p.name.name))
                     .secondary(p.name.span, "required parameter declared here")
                     .help(format!("add `{} = ...` to the arguments", p.name.name)),
-                ),
+                );
             }
         }
     }
@@ -838,10 +859,12 @@ fn expand(
         if !multi && own_has(kw) {
             continue;
         }
-        if let DirectiveKind::Env(e) = &x.kind {
-            if own.iter().any(|o| matches!(&o.kind, DirectiveKind::Env(oe) if oe.name.name == e.name.name)) {
-                continue;
-            }
+        if let DirectiveKind::Env(e) = &x.kind
+            && own
+                .iter()
+                .any(|o| matches!(&o.kind, DirectiveKind::Env(oe) if oe.name.name == e.name.name))
+        {
+            continue;
         }
         out.push(substitute(x, &args));
     }
@@ -905,12 +928,11 @@ fn subst_value(v: &ast::Value, args: &HashMap<String, ast::Value>) -> ast::Value
         ast::ValueKind::Str(i) => {
             // A whole-string hole naming a non-string argument takes its value as is
             // (so `timeout {{ limit }}`-style uses keep their type).
-            if let [Part::Ref(r)] = i.parts.as_slice() {
-                if r.path.len() == 1 {
-                    if let Some(arg) = args.get(&r.path[0].name) {
-                        return arg.clone();
-                    }
-                }
+            if let [Part::Ref(r)] = i.parts.as_slice()
+                && r.path.len() == 1
+                && let Some(arg) = args.get(&r.path[0].name)
+            {
+                return arg.clone();
             }
             ast::Value {
                 kind: ast::ValueKind::Str(subst_interp(i, args)),
@@ -1005,7 +1027,8 @@ fn lower_step(
         foreach_var,
         is_handler,
     };
-    let text = |interp: &ast::Interp, diags: &mut Vec<Diagnostic>| refs::text(interp, &ctx, env, diags);
+    let text =
+        |interp: &ast::Interp, diags: &mut Vec<Diagnostic>| refs::text(interp, &ctx, env, diags);
 
     let mut image = None;
     let mut image_dir = None;
@@ -1028,13 +1051,29 @@ fn lower_step(
                 image = Some(text(i, diags));
                 image_dir = Some(x);
             }
-            DirectiveKind::Run(r) => run_parts.push((x, text(r, diags))),
+            DirectiveKind::Run(r) => {
+                // A YAML `|` block ends in a newline, a `.topsail` block does
+                // not; the script means the same, so the model drops it.
+                let mut t = text(r, diags);
+                if let Some(model::Piece::Lit(last)) = t.parts.last_mut() {
+                    let kept = last.trim_end_matches(['\n', '\r']).len();
+                    last.truncate(kept);
+                    if last.is_empty() {
+                        t.parts.pop();
+                    }
+                }
+                run_parts.push((x, t));
+            }
             DirectiveKind::Shell(s) => match s.as_literal() {
                 Some(sh) if !sh.trim().is_empty() => shell = Some(sh),
                 _ => diags.push(
-                    Diagnostic::error(codes::BAD_VALUE, s.span, "`shell` must be a plain program name")
-                        .label("empty or computed")
-                        .help("write the interpreter, e.g. `shell \"bash\"`"),
+                    Diagnostic::error(
+                        codes::BAD_VALUE,
+                        s.span,
+                        "`shell` must be a plain program name",
+                    )
+                    .label("empty or computed")
+                    .help("write the interpreter, e.g. `shell \"bash\"`"),
                 ),
             },
             DirectiveKind::Env(e) => {
@@ -1111,7 +1150,9 @@ fn lower_step(
     // Environment variables named in the script that are secrets but not requested.
     for (_, run) in &run_parts {
         for piece in &run.parts {
-            let model::Piece::Lit(s) = piece else { continue };
+            let model::Piece::Lit(s) = piece else {
+                continue;
+            };
             for name in secrets.keys() {
                 if step_secrets.contains(name) || !mentions_var(s, name) {
                     continue;
@@ -1128,19 +1169,19 @@ fn lower_step(
             }
         }
     }
-    if let (Some((hb, hb_span)), Some((t, t_span))) = (heartbeat, timeout) {
-        if hb >= t {
-            diags.push(
-                Diagnostic::error(
-                    codes::BAD_VALUE,
-                    hb_span,
-                    "the heartbeat interval must be shorter than the timeout",
-                )
-                .label("heartbeat")
-                .secondary(t_span, "timeout")
-                .help("Step Functions requires HeartbeatSeconds < TimeoutSeconds"),
-            );
-        }
+    if let (Some((hb, hb_span)), Some((t, t_span))) = (heartbeat, timeout)
+        && hb >= t
+    {
+        diags.push(
+            Diagnostic::error(
+                codes::BAD_VALUE,
+                hb_span,
+                "the heartbeat interval must be shorter than the timeout",
+            )
+            .label("heartbeat")
+            .secondary(t_span, "timeout")
+            .help("Step Functions requires HeartbeatSeconds < TimeoutSeconds"),
+        );
     }
     if let Some((appr, _)) = &approval {
         let mut conflicts: Vec<(Span, &str)> = Vec::new();
@@ -1161,16 +1202,17 @@ fn lower_step(
                 format!(
                     "step `{}` is an approval gate and cannot also have {}",
                     d.name,
-                    what.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(" or ")
+                    what.iter()
+                        .map(|w| format!("`{w}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 ),
             )
             .label("a manual gate runs nothing");
             for (span, w) in &conflicts {
                 diag = diag.secondary(*span, format!("`{w}` here"));
             }
-            diags.push(diag.help(
-                "move the commands into a separate step that needs this gate",
-            ));
+            diags.push(diag.help("move the commands into a separate step that needs this gate"));
         }
     }
     let errors_after = diags.iter().filter(|x| x.is_error()).count();
@@ -1179,7 +1221,16 @@ fn lower_step(
     }
     let mut merged_env: IndexMap<String, Text> = IndexMap::new();
     for e in defaults.env {
-        let value = env_value(&e.value, &Ctx { step: None, foreach_var: None, is_handler: false }, env, diags);
+        let value = env_value(
+            &e.value,
+            &Ctx {
+                step: None,
+                foreach_var: None,
+                is_handler: false,
+            },
+            env,
+            diags,
+        );
         merged_env.insert(e.name.name.clone(), value);
     }
     for (k, v) in step_env {
@@ -1204,7 +1255,16 @@ fn lower_step(
         } else {
             image.or_else(|| {
                 defaults.image.map(|i| {
-                    refs::text(i, &Ctx { step: None, foreach_var: None, is_handler: false }, env, diags)
+                    refs::text(
+                        i,
+                        &Ctx {
+                            step: None,
+                            foreach_var: None,
+                            is_handler: false,
+                        },
+                        env,
+                        diags,
+                    )
                 })
             })
         };
@@ -1215,7 +1275,10 @@ fn lower_step(
         name: d.name.clone(),
         span: d.ast.name.span,
         needs: env.needs[i].iter().map(|&n| StepId(n)).collect(),
-        need_names: env.needs[i].iter().map(|&n| env.steps[n].name.clone()).collect(),
+        need_names: env.needs[i]
+            .iter()
+            .map(|&n| env.steps[n].name.clone())
+            .collect(),
         action,
         env: merged_env,
         workdir,
@@ -1226,7 +1289,9 @@ fn lower_step(
         retry,
         when,
         foreach,
-        catch: catch.and_then(|c| env.step_index(&c.name, Some(i))).map(|c| env.steps[c].name.clone()),
+        catch: catch
+            .and_then(|c| env.step_index(&c.name, Some(i)))
+            .map(|c| env.steps[c].name.clone()),
         is_handler,
     })
 }
@@ -1261,12 +1326,18 @@ fn env_value(v: &ast::Value, ctx: &Ctx, env: &Env, diags: &mut Vec<Diagnostic>) 
 
 fn positive_duration(v: &ast::Value, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Duration> {
     let value = literal(v, Some(Type::Duration), &format!("`{what}`"), diags)?;
-    let Value::Duration(d) = value else { return None };
+    let Value::Duration(d) = value else {
+        return None;
+    };
     if d.is_zero() {
         diags.push(
-            Diagnostic::error(codes::BAD_DURATION, v.span, format!("`{what}` cannot be zero"))
-                .label("zero")
-                .help("give a positive duration, e.g. `30s`"),
+            Diagnostic::error(
+                codes::BAD_DURATION,
+                v.span,
+                format!("`{what}` cannot be zero"),
+            )
+            .label("zero")
+            .help("give a positive duration, e.g. `30s`"),
         );
         return None;
     }
@@ -1296,9 +1367,13 @@ fn lower_retry(r: &ast::Retry, diags: &mut Vec<Diagnostic>) -> Option<Retry> {
             Value::Float(f) if f >= 1.0 && f.is_finite() => Some(f),
             _ => {
                 diags.push(
-                    Diagnostic::error(codes::BAD_VALUE, v.span, "the backoff factor must be at least 1.0")
-                        .label("each wait is the previous one times this")
-                        .help("use `backoff 1.0` for equal waits, `backoff 2.0` to double them"),
+                    Diagnostic::error(
+                        codes::BAD_VALUE,
+                        v.span,
+                        "the backoff factor must be at least 1.0",
+                    )
+                    .label("each wait is the previous one times this")
+                    .help("use `backoff 1.0` for equal waits, `backoff 2.0` to double them"),
                 );
                 None
             }
@@ -1309,9 +1384,13 @@ fn lower_retry(r: &ast::Retry, diags: &mut Vec<Diagnostic>) -> Option<Retry> {
         Value::Int(n) if (0..=99_999_999).contains(&n) => u32::try_from(n).ok()?,
         _ => {
             diags.push(
-                Diagnostic::error(codes::BAD_VALUE, r.attempts.span, "the retry count must be between 0 and 99999999")
-                    .label("out of range")
-                    .help("give how many more attempts to make after a failure, e.g. `retry 2`"),
+                Diagnostic::error(
+                    codes::BAD_VALUE,
+                    r.attempts.span,
+                    "the retry count must be between 0 and 99999999",
+                )
+                .label("out of range")
+                .help("give how many more attempts to make after a failure, e.g. `retry 2`"),
             );
             return None;
         }
@@ -1340,7 +1419,11 @@ fn lower_foreach(f: &ast::Foreach, env: &Env, diags: &mut Vec<Diagnostic>) -> Op
                     Diagnostic::error(
                         codes::TYPE_MISMATCH,
                         p.span,
-                        format!("`foreach` needs a list, but param `{}` is {}", p.name, article(param.ty)),
+                        format!(
+                            "`foreach` needs a list, but param `{}` is {}",
+                            p.name,
+                            article(param.ty)
+                        ),
                     )
                     .label("not a list")
                     .secondary(param.span, "declared here")
@@ -1375,11 +1458,18 @@ fn lower_foreach(f: &ast::Foreach, env: &Env, diags: &mut Vec<Diagnostic>) -> Op
 
 /// A catch handler must exist, must not catch itself, must have no needs,
 /// and no other step may need it.
-fn check_catch(decls: &[Decl], bodies: &[Vec<ast::Directive>], env: &Env, diags: &mut Vec<Diagnostic>) {
+fn check_catch(
+    decls: &[Decl],
+    bodies: &[Vec<ast::Directive>],
+    env: &Env,
+    diags: &mut Vec<Diagnostic>,
+) {
     let mut reported_needs: HashSet<usize> = HashSet::new();
     for (i, body) in bodies.iter().enumerate() {
         for x in body {
-            let DirectiveKind::Catch(c) = &x.kind else { continue };
+            let DirectiveKind::Catch(c) = &x.kind else {
+                continue;
+            };
             let Some(h) = env.step_index(&c.name, Some(i)) else {
                 let mut diag = Diagnostic::error(
                     codes::UNKNOWN_STEP,
@@ -1389,16 +1479,23 @@ fn check_catch(decls: &[Decl], bodies: &[Vec<ast::Directive>], env: &Env, diags:
                 .label("no step has this name");
                 diag = match suggest(&c.name, env.steps.iter().map(|s| s.name.as_str())) {
                     Some(s) => diag.help(format!("did you mean `{s}`?")),
-                    None => diag.help(format!("declare a step `{}:` with no needs to handle the failure", c.name)),
+                    None => diag.help(format!(
+                        "declare a step `{}:` with no needs to handle the failure",
+                        c.name
+                    )),
                 };
                 diags.push(diag);
                 continue;
             };
             if h == i {
                 diags.push(
-                    Diagnostic::error(codes::CATCH_NEEDED, c.span, "a step cannot be its own catch handler")
-                        .label("names this step")
-                        .help("declare a separate handler step"),
+                    Diagnostic::error(
+                        codes::CATCH_NEEDED,
+                        c.span,
+                        "a step cannot be its own catch handler",
+                    )
+                    .label("names this step")
+                    .help("declare a separate handler step"),
                 );
                 continue;
             }
@@ -1416,15 +1513,29 @@ fn check_catch(decls: &[Decl], bodies: &[Vec<ast::Directive>], env: &Env, diags:
                 );
             }
             for (j, d) in decls.iter().enumerate() {
-                if let Some(need) = d.ast.needs.iter().find(|n| env.step_index(&n.name, Some(j)) == Some(h)) {
+                if let Some(need) = d
+                    .ast
+                    .needs
+                    .iter()
+                    .find(|n| env.step_index(&n.name, Some(j)) == Some(h))
+                {
                     diags.push(
                         Diagnostic::error(
                             codes::CATCH_NEEDED,
                             need.span,
-                            format!("step `{}` needs `{}`, which is a catch handler", d.name, decls[h].name),
+                            format!(
+                                "step `{}` needs `{}`, which is a catch handler",
+                                d.name, decls[h].name
+                            ),
                         )
                         .label("a handler runs only when a step fails")
-                        .secondary(c.span, format!("`{}` is the catch handler of `{}`", decls[h].name, decls[i].name))
+                        .secondary(
+                            c.span,
+                            format!(
+                                "`{}` is the catch handler of `{}`",
+                                decls[h].name, decls[i].name
+                            ),
+                        )
                         .help(format!(
                             "remove `{}` from these needs, or use a separate step as the handler",
                             decls[h].name

@@ -55,17 +55,30 @@ pub struct LoadError {
     pub source: std::io::Error,
 }
 
+/// How to read the root file, beyond its text.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--context` names, in order, for a legacy service manifest.
+    pub contexts: Vec<String>,
+}
+
 /// Read, parse and check the file at `path` and everything it imports.
 pub fn load(path: &Path) -> Result<Checked, LoadError> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// [`load`] with options.
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Checked, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(check_source(
+    Ok(check_source_with(
         &path.display().to_string(),
         Some(path.to_path_buf()),
         text,
         Format::of_path(path),
+        options,
     ))
 }
 
@@ -82,16 +95,29 @@ pub(crate) struct Unit {
 /// Check text that did not come from a file the checker should read itself
 /// (tests, the language server). Relative imports resolve against `path`.
 pub fn check_source(name: &str, path: Option<PathBuf>, text: String, format: Format) -> Checked {
+    check_source_with(name, path, text, format, &LoadOptions::default())
+}
+
+/// [`check_source`] with options.
+pub fn check_source_with(
+    name: &str,
+    path: Option<PathBuf>,
+    text: String,
+    format: Format,
+    options: &LoadOptions,
+) -> Checked {
     let mut sources = SourceMap::new();
     let root = sources.add(name, path.clone(), text, format);
     let mut diags = Vec::new();
-    let units = load_units(&mut sources, root, &mut diags);
+    let units = load_units(&mut sources, root, &options.contexts, &mut diags);
     let default_name = path
         .as_deref()
         .and_then(Path::file_stem)
         .and_then(|s| s.to_str())
         .map_or_else(|| "pipeline".to_string(), str::to_string);
+    let syntax_errors = diags.len();
     let pipeline = lower::lower(&sources, &units, &default_name, &mut diags);
+    drop_cascades(&sources, &mut diags, syntax_errors);
     diagnostics::sort(&mut diags);
     let pipeline = if diagnostics::has_errors(&diags) {
         None
@@ -105,8 +131,55 @@ pub fn check_source(name: &str, path: Option<PathBuf>, text: String, format: For
     }
 }
 
+/// A line that failed to parse may have declared a name (a step header
+/// missing its colon, say); "unknown name" reports about names written on
+/// such a line are echoes of the syntax error, so they are dropped.
+fn drop_cascades(sources: &SourceMap, diags: &mut Vec<Diagnostic>, syntax_errors: usize) {
+    if !diags[..syntax_errors].iter().any(Diagnostic::is_error) {
+        return;
+    }
+    let mut words: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for d in diags[..syntax_errors].iter().filter(|d| d.is_error()) {
+        let text = &sources.get(d.span.file).text;
+        let start = text[..d.span.start.min(text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let end = text[d.span.end.min(text.len())..]
+            .find('\n')
+            .map_or(text.len(), |i| d.span.end.min(text.len()) + i);
+        for w in
+            text[start..end].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        {
+            if !w.is_empty() {
+                words.insert(format!("`{w}`"));
+            }
+        }
+    }
+    let cascading = [
+        codes::UNKNOWN_STEP,
+        codes::UNKNOWN_REFERENCE,
+        codes::UNKNOWN_OUTPUT,
+        codes::UNKNOWN_TEMPLATE,
+        codes::UNDECLARED_SECRET,
+        codes::UNUSED_PARAM,
+        codes::UNUSED_SECRET,
+    ];
+    let mut k = 0;
+    diags.retain(|d| {
+        k += 1;
+        k <= syntax_errors
+            || !cascading.contains(&d.code)
+            || !words.iter().any(|w| d.message.contains(w.as_str()))
+    });
+}
+
 /// Parse the root and, breadth first, every module it imports (each once).
-fn load_units(sources: &mut SourceMap, root: FileId, diags: &mut Vec<Diagnostic>) -> Vec<Unit> {
+fn load_units(
+    sources: &mut SourceMap,
+    root: FileId,
+    contexts: &[String],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Unit> {
     let mut units = Vec::new();
     // Keys of files already loaded (the root too), so an import cycle or a
     // diamond loads each file once.
@@ -123,7 +196,8 @@ fn load_units(sources: &mut SourceMap, root: FileId, diags: &mut Vec<Diagnostic>
     while next < queue.len() {
         let (file, alias, is_root) = queue[next].clone();
         next += 1;
-        let (module, parse_diags) = syntax::parse(sources, file);
+        let (module, parse_diags) =
+            syntax::parse_with(sources, file, if is_root { contexts } else { &[] });
         diags.extend(parse_diags);
         let Some(module) = module else { continue };
         for item in &module.items {
@@ -161,41 +235,43 @@ fn resolve_import(
     let span = import.path_span;
     if let Some(name) = import.path.strip_prefix("std/") {
         let name = name.strip_suffix(".topsail").unwrap_or(name);
-        return match stdlib::get(name) {
-            Some(text) => Ok((
+        return if let Some(text) = stdlib::get(name) {
+            Ok((
                 format!("std/{name}"),
                 format!("std/{name}.topsail"),
                 None,
                 text.to_string(),
                 Format::Topsail,
-            )),
-            None => {
-                let mut d = Diagnostic::error(
-                    codes::IMPORT,
-                    span,
-                    format!("there is no standard module `std/{name}`"),
-                )
-                .label("unknown module");
-                let all: Vec<&str> = stdlib::names().collect();
-                d = match diagnostics::suggest(name, all.iter().copied()) {
-                    Some(s) => d.help(format!("did you mean `std/{s}`?")),
-                    None => d.help(format!(
-                        "the standard modules are: {}",
-                        all.iter()
-                            .map(|n| format!("std/{n}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                };
-                Err(d)
-            }
+            ))
+        } else {
+            let mut d = Diagnostic::error(
+                codes::IMPORT,
+                span,
+                format!("there is no standard module `std/{name}`"),
+            )
+            .label("unknown module");
+            let all: Vec<&str> = stdlib::names().collect();
+            d = match diagnostics::suggest(name, all.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `std/{s}`?")),
+                None => d.help(format!(
+                    "the standard modules are: {}",
+                    all.iter()
+                        .map(|n| format!("std/{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
+            Err(d)
         };
     }
     if !(import.path.starts_with("./") || import.path.starts_with("../")) {
         return Err(Diagnostic::error(
             codes::IMPORT,
             span,
-            format!("`{}` is neither a standard module nor a relative path", import.path),
+            format!(
+                "`{}` is neither a standard module nor a relative path",
+                import.path
+            ),
         )
         .label("cannot tell where to find this")
         .help("write `std/NAME` for a standard module, or start a file path with `./` or `../`"));
@@ -245,11 +321,17 @@ mod tests {
         prop_assert!(checked.pipeline.is_none() || !checked.has_errors());
         for d in &checked.diagnostics {
             let len = checked.sources.get(d.span.file).text.len();
-            prop_assert!(d.span.start <= d.span.end && d.span.end <= len, "{d:?} outside 0..{len}");
+            prop_assert!(
+                d.span.start <= d.span.end && d.span.end <= len,
+                "{d:?} outside 0..{len}"
+            );
             prop_assert!(!d.help.is_empty(), "no help line: {d:?}");
             for (s, _) in &d.secondary {
                 let len = checked.sources.get(s.file).text.len();
-                prop_assert!(s.start <= s.end && s.end <= len, "secondary {s:?} outside 0..{len}");
+                prop_assert!(
+                    s.start <= s.end && s.end <= len,
+                    "secondary {s:?} outside 0..{len}"
+                );
             }
         }
         Ok(())

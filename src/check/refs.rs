@@ -18,7 +18,12 @@ pub(crate) struct Ctx<'a> {
     pub is_handler: bool,
 }
 
-pub(crate) fn text(interp: &ast::Interp, ctx: &Ctx, env: &Env, diags: &mut Vec<Diagnostic>) -> Text {
+pub(crate) fn text(
+    interp: &ast::Interp,
+    ctx: &Ctx,
+    env: &Env,
+    diags: &mut Vec<Diagnostic>,
+) -> Text {
     let mut parts = Vec::with_capacity(interp.parts.len());
     for part in &interp.parts {
         match part {
@@ -205,7 +210,9 @@ fn resolve_dotted(
                     format!("step `{a}` cannot use its own output `{b}`"),
                 )
                 .label("set by this very step")
-                .help("use the shell variable you wrote it from, or move the use into a later step"),
+                .help(
+                    "use the shell variable you wrote it from, or move the use into a later step",
+                ),
             );
             None
         }
@@ -222,7 +229,9 @@ fn resolve_dotted(
                     )
                     .label(format!("`{a}` may not have run yet"))
                     .secondary(env.steps[me].span, "this step's needs do not include it")
-                    .help(format!("add `{a}` to the needs of `{me_name}`: `{me_name}: ... {a}`")),
+                    .help(format!(
+                        "add `{a}` to the needs of `{me_name}`: `{me_name}: ... {a}`"
+                    )),
                 );
                 None
             }
@@ -244,13 +253,14 @@ pub(crate) fn cond(expr: &Expr, ctx: &Ctx, env: &Env, diags: &mut Vec<Diagnostic
         }
         ExprKind::Not(a) => Cond::Not(Box::new(cond(a, ctx, env, diags)?)),
         ExprKind::Eq(a, b) | ExprKind::Ne(a, b) => {
-            let (x, y) = (
-                operand(a, ctx, env, diags),
-                operand(b, ctx, env, diags),
-            );
+            let (x, y) = (operand(a, ctx, env, diags), operand(b, ctx, env, diags));
             let (x, y) = (x?, y?);
             if x.ty() != y.ty() {
-                let op = if matches!(expr.kind, ExprKind::Eq(..)) { "==" } else { "!=" };
+                let op = if matches!(expr.kind, ExprKind::Eq(..)) {
+                    "=="
+                } else {
+                    "!="
+                };
                 let hint = match (x.ty(), y.ty()) {
                     (Type::String, Type::Bool) | (Type::Bool, Type::String) => {
                         "outputs are strings: compare with \"true\" / \"false\" in quotes".to_string()
@@ -304,9 +314,10 @@ fn operand(expr: &Expr, ctx: &Ctx, env: &Env, diags: &mut Vec<Diagnostic>) -> Op
         ExprKind::Ref(r) => resolve(r, ctx, env, diags).map(|(r, t)| Operand::Ref(r, t)),
         ExprKind::Lit(v) => {
             let value = match &v.kind {
-                ast::ValueKind::Str(i) => match i.as_literal() {
-                    Some(s) => model::Value::Str(s),
-                    None => {
+                ast::ValueKind::Str(i) => {
+                    if let Some(s) = i.as_literal() {
+                        model::Value::Str(s)
+                    } else {
                         diags.push(
                             Diagnostic::error(
                                 codes::BAD_VALUE,
@@ -318,15 +329,19 @@ fn operand(expr: &Expr, ctx: &Ctx, env: &Env, diags: &mut Vec<Diagnostic>) -> Op
                         );
                         return None;
                     }
-                },
+                }
                 ast::ValueKind::Int(i) => model::Value::Int(*i),
                 ast::ValueKind::Float(f) => model::Value::Float(*f),
                 ast::ValueKind::Bool(b) => model::Value::Bool(*b),
                 ast::ValueKind::Duration(_) | ast::ValueKind::List(_) => {
                     diags.push(
-                        Diagnostic::error(codes::TYPE_MISMATCH, v.span, "this value cannot be compared in `when`")
-                            .label("not a string, number or bool")
-                            .help("compare strings, ints or bools"),
+                        Diagnostic::error(
+                            codes::TYPE_MISMATCH,
+                            v.span,
+                            "this value cannot be compared in `when`",
+                        )
+                        .label("not a string, number or bool")
+                        .help("compare strings, ints or bools"),
                     );
                     return None;
                 }
@@ -335,9 +350,13 @@ fn operand(expr: &Expr, ctx: &Ctx, env: &Env, diags: &mut Vec<Diagnostic>) -> Op
         }
         _ => {
             diags.push(
-                Diagnostic::error(codes::TYPE_MISMATCH, expr.span, "a condition cannot be compared")
-                    .label("this is true or false already")
-                    .help("use `&&`, `||` and `!` to combine conditions; `==` compares values"),
+                Diagnostic::error(
+                    codes::TYPE_MISMATCH,
+                    expr.span,
+                    "a condition cannot be compared",
+                )
+                .label("this is true or false already")
+                .help("use `&&`, `||` and `!` to combine conditions; `==` compares values"),
             );
             None
         }

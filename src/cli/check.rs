@@ -17,6 +17,8 @@ pub struct Args {
     /// Fail (exit 1) on warnings too
     #[arg(long)]
     pub deny_warnings: bool,
+    #[command(flatten)]
+    pub context: super::ContextArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -32,11 +34,17 @@ pub fn run(args: Args) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let checked = match crate::check::load(&path) {
+    let checked = match crate::check::load_with(&path, &args.context.load_options()) {
         Ok(c) => c,
         Err(e) => return super::fail_usage(e),
     };
-    let count = |s: Severity| checked.diagnostics.iter().filter(|d| d.severity == s).count();
+    let count = |s: Severity| {
+        checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == s)
+            .count()
+    };
     let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
     let failed = errors > 0 || (args.deny_warnings && warnings > 0);
     match args.format {

@@ -19,6 +19,8 @@ pub struct Args {
     /// Write here instead of standard output
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub context: super::ContextArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -29,7 +31,7 @@ pub enum Target {
 
 pub fn run(args: Args) -> ExitCode {
     // Check first (imports included), so nothing invalid is converted.
-    if let Err(code) = super::load_pipeline(Some(&args.file)) {
+    if let Err(code) = super::load_pipeline_with(Some(&args.file), &args.context.load_options()) {
         return code;
     }
     let text = match std::fs::read_to_string(&args.file) {
@@ -44,21 +46,20 @@ pub fn run(args: Args) -> ExitCode {
         text,
         format,
     );
-    let (Some(module), _) = syntax::parse(&sources, file) else {
+    let (Some(module), _) = syntax::parse_with(&sources, file, &args.context.contexts) else {
         return ExitCode::from(1);
     };
     let out = match args.to {
         Target::Yaml => syntax::emit_yaml::emit(&module),
         Target::Topsail => syntax::print::print(&module),
     };
-    match &args.out {
-        Some(path) => match std::fs::write(path, out) {
+    if let Some(path) = &args.out {
+        match std::fs::write(path, out) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => super::fail_usage(format!("cannot write {}: {e}", path.display())),
-        },
-        None => {
-            print!("{out}");
-            ExitCode::SUCCESS
         }
+    } else {
+        print!("{out}");
+        ExitCode::SUCCESS
     }
 }

@@ -50,7 +50,10 @@ pub fn run(args: Args) -> ExitCode {
             for d in &diags {
                 eprintln!("{}", d.render(&sources, color, 100));
             }
-            eprintln!("error: {} has syntax errors; nothing was formatted", path.display());
+            eprintln!(
+                "error: {} has syntax errors; nothing was formatted",
+                path.display()
+            );
             return ExitCode::from(1);
         }
     };
@@ -63,7 +66,11 @@ pub fn run(args: Args) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.check {
-        eprintln!("{} is not formatted (run `topsail fmt {}`)", path.display(), path.display());
+        eprintln!(
+            "{} is not formatted (run `topsail fmt {}`)",
+            path.display(),
+            path.display()
+        );
         return ExitCode::from(1);
     }
     match std::fs::write(&path, formatted) {

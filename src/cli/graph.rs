@@ -11,6 +11,8 @@ pub struct Args {
     pub file: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Dot)]
     pub format: Format,
+    #[command(flatten)]
+    pub context: super::ContextArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,10 +24,11 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (_, pipeline) = match super::load_pipeline(args.file.as_deref()) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (_, pipeline) =
+        match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let text = match args.format {
         Format::Dot => crate::graph::dot(&pipeline),
         Format::Mermaid => crate::graph::mermaid(&pipeline),

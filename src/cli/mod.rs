@@ -3,10 +3,14 @@
 //! failed or has errors, 2 usage or I/O errors, 130 interrupted.
 
 pub mod check;
+pub mod compile;
 pub mod convert;
 pub mod fmt;
 pub mod graph;
 pub mod lsp;
+pub mod logs;
+pub mod run;
+pub mod runs;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -14,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::check::Checked;
+use crate::check::{Checked, LoadOptions};
 use crate::model::Pipeline;
 
 #[derive(Debug, Parser)]
@@ -42,6 +46,14 @@ pub enum Command {
     Convert(convert::Args),
     /// Run the language server over stdio (for editors)
     Lsp(lsp::Args),
+    /// Run a pipeline locally (Docker for steps with an image, else the host)
+    Run(run::Args),
+    /// List recent runs recorded in .topsail/runs
+    Runs(runs::Args),
+    /// Print the logs of a recorded run
+    Logs(logs::Args),
+    /// Compile to Amazon States Language (or draw the DAG)
+    Compile(compile::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -62,6 +74,10 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => fmt::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Lsp(args) => lsp::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Runs(args) => runs::run(args),
+        Command::Logs(args) => logs::run(args),
+        Command::Compile(args) => compile::run(args),
     }
 }
 
@@ -97,22 +113,46 @@ pub fn resolve_file(file: Option<&Path>) -> Result<PathBuf, ExitCode> {
 /// (warnings too) go to stderr; errors end the command with exit code 1,
 /// an unreadable file with 2.
 pub fn load_pipeline(file: Option<&Path>) -> Result<(Checked, Pipeline), ExitCode> {
+    load_pipeline_with(file, &LoadOptions::default())
+}
+
+/// [`load_pipeline`] with load options (`--context`).
+pub fn load_pipeline_with(
+    file: Option<&Path>,
+    options: &LoadOptions,
+) -> Result<(Checked, Pipeline), ExitCode> {
     let path = resolve_file(file)?;
-    let mut checked = crate::check::load(&path).map_err(fail_usage)?;
+    let mut checked = crate::check::load_with(&path, options).map_err(fail_usage)?;
     if !checked.diagnostics.is_empty() {
         eprintln!("{}", checked.render(stderr_color()));
     }
-    match checked.pipeline.take() {
-        Some(p) => Ok((checked, p)),
-        None => {
-            let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-            eprintln!(
-                "error: {} has {errors} error{}; fix {} first (see `topsail check`)",
-                path.display(),
-                plural(errors),
-                if errors == 1 { "it" } else { "them" }
-            );
-            Err(ExitCode::from(1))
+    if let Some(p) = checked.pipeline.take() {
+        Ok((checked, p))
+    } else {
+        let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
+        eprintln!(
+            "error: {} has {errors} error{}; fix {} first (see `topsail check`)",
+            path.display(),
+            plural(errors),
+            if errors == 1 { "it" } else { "them" }
+        );
+        Err(ExitCode::from(1))
+    }
+}
+
+/// `--context NAME` (repeatable), shared by every command that reads a file:
+/// the contexts a legacy service manifest is read with.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ContextArgs {
+    /// For a legacy service manifest: a context to activate (repeatable; order matters)
+    #[arg(long = "context", value_name = "NAME")]
+    pub contexts: Vec<String>,
+}
+
+impl ContextArgs {
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            contexts: self.contexts.clone(),
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct Comment {
     pub span: Span,
     /// True when the comment stands alone on its line (not after code).
     pub own_line: bool,
+    /// True when a blank line follows an own-line comment (kept by `fmt`,
+    /// so a file's header comment stays apart from what follows).
+    pub blank_after: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

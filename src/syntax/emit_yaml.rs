@@ -146,10 +146,7 @@ pub fn emit(module: &Module) -> String {
 
 /// Group `items` by key in order of first appearance. Keys marked `false`
 /// (single-valued) are still grouped; their items are written one by one.
-fn group<'a, T>(
-    items: &'a [T],
-    key: impl Fn(&T) -> (&'static str, bool),
-) -> Vec<(&'static str, Vec<&'a T>)> {
+fn group<T>(items: &[T], key: impl Fn(&T) -> (&'static str, bool)) -> Vec<(&'static str, Vec<&T>)> {
     let mut groups: Vec<(&'static str, Vec<&T>)> = Vec::new();
     for item in items {
         let (k, _) = key(item);

@@ -151,8 +151,19 @@ impl SourceMap {
 /// Parse one file with the front end its format asks for. Returns the module
 /// (possibly partial) and every syntax diagnostic found.
 pub fn parse(sources: &SourceMap, file: FileId) -> (Option<ast::Module>, Vec<Diagnostic>) {
+    parse_with(sources, file, &[])
+}
+
+/// [`parse`], with the `--context` names a legacy service manifest (a YAML
+/// file with a top-level `deployment_spec`, see [`crate::legacy`]) is read with.
+pub fn parse_with(
+    sources: &SourceMap,
+    file: FileId,
+    contexts: &[String],
+) -> (Option<ast::Module>, Vec<Diagnostic>) {
     match sources.get(file).format {
         Format::Topsail => topsail::parse(sources, file),
-        Format::Yaml => yaml::parse(sources, file),
+        Format::Yaml => crate::legacy::parse(sources, file, contexts)
+            .unwrap_or_else(|| yaml::parse(sources, file)),
     }
 }

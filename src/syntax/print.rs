@@ -138,6 +138,9 @@ impl<'m> Placement<'m> {
             out.push('#');
             out.push_str(&c.text);
             out.push('\n');
+            if c.blank_after {
+                out.push('\n');
+            }
         }
     }
 
@@ -383,6 +386,8 @@ fn zero_module(m: &mut Module) {
     zero(&mut m.span);
     for c in &mut m.comments {
         zero(&mut c.span);
+        // Blank lines are layout, like spans.
+        c.blank_after = false;
     }
     for item in &mut m.items {
         match item {

@@ -292,10 +292,17 @@ impl<'t> FileParser<'t> {
 
     fn own_comment(&mut self, line: Line) {
         let hash = line.start + line.ws;
+        let rest = &self.text[line.end..];
+        let blank_after = rest
+            .strip_prefix("\r\n")
+            .or_else(|| rest.strip_prefix('\n'))
+            .and_then(|r| r.split_once('\n'))
+            .is_some_and(|(next, _)| next.trim().is_empty());
         self.comments.push(Comment {
             text: self.text[hash + 1..line.end].trim_end().to_string(),
             span: self.span(hash, line.end),
             own_line: true,
+            blank_after,
         });
     }
 
@@ -1218,6 +1225,7 @@ impl Build<'_> {
                         text: pair.as_str()[1..].trim_end().to_string(),
                         span,
                         own_line: false,
+                        blank_after: false,
                     });
                 }
                 Rule::kw_pipeline

@@ -304,24 +304,24 @@ pub(crate) fn classify_plain(s: &str) -> Plain {
         _ => {}
     }
     let digits = |t: &str, radix: u32| !t.is_empty() && t.chars().all(|c| c.is_digit(radix));
-    if let Some(hex) = s.strip_prefix("0x") {
-        if digits(hex, 16) {
-            return i64::from_str_radix(hex, 16).map_or(Plain::BigInt, Plain::Int);
-        }
+    if let Some(hex) = s.strip_prefix("0x")
+        && digits(hex, 16)
+    {
+        return i64::from_str_radix(hex, 16).map_or(Plain::BigInt, Plain::Int);
     }
-    if let Some(oct) = s.strip_prefix("0o") {
-        if digits(oct, 8) {
-            return i64::from_str_radix(oct, 8).map_or(Plain::BigInt, Plain::Int);
-        }
+    if let Some(oct) = s.strip_prefix("0o")
+        && digits(oct, 8)
+    {
+        return i64::from_str_radix(oct, 8).map_or(Plain::BigInt, Plain::Int);
     }
     let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
     if digits(unsigned, 10) {
         return s.parse::<i64>().map_or(Plain::BigInt, Plain::Int);
     }
-    if is_core_float(unsigned) {
-        if let Ok(f) = s.parse::<f64>() {
-            return Plain::Float(f);
-        }
+    if is_core_float(unsigned)
+        && let Ok(f) = s.parse::<f64>()
+    {
+        return Plain::Float(f);
     }
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     if split > 0 && split < s.len() && s[split..].chars().all(|c| c.is_ascii_alphabetic()) {
@@ -709,16 +709,15 @@ impl Cx<'_> {
 
     /// The text of a key, which must be a string scalar.
     fn key_text(&mut self, key: &Node) -> Option<String> {
-        match key.scalar() {
-            Some(Scalar::Str) => key.text().map(str::to_owned),
-            _ => {
-                self.expected(
-                    key,
-                    "a key name",
-                    "keys are plain words like `image` or `steps`",
-                );
-                None
-            }
+        if let Some(Scalar::Str) = key.scalar() {
+            key.text().map(str::to_owned)
+        } else {
+            self.expected(
+                key,
+                "a key name",
+                "keys are plain words like `image` or `steps`",
+            );
+            None
         }
     }
 
@@ -866,16 +865,15 @@ impl Cx<'_> {
     /// A name: a string scalar with name syntax (reported, but still returned,
     /// when the syntax is wrong so later stages see the item).
     fn name(&mut self, node: &Node, what: &str, kind: NameKind) -> Option<Ident> {
-        let text = match node.scalar() {
-            Some(Scalar::Str | Scalar::Duration) => node.text().unwrap_or_default(),
-            _ => {
-                self.expected(
-                    node,
-                    &format!("a {what} name"),
-                    "names are words like `build` or `REGION`",
-                );
-                return None;
-            }
+        let text = if let Some(Scalar::Str | Scalar::Duration) = node.scalar() {
+            node.text().unwrap_or_default()
+        } else {
+            self.expected(
+                node,
+                &format!("a {what} name"),
+                "names are words like `build` or `REGION`",
+            );
+            return None;
         };
         self.check_name(text, node.span, what, kind);
         Some(Ident {

@@ -1,0 +1,173 @@
+//! Makespan benchmark of the ASL back end (scripts/bench/asl.sh).
+//!
+//! For 1,000 random DAGs (10-500 steps, durations uniform in [1, 100)) and
+//! 1,000 random series-parallel DAGs: the makespan of the compiled state
+//! machine with unlimited workers (read back from the ASL JSON by
+//! `asl::analyse::makespan`), divided by the DAG's critical path; the same
+//! for a naive level-by-level compilation (a Parallel per level, in series).
+//! Compiled twice: as `topsail compile` does (every step weighs the same) and
+//! with the durations as weights (what a profile of earlier runs would give).
+//! Then the compile time of 10,000-step pipelines.
+
+use std::time::Instant;
+
+use topsail::asl::{self, analyse, synth};
+
+struct Stats {
+    sum: f64,
+    worst: f64,
+    count: usize,
+    perfect: usize,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Stats {
+            sum: 0.0,
+            worst: 0.0,
+            count: 0,
+            perfect: 0,
+        }
+    }
+    fn add(&mut self, r: f64) {
+        self.sum += r;
+        self.worst = self.worst.max(r);
+        self.count += 1;
+        if r < 1.0 + 1e-9 {
+            self.perfect += 1;
+        }
+    }
+    fn show(&self, what: &str) {
+        println!(
+            "  {what:<34} mean {:.4}  worst {:.4}  exactly 1.0: {}/{}",
+            self.sum / self.count as f64,
+            self.worst,
+            self.perfect,
+            self.count
+        );
+    }
+}
+
+fn critical_path(n: usize, edges: &[(usize, usize)], d: &[f64]) -> (f64, f64) {
+    // (critical path, naive level-by-level makespan)
+    let mut preds = vec![Vec::new(); n];
+    let mut succs = vec![Vec::new(); n];
+    let mut indeg = vec![0; n];
+    for &(a, b) in edges {
+        preds[b].push(a);
+        succs[a].push(b);
+        indeg[b] += 1;
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&v| indeg[v] == 0).collect();
+    let mut i = 0;
+    while i < order.len() {
+        let v = order[i];
+        i += 1;
+        for &w in &succs[v] {
+            indeg[w] -= 1;
+            if indeg[w] == 0 {
+                order.push(w);
+            }
+        }
+    }
+    let mut finish = vec![0.0f64; n];
+    let mut level = vec![0usize; n];
+    for &v in &order {
+        let start = preds[v].iter().map(|&u| finish[u]).fold(0.0, f64::max);
+        finish[v] = start + d[v];
+        level[v] = preds[v].iter().map(|&u| level[u] + 1).max().unwrap_or(0);
+    }
+    let levels = level.iter().max().map_or(0, |m| m + 1);
+    let mut widest = vec![0.0f64; levels];
+    for v in 0..n {
+        widest[level[v]] = widest[level[v]].max(d[v]);
+    }
+    (
+        finish.iter().copied().fold(0.0, f64::max),
+        widest.iter().sum(),
+    )
+}
+
+fn run_family(title: &str, sp: bool, seed: u64) {
+    let mut rng = synth::Rng::new(seed);
+    let (mut unit, mut weighted, mut naive) = (Stats::new(), Stats::new(), Stats::new());
+    let mut steps = 0;
+    let t0 = Instant::now();
+    for _ in 0..1000 {
+        let n = 10 + rng.below(491);
+        steps += n;
+        let edges = if sp {
+            synth::random_sp(&mut rng, n)
+        } else {
+            synth::random_dag(&mut rng, n)
+        };
+        let d: Vec<f64> = (0..n).map(|_| 1.0 + 99.0 * rng.unit()).collect();
+        let p = synth::dag_pipeline(n, &edges);
+        let (cp, lv) = critical_path(n, &edges, &d);
+        let dur = |name: &str| -> f64 {
+            name.strip_prefix("step-")
+                .and_then(|i| i.parse::<usize>().ok())
+                .map_or(0.0, |i| d[i])
+        };
+        for (stats, weights) in [(&mut unit, None), (&mut weighted, Some(d.clone()))] {
+            let options = asl::Options {
+                weights,
+                ..asl::Options::default()
+            };
+            let c = asl::compile(&p, &options).expect("a random DAG compiles");
+            let m =
+                analyse::makespan(&c.definition, &dur).expect("the machine has a successful path");
+            assert!(m + 1e-6 >= cp, "makespan {m} below the critical path {cp}");
+            stats.add(m / cp);
+        }
+        naive.add(lv / cp);
+    }
+    println!(
+        "{title} (1,000 DAGs, {steps} steps, {:.1} s):",
+        t0.elapsed().as_secs_f64()
+    );
+    unit.show("compiled (topsail compile)");
+    weighted.show("compiled, durations as weights");
+    naive.show("naive level-by-level");
+}
+
+fn time_compile(title: &str, n: usize, edges: &[(usize, usize)]) {
+    let p = synth::dag_pipeline(n, edges);
+    let mut best = f64::MAX;
+    let mut outcome = String::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = asl::compile(&p, &asl::Options::default());
+        best = best.min(t.elapsed().as_secs_f64() * 1000.0);
+        outcome = match r {
+            Ok(c) => format!("ok, {} bytes", c.to_json().len()),
+            Err(d) => format!(
+                "refused: {}",
+                d.iter()
+                    .find(|d| d.is_error())
+                    .map(|d| d.message.clone())
+                    .unwrap_or_default()
+            ),
+        };
+    }
+    println!("  {title:<34} {best:.1} ms  ({outcome})");
+}
+
+fn main() {
+    // ASL_BENCH=compile: only the compile times.
+    if std::env::var("ASL_BENCH").as_deref() != Ok("compile") {
+        run_family("random DAGs", false, 1);
+        run_family("random series-parallel DAGs", true, 2);
+    }
+    println!("compile time, 10,000 steps (best of 5):");
+    let n = 10_000;
+    let chain: Vec<(usize, usize)> = (0..n - 1).map(|i| (i, i + 1)).collect();
+    time_compile("chain", n, &chain);
+    let mut rng = synth::Rng::new(3);
+    time_compile("random DAG", n, &synth::random_dag(&mut rng, n));
+    time_compile(
+        "random series-parallel DAG",
+        n,
+        &synth::random_sp(&mut rng, n),
+    );
+}

@@ -1,0 +1,92 @@
+//! `topsail compile [FILE] --to asl|asl-yaml|dot|mermaid [--out PATH]
+//! [--activity-arn ARN] [--approval-queue-url URL]`: the Step Functions
+//! definition (or the DAG as a picture). Same bytes for the same input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+use crate::asl;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pipeline (default: pipeline.topsail, then topsail.yaml)
+    pub file: Option<PathBuf>,
+    /// What to produce
+    #[arg(long, value_enum, default_value_t = Target::Asl)]
+    pub to: Target,
+    /// Write here instead of standard output
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// The activity the steps' tasks run on (default: a placeholder `topsail deploy` fills in)
+    #[arg(long, value_name = "ARN", default_value = asl::ACTIVITY_ARN_PLACEHOLDER)]
+    pub activity_arn: String,
+    /// The SQS queue approvals are posted to (default: a placeholder `topsail deploy` fills in)
+    #[arg(long, value_name = "URL", default_value = asl::APPROVAL_QUEUE_PLACEHOLDER)]
+    pub approval_queue_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// Amazon States Language, JSON
+    Asl,
+    /// Amazon States Language, YAML
+    AslYaml,
+    /// The DAG as Graphviz dot
+    Dot,
+    /// The DAG as a Mermaid flowchart
+    Mermaid,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let (checked, pipeline) = match super::load_pipeline(args.file.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let text = match args.to {
+        Target::Dot => crate::graph::dot(&pipeline),
+        Target::Mermaid => crate::graph::mermaid(&pipeline),
+        Target::Asl | Target::AslYaml => {
+            let options = asl::Options {
+                activity_arn: args.activity_arn,
+                approval_queue_url: args.approval_queue_url,
+                weights: None,
+            };
+            match asl::compile(&pipeline, &options) {
+                Ok(compiled) => {
+                    render(&checked, &compiled.diagnostics);
+                    if args.to == Target::Asl {
+                        compiled.to_json()
+                    } else {
+                        compiled.to_yaml()
+                    }
+                }
+                Err(diags) => {
+                    render(&checked, &diags);
+                    let errors = diags.iter().filter(|d| d.is_error()).count();
+                    eprintln!(
+                        "error: the pipeline cannot be compiled to Step Functions ({errors} error{})",
+                        super::plural(errors)
+                    );
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    let Some(path) = args.out else {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    };
+    match std::fs::write(&path, text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => super::fail_usage(format!("cannot write {}: {e}", path.display())),
+    }
+}
+
+fn render(checked: &crate::check::Checked, diags: &[crate::diagnostics::Diagnostic]) {
+    let color = super::stderr_color();
+    for d in diags {
+        eprintln!("{}", d.render(&checked.sources, color, 100));
+    }
+}

@@ -1,0 +1,99 @@
+//! `topsail logs RUN [STEP]`: print the recorded logs of a run (all steps,
+//! prefixed, in the record's order; or one step). RUN may be `last` or any
+//! unique prefix of a run id.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::run::record::{RUNS_DIR, list_runs, log_file_name};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A run id, a unique prefix of one, or `last`
+    pub run: String,
+    /// Only this step (or foreach instance, e.g. `deploy[eu-west-1]`)
+    pub step: Option<String>,
+    /// The pipeline's directory (default: the current one)
+    #[arg(long, short = 'C', default_value = ".")]
+    pub dir: PathBuf,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let runs = match list_runs(&args.dir) {
+        Ok(r) => r,
+        Err(e) => return super::fail_usage(format!("cannot read the run records: {e}")),
+    };
+    let matching: Vec<_> = if args.run == "last" {
+        runs.into_iter().take(1).collect()
+    } else {
+        runs.into_iter()
+            .filter(|(id, _)| id.starts_with(&args.run))
+            .collect()
+    };
+    let (id, json) = match matching.as_slice() {
+        [one] => one.clone(),
+        [] => {
+            return super::fail_usage(format!(
+                "no recorded run matches `{}` (see `topsail runs`)",
+                args.run
+            ));
+        }
+        many => {
+            let ids: Vec<&str> = many.iter().map(|(i, _)| i.as_str()).collect();
+            return super::fail_usage(format!(
+                "`{}` matches several runs: {}",
+                args.run,
+                ids.join(", ")
+            ));
+        }
+    };
+    let logs = args.dir.join(RUNS_DIR).join(&id).join("logs");
+    let units: Vec<String> = json
+        .as_ref()
+        .and_then(|j| j.get("steps"))
+        .and_then(|s| s.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| u.get("name")?.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(step) = &args.step {
+        let wanted: Vec<&String> = units
+            .iter()
+            .filter(|u| {
+                *u == step
+                    || u.strip_prefix(step.as_str())
+                        .is_some_and(|r| r.starts_with('['))
+            })
+            .collect();
+        if wanted.is_empty() {
+            let hint = crate::diagnostics::suggest(step, units.iter().map(String::as_str))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return super::fail_usage(format!("run {id} has no step `{step}`{hint}"));
+        }
+        let prefix = wanted.len() > 1;
+        for u in wanted {
+            print_log(&logs, u, prefix);
+        }
+    } else {
+        for u in &units {
+            print_log(&logs, u, true);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_log(dir: &std::path::Path, unit: &str, prefix: bool) {
+    let Ok(text) = std::fs::read_to_string(dir.join(log_file_name(unit))) else {
+        return;
+    };
+    for line in text.lines() {
+        if prefix {
+            println!("{unit} | {line}");
+        } else {
+            println!("{line}");
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! `topsail run [FILE]`: check the pipeline, resolve the command line into
+//! [`RunOptions`], then run it (or print the plan with `--dry-run`, or keep
+//! rerunning it with `--watch`). Ctrl-C and SIGTERM cancel the run cleanly
+//! and give exit code 130.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::model::{Action, Pipeline};
+use crate::run::{self, RunOptions, Runtimes, Secrets, ui};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pipeline (default: pipeline.topsail, then topsail.yaml)
+    pub file: Option<PathBuf>,
+    /// At most N steps at once (default: the number of CPUs)
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Set a param (type-checked against its declaration)
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Run only this step and what it needs (repeatable)
+    #[arg(long = "target", short = 't', value_name = "STEP")]
+    pub targets: Vec<String>,
+    /// After a failure, still run every step that does not depend on it
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Approve this approval step without asking (repeatable)
+    #[arg(long = "approve", value_name = "STEP")]
+    pub approve: Vec<String>,
+    /// Approve every approval step without asking
+    #[arg(long)]
+    pub approve_all: bool,
+    /// Print the plan (order, images, commands) and run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rerun when the pipeline or a file under its directory changes
+    #[arg(long)]
+    pub watch: bool,
+    /// No colours (also: NO_COLOR, CI, or output not a terminal)
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let file = match super::resolve_file(args.file.as_deref()) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let (_, pipeline) = match super::load_pipeline(Some(&file)) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let opts = match options(&pipeline, &file, &args) {
+        Ok(o) => o,
+        Err(msg) => return super::fail_usage(msg),
+    };
+    if args.dry_run {
+        let plan = run::plan::render(&pipeline, &opts);
+        print!("{}", Secrets::from_env(&pipeline).mask(&plan));
+        return ExitCode::SUCCESS;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return super::fail_usage(format!("cannot start the async runtime: {e}")),
+    };
+    let code = rt.block_on(main_async(pipeline, opts, file, &args));
+    // Blocking prompt threads must not keep the process alive.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    ExitCode::from(code)
+}
+
+/// Turn the command line into options; errors are usage errors (exit 2).
+pub fn options(pipeline: &Pipeline, file: &Path, args: &Args) -> Result<RunOptions, String> {
+    let params = run::resolve_params(pipeline, &args.params)?;
+    let names = || pipeline.steps.iter().map(|s| s.name.as_str());
+    let unknown = |n: &str, what: &str| {
+        let hint = crate::diagnostics::suggest(n, names())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        format!("{what}: there is no step `{n}`{hint}")
+    };
+    for t in &args.targets {
+        if pipeline.step_by_name(t).is_none() {
+            return Err(unknown(t, "--target"));
+        }
+    }
+    for a in &args.approve {
+        match pipeline.step_by_name(a) {
+            None => return Err(unknown(a, "--approve")),
+            Some(s) if !matches!(s.action, Action::Approval { .. }) => {
+                return Err(format!("--approve: step `{a}` is not an approval step"));
+            }
+            Some(_) => {}
+        }
+    }
+    if args.jobs == Some(0) {
+        return Err("--jobs must be at least 1".into());
+    }
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+    Ok(RunOptions {
+        pipeline_dir: dir,
+        pipeline_file: file.to_path_buf(),
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+        params,
+        targets: args.targets.clone(),
+        keep_going: args.keep_going,
+        approve: args.approve.clone(),
+        approve_all: args.approve_all,
+        color: ui::want_color(args.no_color),
+        interactive: ui::is_interactive(),
+        tmp_base: std::env::temp_dir(),
+    })
+}
+
+fn make_ui(pipeline: &Pipeline, opts: &RunOptions) -> Arc<ui::Ui> {
+    let names = pipeline.steps.iter().map(|s| {
+        if s.foreach.is_some() {
+            format!("{}[xxxxxxxx]", s.name)
+        } else {
+            s.name.clone()
+        }
+    });
+    Arc::new(ui::Ui::new(opts.color, opts.interactive, names))
+}
+
+/// Ctrl-C or SIGTERM flips the returned flag to `true`.
+fn signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn main_async(
+    mut pipeline: Pipeline,
+    mut opts: RunOptions,
+    file: PathBuf,
+    args: &Args,
+) -> u8 {
+    let sig = signals();
+    let runtimes = Runtimes::real();
+    let mut changes = if args.watch {
+        match run::watch::watch(&opts.pipeline_dir) {
+            Ok((w, rx)) => Some((w, rx)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
+    loop {
+        let ui = make_ui(&pipeline, &opts);
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let run_id = run::new_run_id();
+        let fut = run::execute(
+            Arc::new(pipeline.clone()),
+            Arc::new(opts.clone()),
+            runtimes.clone(),
+            run_id,
+            ui.clone(),
+            cancel_rx,
+        );
+        tokio::pin!(fut);
+        let mut changed = false;
+        let report = loop {
+            let mut sig_wait = sig.clone();
+            tokio::select! {
+                report = &mut fut => break report,
+                _ = sig_wait.wait_for(|s| *s), if !*cancel_tx.borrow() => {
+                    let _ = cancel_tx.send(true);
+                }
+                Some(_) = next_change(&mut changes), if !*cancel_tx.borrow() => {
+                    ui.error("files changed: cancelling this run to start again");
+                    changed = true;
+                    let _ = cancel_tx.send(true);
+                }
+            }
+        };
+        let record_dir = opts
+            .pipeline_dir
+            .join(run::record::RUNS_DIR)
+            .join(&report.run_id);
+        ui.summary(&report, Some(&record_dir));
+        if *sig.borrow() {
+            return 130;
+        }
+        if changes.is_none() {
+            return report.status.exit_code();
+        }
+        if !changed {
+            eprintln!(
+                "watching {} for changes (Ctrl-C to stop)",
+                opts.pipeline_dir.display()
+            );
+            let mut sig_wait = sig.clone();
+            tokio::select! {
+                _ = sig_wait.wait_for(|s| *s) => return 130,
+                c = next_change(&mut changes) => if c.is_none() { return report.status.exit_code() },
+            }
+        }
+        // Let the burst settle, then start from the file as it is now.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        while let Some((_, rx)) = changes.as_mut() {
+            if rx.try_recv().is_err() {
+                break;
+            }
+        }
+        loop {
+            if let Some((p, o)) = reload(&file, args) {
+                pipeline = p;
+                opts = o;
+                break;
+            }
+            eprintln!("the pipeline has errors: fix them and save to run again");
+            let mut sig_wait = sig.clone();
+            tokio::select! {
+                _ = sig_wait.wait_for(|s| *s) => return 130,
+                _ = next_change(&mut changes) => {}
+            }
+        }
+    }
+}
+
+async fn next_change(
+    changes: &mut Option<(
+        run::watch::Watcher,
+        tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>,
+    )>,
+) -> Option<Vec<PathBuf>> {
+    match changes {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn reload(file: &Path, args: &Args) -> Option<(Pipeline, RunOptions)> {
+    let (_, pipeline) = super::load_pipeline(Some(file)).ok()?;
+    match options(&pipeline, file, args) {
+        Ok(o) => Some((pipeline, o)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
+    }
+}

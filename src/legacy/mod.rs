@@ -1,0 +1,64 @@
+//! The third front end: "service manifests" of the first (Perl) topsail,
+//! YAML files with a top-level `deployment_spec`. They are read with the
+//! active `--context` names, collapsed the way the old runner did, and turned
+//! into the same [`ast::Module`] the `.topsail` and YAML front ends produce, so
+//! the checker, the model, the runner and the ASL compiler need no legacy
+//! code. Everything the old runner silently ignored is reported as a warning
+//! (`topsail::legacy`) pointing into the YAML.
+//!
+//! Boundaries: this module only reads YAML and builds AST; it never runs
+//! anything. [`crate::syntax::parse_with`] calls [`parse`] for YAML files.
+
+mod lower;
+mod script;
+mod tree;
+
+use crate::diagnostics::{Diagnostic, codes};
+use crate::syntax::{FileId, SourceMap, Span, ast};
+
+/// Read `file` as a service manifest with `contexts` active, in order.
+/// `None` when it is not one (not YAML, or no `deployment_spec` at the top),
+/// so the ordinary YAML front end can take it.
+pub fn parse(
+    sources: &SourceMap,
+    file: FileId,
+    contexts: &[String],
+) -> Option<(Option<ast::Module>, Vec<Diagnostic>)> {
+    let source = sources.get(file);
+    let root = tree::load(&source.text, file)?;
+    let (ds_key, ds) = root.get("deployment_spec")?;
+    let mut diags = Vec::new();
+    for (key, _) in root.as_map().unwrap_or_default() {
+        let name = key.key_text().unwrap_or_default();
+        if name != "deployment_spec" && name != "cloud_spec" {
+            diags.push(
+                Diagnostic::warning(
+                    codes::LEGACY,
+                    key.span,
+                    format!("top-level key `{name}` is not used"),
+                )
+                .label("ignored, as the old runner did")
+                .help("a service manifest runs `deployment_spec`; other keys are free data for its scripts"),
+            );
+        }
+    }
+    let stem = source
+        .path
+        .as_deref()
+        .and_then(std::path::Path::file_stem)
+        .and_then(|s| s.to_str())
+        .unwrap_or("manifest");
+    let whole = Span::new(file, 0, source.text.len());
+    let module = lower::lower(&lower::Input {
+        ds,
+        ds_key: ds_key.span,
+        contexts,
+        name: stem,
+        whole,
+    });
+    diags.extend(module.1);
+    Some((module.0, diags))
+}
+
+#[cfg(test)]
+mod tests;

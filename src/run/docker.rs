@@ -1,0 +1,336 @@
+//! The docker runtime: each attempt in its own container through the Docker
+//! Engine API (bollard; no `docker` CLI process per step). The pipeline's
+//! directory is bind-mounted at `/workspace`, the attempt's directory at the
+//! same path as on the host (so `TMPDIR` and `$TOPSAIL_OUTPUT` mean the same
+//! inside and out, and a step may start sibling containers). Containers carry
+//! `topsail.run` / `topsail.step` labels and are removed whatever happens.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+
+use crate::run::runtime::{AttemptDir, BoxFuture, Exit, Line, Runtime, StepIo, StepSpec, Stream};
+
+pub const LABEL_RUN: &str = "topsail.run";
+pub const LABEL_STEP: &str = "topsail.step";
+pub const LABEL_PIPELINE: &str = "topsail.pipeline";
+
+/// Connects on first use, so a pipeline with only host steps never needs Docker.
+#[derive(Default)]
+pub struct DockerRuntime {
+    client: OnceCell<Result<Docker, String>>,
+    /// One pull at a time per image, so parallel steps do not pull twice.
+    pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Runtime for DockerRuntime {
+    fn run_step<'a>(
+        &'a self,
+        spec: &'a StepSpec,
+        dir: &'a AttemptDir,
+        io: StepIo,
+    ) -> BoxFuture<'a, Exit> {
+        Box::pin(self.run(spec, dir, io))
+    }
+}
+
+fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+fn no_docker(e: impl std::fmt::Display) -> String {
+    format!(
+        "no Docker engine reachable at {} ({e}). Start Docker (for example \
+         `sudo systemctl start docker`) or set DOCKER_HOST to a running engine; \
+         steps without an `image` run on the host and do not need Docker",
+        docker_host()
+    )
+}
+
+/// Connect honouring `DOCKER_HOST`, speaking the engine's API version.
+pub async fn connect() -> Result<Docker, String> {
+    let docker = Docker::connect_with_defaults().map_err(no_docker)?;
+    match tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version()).await {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(e)) => Err(no_docker(e)),
+        Err(_) => Err(no_docker("no answer within 10s")),
+    }
+}
+
+impl DockerRuntime {
+    async fn client(&self) -> Result<&Docker, String> {
+        self.client
+            .get_or_init(connect)
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    async fn run(&self, spec: &StepSpec, dir: &AttemptDir, io: StepIo) -> Exit {
+        let Some(image) = spec.image.as_deref() else {
+            return Exit::Error("internal: the docker runtime got a step without an image".into());
+        };
+        let docker = match self.client().await {
+            Ok(d) => d,
+            Err(e) => return Exit::Error(e),
+        };
+        if let Err(e) = self.ensure_image(docker, image, &io).await {
+            return Exit::Error(e);
+        }
+        if *io.cancel.borrow() {
+            return Exit::Cancelled;
+        }
+        let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.extend(
+            dir.builtin_env(spec)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+        let labels = HashMap::from([
+            (LABEL_RUN.to_string(), spec.run_id.clone()),
+            (LABEL_STEP.to_string(), spec.name.clone()),
+            (LABEL_PIPELINE.to_string(), spec.pipeline.clone()),
+        ]);
+        let root = dir.root.display().to_string();
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(spec.shell_words()),
+            cmd: Some(vec![dir.script.display().to_string()]),
+            env: Some(env),
+            working_dir: Some(spec.workdir.clone().unwrap_or_else(|| "/workspace".into())),
+            labels: Some(labels),
+            tty: Some(false),
+            host_config: Some(HostConfig {
+                binds: Some(vec![
+                    format!("{}:/workspace", spec.pipeline_dir.display()),
+                    format!("{root}:{root}"),
+                ]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = match docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await
+        {
+            Ok(r) => r.id,
+            Err(e) => {
+                return Exit::Error(format!(
+                    "cannot create a container from `{image}`: {}",
+                    short(&e)
+                ));
+            }
+        };
+        let exit = run_container(docker, &id, spec, io.clone()).await;
+        let remove = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        if let Err(e) = docker.remove_container(&id, Some(remove)).await {
+            io.system(format!(
+                "warning: could not remove container {id}: {}",
+                short(&e)
+            ));
+        }
+        exit
+    }
+
+    async fn ensure_image(&self, docker: &Docker, image: &str, io: &StepIo) -> Result<(), String> {
+        let lock = {
+            let mut pulls = self
+                .pulls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pulls.entry(image.to_string()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        match docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => return Err(format!("cannot inspect image `{image}`: {}", short(&e))),
+        }
+        io.system(format!("pulling {image} (not present locally)"));
+        let (name, tag) = split_tag(image);
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(name)
+            .tag(tag)
+            .build();
+        let mut stream = docker.create_image(Some(options), None, None);
+        let mut last = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                        return Err(pull_failed(image, &detail));
+                    }
+                    // Progress bars change many times a second; report status changes only.
+                    let status = format!(
+                        "{}{}",
+                        info.id.map(|i| format!("{i}: ")).unwrap_or_default(),
+                        info.status.unwrap_or_default()
+                    );
+                    if status != last && !status.is_empty() {
+                        io.system(format!("pull: {status}"));
+                        last = status;
+                    }
+                }
+                Err(e) => return Err(pull_failed(image, &short(&e))),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn pull_failed(image: &str, why: &str) -> String {
+    format!(
+        "image `{image}` is not present locally and could not be pulled ({why}); \
+         check the name, build or load it locally (`docker build`, `docker load`), \
+         or log in to its registry"
+    )
+}
+
+/// `name:tag` -> (`name`, `tag`); no tag means `latest` (an empty tag would
+/// pull every tag). Digests stay whole.
+fn split_tag(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rfind(':') {
+        Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+/// A one-line message from a bollard error (the engine's own message when it sent one).
+fn short(e: &DockerError) -> String {
+    match e {
+        DockerError::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            format!("{} (HTTP {status_code})", message.trim())
+        }
+        other => other.to_string(),
+    }
+}
+
+async fn run_container(docker: &Docker, id: &str, spec: &StepSpec, mut io: StepIo) -> Exit {
+    if let Err(e) = docker
+        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+        .await
+    {
+        return Exit::Error(format!("the container could not start: {}", short(&e)));
+    }
+    let logs = {
+        let docker = docker.clone();
+        let id = id.to_string();
+        let io = io.clone();
+        tokio::spawn(async move { stream_logs(&docker, &id, io).await })
+    };
+    let timeout = async {
+        match spec.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut wait =
+        docker.wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
+    let exit = tokio::select! {
+        next = wait.next() => match next {
+            Some(Ok(r)) => Exit::Code(r.status_code),
+            Some(Err(DockerError::DockerContainerWaitError { code, .. })) => Exit::Code(code),
+            Some(Err(e)) => Exit::Error(format!("waiting for the container: {}", short(&e))),
+            None => Exit::Error("the engine ended the wait without an exit code".into()),
+        },
+        () = timeout => Exit::TimedOut,
+        _ = io.cancel.wait_for(|c| *c) => Exit::Cancelled,
+    };
+    if !matches!(exit, Exit::Code(_)) {
+        let kill = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
+        let _ = docker.kill_container(id, Some(kill)).await;
+    }
+    // The log stream ends when the container stops; bound the wait anyway.
+    let _ = tokio::time::timeout(Duration::from_secs(5), logs).await;
+    exit
+}
+
+async fn stream_logs(docker: &Docker, id: &str, io: StepIo) {
+    let options = LogsOptionsBuilder::default()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut stream = docker.logs(id, Some(options));
+    // Frames are whatever the process wrote at once: reassemble lines per stream.
+    let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    while let Some(Ok(chunk)) = stream.next().await {
+        let (idx, stream_kind, bytes) = match &chunk {
+            LogOutput::StdErr { message } => (1, Stream::Stderr, message.as_ref()),
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                (0, Stream::Stdout, message.as_ref())
+            }
+            LogOutput::StdIn { .. } => continue,
+        };
+        let buf = &mut partial[idx];
+        buf.extend_from_slice(bytes);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let mut line: Vec<u8> = buf.drain(..=pos).collect();
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            send(&io, stream_kind, &line);
+        }
+    }
+    for (idx, kind) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
+        if !partial[idx].is_empty() {
+            send(&io, kind, &partial[idx]);
+        }
+    }
+}
+
+fn send(io: &StepIo, stream: Stream, bytes: &[u8]) {
+    let _ = io.lines.send(Line {
+        stream,
+        text: String::from_utf8_lossy(bytes).into_owned(),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn tags_split_after_the_last_slash() {
+        assert_eq!(split_tag("alpine:3.20"), ("alpine", "3.20"));
+        assert_eq!(split_tag("alpine"), ("alpine", "latest"));
+        assert_eq!(
+            split_tag("localhost:5000/a/b"),
+            ("localhost:5000/a/b", "latest")
+        );
+        assert_eq!(
+            split_tag("localhost:5000/a/b:1"),
+            ("localhost:5000/a/b", "1")
+        );
+        assert_eq!(split_tag("a@sha256:00"), ("a@sha256:00", ""));
+    }
+}

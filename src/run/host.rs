@@ -1,0 +1,118 @@
+//! The host runtime: the step's script as a child process of topsail, in the
+//! pipeline's directory, in a process group of its own so that a timeout or
+//! a cancel kills everything the script started, not just the shell.
+
+use std::process::Stdio;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use crate::run::runtime::{AttemptDir, BoxFuture, Exit, Line, Runtime, StepIo, StepSpec, Stream};
+
+#[derive(Debug, Default)]
+pub struct HostRuntime;
+
+impl Runtime for HostRuntime {
+    fn run_step<'a>(
+        &'a self,
+        spec: &'a StepSpec,
+        dir: &'a AttemptDir,
+        io: StepIo,
+    ) -> BoxFuture<'a, Exit> {
+        Box::pin(run(spec, dir, io))
+    }
+}
+
+async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo) -> Exit {
+    let words = spec.shell_words();
+    let Some((program, args)) = words.split_first() else {
+        return Exit::Error("the step's `shell` is empty".into());
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .arg(&dir.script)
+        .current_dir(&spec.pipeline_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for name in &spec.env_remove {
+        cmd.env_remove(name);
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(dir.builtin_env(spec));
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Exit::Error(format!("cannot start `{program}`: {e}")),
+    };
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let out = child
+        .stdout
+        .take()
+        .map(|r| tokio::spawn(pump(r, Stream::Stdout, io.clone())));
+    let err = child
+        .stderr
+        .take()
+        .map(|r| tokio::spawn(pump(r, Stream::Stderr, io.clone())));
+
+    let timeout = async {
+        match spec.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let exit = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => Exit::Code(exit_code(s)),
+            Err(e) => Exit::Error(format!("waiting for the step's process: {e}")),
+        },
+        () = timeout => Exit::TimedOut,
+        _ = io.cancel.wait_for(|c| *c) => Exit::Cancelled,
+    };
+    // Also after a normal exit: background jobs the script left would
+    // otherwise outlive the step (and hold its output pipes open).
+    if let Some(pgid) = pgid {
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+    if !matches!(exit, Exit::Code(_)) {
+        let _ = child.wait().await;
+    }
+    for task in [out, err].into_iter().flatten() {
+        // A process that left the group (setsid) may keep a pipe open: do not hang on it.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
+    exit
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i64 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => i64::from(c),
+        (None, Some(sig)) => 128 + i64::from(sig),
+        (None, None) => -1,
+    }
+}
+
+/// Forward a pipe line by line (lossy UTF-8: a step may print anything).
+pub(crate) async fn pump(reader: impl AsyncRead + Unpin, stream: Stream, io: StepIo) {
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    buf.pop();
+                }
+                let _ = io.lines.send(Line {
+                    stream,
+                    text: String::from_utf8_lossy(&buf).into_owned(),
+                });
+            }
+        }
+    }
+}

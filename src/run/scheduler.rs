@@ -1,0 +1,961 @@
+//! The scheduler: walks the DAG of a checked pipeline and decides, for every
+//! step (every `foreach` instance: a "unit"), whether it runs, is skipped or
+//! is not run, with the meaning of LANGUAGE.md section 7 — the same meaning
+//! the ASL back end gives it:
+//!
+//! - a step starts when each of its needs succeeded or was skipped;
+//! - `when` false: skipped, and its outputs are empty strings;
+//! - a failure (after `retry`, whose delays are the ASL Retrier's) starts the
+//!   step's `catch` handler, marks every step that needs it, directly or not,
+//!   *cancelled* ("not run because `X` failed"), and stops starting new steps
+//!   unless `--keep-going`; the run ends failed once running units finish;
+//! - a `foreach` step succeeds when all its instances do; after one fails, its
+//!   instances not yet started are not started;
+//! - catch handlers (`is_handler`) run only as handlers, once per run (for
+//!   the first failure that names them).
+//!
+//! At most `jobs` units run at once; among ready units the one with the
+//! longest remaining path in the DAG goes first. Ctrl-C/SIGTERM (the
+//! `cancel` channel) stops starting units and tells running ones to kill
+//! what they run; they clean up before the run ends.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::model::{Action, ForeachItems, Pipeline, StepId, Value, render_script, render_text};
+use crate::run::record::Record;
+use crate::run::runtime::{self, Line, Outcome, Runtime, StepIo, StepSpec, Stream, errors};
+use crate::run::ui::Ui;
+use crate::run::{RunOptions, RunScope, Runtimes, Secrets};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl Status {
+    pub fn is_done(self) -> bool {
+        !matches!(self, Status::Pending | Status::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            RunStatus::Succeeded => 0,
+            RunStatus::Failed | RunStatus::Running => 1,
+            RunStatus::Interrupted => 130,
+        }
+    }
+}
+
+/// One unit in the record and the summary. Outputs are masked.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnitReport {
+    pub name: String,
+    pub step: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<serde_json::Value>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub attempts: u32,
+    /// Milliseconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    pub duration_ms: u64,
+    pub outputs: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub pipeline: String,
+    pub file: PathBuf,
+    pub status: RunStatus,
+    pub started_ms: u64,
+    pub duration_ms: u64,
+    pub params: IndexMap<String, Value>,
+    pub steps: Vec<UnitReport>,
+}
+
+struct Unit {
+    step: StepId,
+    name: String,
+    item: Option<Value>,
+    status: Status,
+    reason: Option<String>,
+    attempts: u32,
+    started: Option<SystemTime>,
+    duration: Duration,
+    outputs: IndexMap<String, String>,
+    error: Option<(String, String)>,
+    /// For a handler: `(failed.step, failed.error)`.
+    failed: Option<(String, String)>,
+}
+
+struct UnitResult {
+    attempts: u32,
+    outcome: Outcome,
+    started: SystemTime,
+    duration: Duration,
+}
+
+/// What unit tasks share: read-only for the run's duration.
+struct Shared {
+    run_id: String,
+    pipeline_name: String,
+    opts: Arc<RunOptions>,
+    secrets: Secrets,
+    ui: Arc<Ui>,
+    record: Option<Record>,
+}
+
+/// Run the pipeline. Never panics on user input; every problem ends up as a
+/// failed step with a message, in the summary and the record.
+pub async fn execute(
+    pipeline: Arc<Pipeline>,
+    opts: Arc<RunOptions>,
+    runtimes: Runtimes,
+    run_id: String,
+    ui: Arc<Ui>,
+    cancel: watch::Receiver<bool>,
+) -> RunReport {
+    let record = match Record::create(&opts.pipeline_dir, &run_id) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            ui.error(&format!(
+                "cannot write the run record: {e} (running without one)"
+            ));
+            None
+        }
+    };
+    let shared = Arc::new(Shared {
+        run_id: run_id.clone(),
+        pipeline_name: pipeline.name.clone(),
+        secrets: Secrets::from_env(&pipeline),
+        opts: opts.clone(),
+        ui,
+        record,
+    });
+    let mut s = Scheduler::new(pipeline, shared, runtimes, cancel);
+    s.run().await
+}
+
+struct Scheduler {
+    p: Arc<Pipeline>,
+    sh: Arc<Shared>,
+    runtimes: Runtimes,
+    cancel: watch::Receiver<bool>,
+    units: Vec<Unit>,
+    step_units: Vec<Vec<usize>>,
+    selected: Vec<bool>,
+    remaining: Vec<usize>,
+    step_done: Vec<bool>,
+    priority: Vec<usize>,
+    heap: BinaryHeap<(usize, Reverse<usize>)>,
+    outputs: HashMap<String, IndexMap<String, String>>,
+    running: usize,
+    /// Set at the first failure without `--keep-going`: the step to blame.
+    stop_after: Option<String>,
+    interrupted: bool,
+    any_failed: bool,
+    started_at: SystemTime,
+}
+
+impl Scheduler {
+    fn new(
+        p: Arc<Pipeline>,
+        sh: Arc<Shared>,
+        runtimes: Runtimes,
+        cancel: watch::Receiver<bool>,
+    ) -> Scheduler {
+        let n = p.steps.len();
+        let mut selected = vec![sh.opts.targets.is_empty(); n];
+        for t in &sh.opts.targets {
+            if let Some(step) = p.step_by_name(t) {
+                selected[step.id.0] = true;
+                for a in p.ancestors(step.id) {
+                    selected[a.0] = true;
+                }
+            }
+        }
+        // Handlers of selected steps are part of the selection.
+        for i in 0..n {
+            if selected[i]
+                && let Some(h) = p.steps[i].catch.as_ref().and_then(|h| p.step_by_name(h))
+            {
+                selected[h.id.0] = true;
+            }
+        }
+        let mut units = Vec::new();
+        let mut step_units = vec![Vec::new(); n];
+        for step in &p.steps {
+            if !selected[step.id.0] {
+                continue;
+            }
+            let items: Vec<Option<Value>> = match &step.foreach {
+                None => vec![None],
+                Some(f) => match &f.items {
+                    ForeachItems::List(items) => items.iter().cloned().map(Some).collect(),
+                    ForeachItems::Param(name) => match sh.opts.params.get(name) {
+                        Some(Value::List(items)) => items.iter().cloned().map(Some).collect(),
+                        Some(other) => vec![Some(other.clone())],
+                        None => Vec::new(),
+                    },
+                },
+            };
+            for item in items {
+                let name = match &item {
+                    None => step.name.clone(),
+                    Some(v) => format!("{}[{}]", step.name, v.to_text()),
+                };
+                step_units[step.id.0].push(units.len());
+                units.push(Unit {
+                    step: step.id,
+                    name,
+                    item,
+                    status: Status::Pending,
+                    reason: None,
+                    attempts: 0,
+                    started: None,
+                    duration: Duration::ZERO,
+                    outputs: IndexMap::new(),
+                    error: None,
+                    failed: None,
+                });
+            }
+        }
+        let priority = longest_paths(&p);
+        let remaining = p.steps.iter().map(|s| s.needs.len()).collect();
+        Scheduler {
+            p,
+            sh,
+            runtimes,
+            cancel,
+            units,
+            step_units,
+            selected,
+            remaining,
+            step_done: vec![false; n],
+            priority,
+            heap: BinaryHeap::new(),
+            outputs: HashMap::new(),
+            running: 0,
+            stop_after: None,
+            interrupted: false,
+            any_failed: false,
+            started_at: SystemTime::now(),
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.interrupted || self.stop_after.is_some()
+    }
+
+    async fn run(&mut self) -> RunReport {
+        if let Some(rec) = &self.sh.record {
+            rec.write(&self.report(RunStatus::Running));
+        }
+        let roots: Vec<usize> = (0..self.p.steps.len())
+            .filter(|&i| self.selected[i] && !self.p.steps[i].is_handler && self.remaining[i] == 0)
+            .collect();
+        for i in roots {
+            self.make_ready(i);
+        }
+        let mut tasks: JoinSet<(usize, UnitResult)> = JoinSet::new();
+        loop {
+            self.start_ready(&mut tasks);
+            self.show_progress();
+            if self.running == 0 {
+                break;
+            }
+            let mut cancel = self.cancel.clone();
+            tokio::select! {
+                Some(joined) = tasks.join_next() => {
+                    self.running -= 1;
+                    match joined {
+                        Ok((u, result)) => self.finish_unit(u, result),
+                        Err(e) => self.sh.ui.error(&format!("internal: a step task ended abnormally: {e}")),
+                    }
+                }
+                _ = cancel.wait_for(|c| *c), if !self.interrupted => {
+                    self.interrupted = true;
+                    self.sh.ui.error("interrupted: stopping running steps and cleaning up");
+                }
+            }
+        }
+        self.sh.ui.clear_progress();
+        self.finalize();
+        let status = if self.interrupted {
+            RunStatus::Interrupted
+        } else if self.any_failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        let report = self.report(status);
+        if let Some(rec) = &self.sh.record {
+            rec.write(&report);
+        }
+        report
+    }
+
+    fn make_ready(&mut self, step: usize) {
+        if self.step_done[step] {
+            return;
+        }
+        if self.step_units[step].is_empty() {
+            // An empty foreach: nothing to do, and that is a success.
+            self.step_finished(step);
+            return;
+        }
+        for &u in &self.step_units[step] {
+            self.heap.push((self.priority[step], Reverse(u)));
+        }
+    }
+
+    fn start_ready(&mut self, tasks: &mut JoinSet<(usize, UnitResult)>) {
+        while self.running < self.sh.opts.jobs.max(1) {
+            let Some((_, Reverse(u))) = self.heap.pop() else {
+                break;
+            };
+            if self.units[u].status != Status::Pending {
+                continue;
+            }
+            let step = self.units[u].step;
+            let is_handler = self.p.step(step).is_handler;
+            if self.interrupted || (self.stop_after.is_some() && !is_handler) {
+                self.cancel_unit(u, self.stop_reason());
+                continue;
+            }
+            if let Some(failed) = self.sibling_failed(u) {
+                self.cancel_unit(u, format!("not run because `{failed}` failed"));
+                continue;
+            }
+            self.start_unit(u, tasks);
+        }
+    }
+
+    fn sibling_failed(&self, u: usize) -> Option<String> {
+        let step = self.units[u].step;
+        self.step_units[step.0]
+            .iter()
+            .find(|&&o| o != u && self.units[o].status == Status::Failed)
+            .map(|&o| self.units[o].name.clone())
+    }
+
+    fn stop_reason(&self) -> String {
+        match &self.stop_after {
+            _ if self.interrupted => "not run: the run was interrupted".into(),
+            Some(s) => format!("not run: the run stopped after `{s}` failed"),
+            None => "not run".into(),
+        }
+    }
+
+    fn scope<'a>(&'a self, u: &'a Unit) -> RunScope<'a> {
+        let step = self.p.step(u.step);
+        RunScope {
+            pipeline: &self.p.name,
+            run_id: &self.sh.run_id,
+            step: &step.name,
+            params: &self.sh.opts.params,
+            outputs: &self.outputs,
+            item: step
+                .foreach
+                .as_ref()
+                .zip(u.item.as_ref())
+                .map(|(f, v)| (f.var.as_str(), v)),
+            failed: u.failed.as_ref(),
+        }
+    }
+
+    fn start_unit(&mut self, u: usize, tasks: &mut JoinSet<(usize, UnitResult)>) {
+        let unit = &self.units[u];
+        let step = self.p.step(unit.step);
+        if let Some(cond) = &step.when {
+            match cond.eval(&self.scope(unit)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let name = unit.name.clone();
+                    self.sh.ui.system(&name, "skipped (`when` is false)");
+                    let unit = &mut self.units[u];
+                    unit.status = Status::Skipped;
+                    unit.reason = Some("`when` is false".into());
+                    self.unit_finished(u);
+                    return;
+                }
+                Err(e) => {
+                    self.fail_now(u, errors::RUNTIME, format!("cannot decide `when`: {e}"));
+                    return;
+                }
+            }
+        }
+        let name = unit.name.clone();
+        let sh = self.sh.clone();
+        let cancel = self.cancel.clone();
+        match &step.action {
+            Action::Approval { message } => {
+                let message = match render_text(message, &self.scope(unit)) {
+                    Ok(m) => sh.secrets.mask(&m),
+                    Err(e) => {
+                        self.fail_now(u, errors::RUNTIME, e.to_string());
+                        return;
+                    }
+                };
+                let step_name = step.name.clone();
+                tasks.spawn(async move {
+                    let started = SystemTime::now();
+                    let t0 = Instant::now();
+                    let outcome = approve(&sh, &step_name, &name, &message, cancel).await;
+                    (
+                        u,
+                        UnitResult {
+                            attempts: 1,
+                            outcome,
+                            started,
+                            duration: t0.elapsed(),
+                        },
+                    )
+                });
+            }
+            Action::Script(_) => {
+                let spec = match self.build_spec(u) {
+                    Ok(spec) => spec,
+                    Err((error, cause)) => {
+                        self.fail_now(u, error, cause);
+                        return;
+                    }
+                };
+                let runtime = if spec.image.is_some() {
+                    self.runtimes.container.clone()
+                } else {
+                    self.runtimes.host.clone()
+                };
+                let retry = step.retry.clone();
+                tasks.spawn(async move {
+                    let started = SystemTime::now();
+                    let t0 = Instant::now();
+                    let (attempts, outcome) =
+                        run_with_retries(&sh, runtime.as_ref(), &spec, retry.as_ref(), cancel)
+                            .await;
+                    (
+                        u,
+                        UnitResult {
+                            attempts,
+                            outcome,
+                            started,
+                            duration: t0.elapsed(),
+                        },
+                    )
+                });
+            }
+        }
+        self.units[u].status = Status::Running;
+        self.units[u].started = Some(SystemTime::now());
+        self.running += 1;
+    }
+
+    fn build_spec(&self, u: usize) -> Result<StepSpec, (&'static str, String)> {
+        let unit = &self.units[u];
+        let step = self.p.step(unit.step);
+        let Action::Script(script) = &step.action else {
+            unreachable!("build_spec is called for script steps only");
+        };
+        let scope = self.scope(unit);
+        let bad =
+            |what: &str, e: crate::model::EvalError| (errors::RUNTIME, format!("{what}: {e}"));
+        let image = match &script.image {
+            Some(t) => Some(render_text(t, &scope).map_err(|e| bad("image", e))?),
+            None => None,
+        };
+        let run = render_script(&script.run, &scope, script.shell.as_deref())
+            .map_err(|e| bad("run", e))?;
+        let mut env = Vec::new();
+        for (k, t) in &step.env {
+            env.push((k.clone(), render_text(t, &scope).map_err(|e| bad(k, e))?));
+        }
+        for name in &step.secrets {
+            let Some(value) = self.sh.secrets.get(name) else {
+                return Err((
+                    errors::SECRET_MISSING,
+                    format!(
+                        "secret `{name}` is not set: export {name}=... in the environment of `topsail run`"
+                    ),
+                ));
+            };
+            env.push((name.clone(), value.to_string()));
+        }
+        let workdir = match &step.workdir {
+            Some(t) => Some(render_text(t, &scope).map_err(|e| bad("workdir", e))?),
+            None => None,
+        };
+        Ok(StepSpec {
+            run_id: self.sh.run_id.clone(),
+            pipeline: self.p.name.clone(),
+            name: unit.name.clone(),
+            step: step.name.clone(),
+            image,
+            script: run,
+            shell: script.shell.clone(),
+            env,
+            secret_names: step.secrets.clone(),
+            env_remove: self
+                .p
+                .secrets
+                .keys()
+                .filter(|s| !step.secrets.contains(s))
+                .cloned()
+                .collect(),
+            workdir,
+            timeout: step.timeout,
+            outputs: step.outputs.clone(),
+            pipeline_dir: self.sh.opts.pipeline_dir.clone(),
+        })
+    }
+
+    /// A unit that fails before anything ran (bad value, missing secret).
+    fn fail_now(&mut self, u: usize, error: &str, cause: String) {
+        let now = SystemTime::now();
+        self.finish_unit(
+            u,
+            UnitResult {
+                attempts: 0,
+                outcome: Outcome::failed(error, cause),
+                started: now,
+                duration: Duration::ZERO,
+            },
+        );
+    }
+
+    fn finish_unit(&mut self, u: usize, r: UnitResult) {
+        let unit = &mut self.units[u];
+        unit.attempts = r.attempts;
+        unit.started = Some(r.started);
+        unit.duration = r.duration;
+        let name = unit.name.clone();
+        match r.outcome {
+            Outcome::Succeeded(outputs) => {
+                unit.status = Status::Succeeded;
+                unit.outputs = outputs;
+                self.sh
+                    .ui
+                    .system(&name, &format!("succeeded in {}", fmt_secs(r.duration)));
+            }
+            Outcome::Cancelled => {
+                unit.status = Status::Cancelled;
+                unit.reason = Some("stopped: the run was interrupted".into());
+                self.sh.ui.system(&name, "cancelled");
+            }
+            Outcome::Failed { error, cause } => {
+                let cause = self.sh.secrets.mask(&cause);
+                self.sh
+                    .ui
+                    .failure(&name, &format!("failed: {cause} [{error}]"));
+                unit.status = Status::Failed;
+                unit.error = Some((error.clone(), cause));
+                self.any_failed = true;
+                let step = self.p.step(unit.step);
+                if let Some(h) = step.catch.as_ref().and_then(|h| self.p.step_by_name(h)) {
+                    self.trigger_handler(h.id, &name, &error);
+                }
+                if !self.sh.opts.keep_going && self.stop_after.is_none() {
+                    self.stop_after = Some(name);
+                }
+            }
+        }
+        self.unit_finished(u);
+    }
+
+    fn trigger_handler(&mut self, handler: StepId, failed_step: &str, error: &str) {
+        if self.interrupted {
+            return;
+        }
+        for &hu in &self.step_units[handler.0] {
+            if self.units[hu].status == Status::Pending && self.units[hu].failed.is_none() {
+                self.units[hu].failed = Some((failed_step.to_string(), error.to_string()));
+                self.heap.push((usize::MAX, Reverse(hu)));
+            }
+        }
+    }
+
+    fn cancel_unit(&mut self, u: usize, reason: String) {
+        let unit = &mut self.units[u];
+        if unit.status == Status::Pending {
+            unit.status = Status::Cancelled;
+            unit.reason = Some(reason);
+        }
+        self.unit_finished(u);
+    }
+
+    fn unit_finished(&mut self, u: usize) {
+        let step = self.units[u].step.0;
+        if !self.step_done[step]
+            && self.step_units[step]
+                .iter()
+                .all(|&o| self.units[o].status.is_done())
+        {
+            self.step_finished(step);
+        }
+    }
+
+    fn step_status(&self, step: usize) -> Status {
+        let units = &self.step_units[step];
+        let has = |st: Status| units.iter().any(|&u| self.units[u].status == st);
+        if has(Status::Failed) {
+            Status::Failed
+        } else if has(Status::Cancelled) {
+            Status::Cancelled
+        } else if !units.is_empty()
+            && units
+                .iter()
+                .all(|&u| self.units[u].status == Status::Skipped)
+        {
+            Status::Skipped
+        } else {
+            Status::Succeeded
+        }
+    }
+
+    fn step_finished(&mut self, step: usize) {
+        self.step_done[step] = true;
+        let status = self.step_status(step);
+        let s = &self.p.steps[step];
+        let name = s.name.clone();
+        match status {
+            Status::Succeeded | Status::Skipped => {
+                let mut outs: IndexMap<String, String> = s
+                    .outputs
+                    .iter()
+                    .map(|o| (o.clone(), String::new()))
+                    .collect();
+                if s.foreach.is_none() && status == Status::Succeeded {
+                    for &u in &self.step_units[step] {
+                        outs.extend(self.units[u].outputs.clone());
+                    }
+                }
+                self.outputs.insert(name, outs);
+                let deps: Vec<StepId> = self.p.dependants(StepId(step)).collect();
+                for d in deps {
+                    self.remaining[d.0] -= 1;
+                    if self.remaining[d.0] == 0 && self.selected[d.0] && !self.p.step(d).is_handler
+                    {
+                        self.make_ready(d.0);
+                    }
+                }
+            }
+            _ => {
+                let verb = if status == Status::Failed {
+                    "failed"
+                } else {
+                    "was not run"
+                };
+                let reason = format!("not run because `{name}` {verb}");
+                let deps: Vec<StepId> = self.p.dependants(StepId(step)).collect();
+                for d in deps {
+                    if !self.selected[d.0] || self.step_done[d.0] {
+                        continue;
+                    }
+                    let pending: Vec<usize> = self.step_units[d.0].clone();
+                    for u in pending {
+                        if self.units[u].status == Status::Pending {
+                            self.units[u].status = Status::Cancelled;
+                            self.units[u].reason = Some(reason.clone());
+                        }
+                    }
+                    if !self.step_done[d.0] {
+                        if self.step_units[d.0].is_empty() {
+                            // An empty foreach downstream of a failure is not run either.
+                            self.step_done[d.0] = true;
+                        } else {
+                            self.unit_finished(self.step_units[d.0][0]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whatever never started: cancelled with the reason, or, for handlers
+    /// nobody needed, skipped.
+    fn finalize(&mut self) {
+        let reason = if self.stopping() {
+            self.stop_reason()
+        } else {
+            "not run: a step it needs did not succeed".into()
+        };
+        for u in 0..self.units.len() {
+            if self.units[u].status.is_done() {
+                continue;
+            }
+            let is_handler = self.p.step(self.units[u].step).is_handler;
+            let unit = &mut self.units[u];
+            if is_handler && unit.failed.is_none() {
+                unit.status = Status::Skipped;
+                unit.reason = Some("catch handler: nothing it handles failed".into());
+            } else {
+                unit.status = Status::Cancelled;
+                unit.reason = Some(reason.clone());
+            }
+        }
+    }
+
+    fn show_progress(&self) {
+        if !self.sh.opts.interactive {
+            return;
+        }
+        let running: Vec<&str> = self
+            .units
+            .iter()
+            .filter(|u| u.status == Status::Running)
+            .map(|u| u.name.as_str())
+            .collect();
+        let done = self.units.iter().filter(|u| u.status.is_done()).count();
+        self.sh.ui.progress(&running, done, self.units.len());
+    }
+
+    fn report(&self, status: RunStatus) -> RunReport {
+        let ms = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        };
+        RunReport {
+            run_id: self.sh.run_id.clone(),
+            pipeline: self.sh.pipeline_name.clone(),
+            file: self.sh.opts.pipeline_file.clone(),
+            status,
+            started_ms: ms(self.started_at),
+            duration_ms: self
+                .started_at
+                .elapsed()
+                .map_or(0, |d| d.as_millis() as u64),
+            params: self.sh.opts.params.clone(),
+            steps: self
+                .units
+                .iter()
+                .map(|u| UnitReport {
+                    name: u.name.clone(),
+                    step: self.p.step(u.step).name.clone(),
+                    item: u.item.as_ref().map(Value::to_json),
+                    status: u.status,
+                    reason: u.reason.clone(),
+                    attempts: u.attempts,
+                    started_ms: u.started.map(ms),
+                    duration_ms: u.duration.as_millis() as u64,
+                    outputs: u
+                        .outputs
+                        .iter()
+                        .map(|(k, v)| (k.clone(), self.sh.secrets.mask(v)))
+                        .collect(),
+                    error: u.error.as_ref().map(|e| e.0.clone()),
+                    cause: u.error.as_ref().map(|e| e.1.clone()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Steps on the longest chain to the end first: a step's priority is the
+/// number of steps on the longest path starting at it.
+fn longest_paths(p: &Pipeline) -> Vec<usize> {
+    let mut lp = vec![1; p.steps.len()];
+    for id in p.topo_order().into_iter().rev() {
+        let best = p.dependants(id).map(|d| lp[d.0]).max().unwrap_or(0);
+        lp[id.0] = 1 + best;
+    }
+    lp
+}
+
+fn fmt_secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+async fn run_with_retries(
+    sh: &Shared,
+    runtime: &dyn Runtime,
+    spec: &StepSpec,
+    retry: Option<&crate::model::Retry>,
+    mut cancel: watch::Receiver<bool>,
+) -> (u32, Outcome) {
+    let mut log = sh.record.as_ref().and_then(|r| r.open_log(&spec.name).ok());
+    let max = retry.map_or(0, |r| r.max_attempts);
+    let mut attempt = 1;
+    loop {
+        let what = match &spec.image {
+            Some(i) => format!("in {i}"),
+            None => "on the host".into(),
+        };
+        let msg = if attempt == 1 {
+            format!("started {what}")
+        } else {
+            format!("attempt {attempt} of {} {what}", max + 1)
+        };
+        sh.ui.system(&spec.name, &msg);
+        write_log(&mut log, Stream::System, &msg);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
+        let io = StepIo {
+            lines: tx,
+            cancel: cancel.clone(),
+        };
+        let fut = runtime::run_attempt(runtime, spec, &sh.opts.tmp_base, io);
+        tokio::pin!(fut);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                Some(line) = rx.recv() => emit(sh, &spec.name, &mut log, &line),
+                outcome = &mut fut => {
+                    while let Ok(line) = rx.try_recv() {
+                        emit(sh, &spec.name, &mut log, &line);
+                    }
+                    break outcome;
+                }
+            }
+        };
+        match outcome {
+            Outcome::Failed { error, cause } if attempt <= max => {
+                let delay = retry.map_or(Duration::ZERO, |r| r.delay(attempt));
+                let msg = format!(
+                    "attempt {attempt} failed: {} [{error}]; retrying in {}",
+                    sh.secrets.mask(&cause),
+                    fmt_secs(delay)
+                );
+                sh.ui.system(&spec.name, &msg);
+                write_log(&mut log, Stream::System, &msg);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = cancel.wait_for(|c| *c) => return (attempt, Outcome::Cancelled),
+                }
+                attempt += 1;
+            }
+            other => {
+                if let Outcome::Succeeded(_) = &other {
+                    write_log(&mut log, Stream::System, "succeeded");
+                }
+                if let Outcome::Failed { error, cause } = &other {
+                    write_log(
+                        &mut log,
+                        Stream::System,
+                        &format!("failed: {} [{error}]", sh.secrets.mask(cause)),
+                    );
+                }
+                if let Some(f) = log.as_mut() {
+                    use std::io::Write;
+                    let _ = f.flush();
+                }
+                return (attempt, other);
+            }
+        }
+    }
+}
+
+fn emit(sh: &Shared, name: &str, log: &mut Option<std::io::BufWriter<std::fs::File>>, line: &Line) {
+    let text = sh.secrets.mask(&line.text);
+    match line.stream {
+        Stream::System => sh.ui.system(name, &text),
+        s => sh.ui.line(name, s, &text),
+    }
+    write_log(log, line.stream, &text);
+}
+
+fn write_log(log: &mut Option<std::io::BufWriter<std::fs::File>>, stream: Stream, text: &str) {
+    use std::io::Write;
+    if let Some(f) = log.as_mut() {
+        let tag = match stream {
+            Stream::Stdout => "",
+            Stream::Stderr => "[stderr] ",
+            Stream::System => "[topsail] ",
+        };
+        let _ = writeln!(f, "{tag}{text}");
+    }
+}
+
+/// An approval gate: `--approve`/`--approve-all`, else a prompt on a TTY,
+/// else a failure that says how to approve.
+async fn approve(
+    sh: &Arc<Shared>,
+    step: &str,
+    name: &str,
+    message: &str,
+    mut cancel: watch::Receiver<bool>,
+) -> Outcome {
+    let mut log = sh.record.as_ref().and_then(|r| r.open_log(name).ok());
+    write_log(&mut log, Stream::System, &format!("approval: {message}"));
+    let outcome = if sh.opts.approve_all || sh.opts.approve.iter().any(|a| a == step || a == name) {
+        let how = if sh.opts.approve_all {
+            "--approve-all"
+        } else {
+            "--approve"
+        };
+        sh.ui.system(name, &format!("approved by {how}: {message}"));
+        Outcome::Succeeded(IndexMap::new())
+    } else if sh.opts.interactive {
+        let ui = sh.ui.clone();
+        let question = format!("{name}: {message}");
+        let ask = tokio::task::spawn_blocking(move || ui.prompt(&question));
+        tokio::select! {
+            answer = ask => match answer {
+                Ok(Some(true)) => Outcome::Succeeded(IndexMap::new()),
+                Ok(Some(false)) => Outcome::failed(errors::REJECTED, "rejected at the prompt"),
+                _ => Outcome::failed(errors::REJECTED, "no answer at the prompt"),
+            },
+            _ = cancel.wait_for(|c| *c) => Outcome::Cancelled,
+        }
+    } else {
+        Outcome::failed(
+            errors::REJECTED,
+            format!(
+                "needs approval (\"{message}\") and there is no terminal to ask on: \
+                 pass --approve {step} or --approve-all"
+            ),
+        )
+    };
+    let line = match &outcome {
+        Outcome::Succeeded(_) => "approved".to_string(),
+        Outcome::Failed { cause, .. } => format!("not approved: {cause}"),
+        Outcome::Cancelled => "cancelled".into(),
+    };
+    write_log(&mut log, Stream::System, &line);
+    if let Some(f) = log.as_mut() {
+        use std::io::Write;
+        let _ = f.flush();
+    }
+    outcome
+}

@@ -1,0 +1,513 @@
+//! `topsail run` on the host runtime: the meaning of a run (LANGUAGE.md
+//! section 7) observed through the real binary, files the steps write, the
+//! exit code and the run record.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{Run, Test};
+
+/// A test dir whose `tmp/` is the runner's TMPDIR, so we can see that
+/// attempt directories are removed.
+pub fn run_test(pipeline: &str) -> Test {
+    let t = Test::new().file("pipeline.topsail", pipeline);
+    std::fs::create_dir_all(t.path("tmp")).unwrap();
+    let tmp = t.path("tmp").display().to_string();
+    t.env("TMPDIR", &tmp)
+}
+
+pub fn run_json(t: &Test) -> serde_json::Value {
+    let runs = t.path(".topsail/runs");
+    let mut ids: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    ids.sort();
+    let text = std::fs::read_to_string(ids.last().unwrap().join("run.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn unit<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == name)
+        .unwrap_or_else(|| panic!("no unit {name} in {json:#}"))
+}
+
+pub fn status<'a>(json: &'a serde_json::Value, name: &str) -> &'a str {
+    unit(json, name)["status"].as_str().unwrap()
+}
+
+pub fn assert_tmp_empty(t: &Test) {
+    let left: Vec<_> = std::fs::read_dir(t.path("tmp")).unwrap().collect();
+    assert!(left.is_empty(), "attempt dirs left behind: {left:?}");
+}
+
+fn nanos(path: &Path) -> u128 {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The process is gone (or a zombie nobody reaped yet: it runs nothing).
+pub fn gone(pid: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+        if stat.is_empty() || state == Some('Z') {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn show(r: &Run) -> String {
+    format!(
+        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+        r.status, r.stdout, r.stderr
+    )
+}
+
+const TWO_SLEEPERS: &str = r"
+a:
+    run:
+        date +%s%N > a.start
+        sleep 1
+        date +%s%N > a.end
+b:
+    run:
+        date +%s%N > b.start
+        sleep 1
+        date +%s%N > b.end
+";
+
+#[test]
+fn run_independent_steps_overlap() {
+    let t = run_test(TWO_SLEEPERS).args(&["run", "--jobs", "2"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}", show(&r));
+    let (a0, a1, b0, b1) = (
+        nanos(&t.path("a.start")),
+        nanos(&t.path("a.end")),
+        nanos(&t.path("b.start")),
+        nanos(&t.path("b.end")),
+    );
+    assert!(
+        a0 < b1 && b0 < a1,
+        "a and b did not overlap: a {a0}..{a1}, b {b0}..{b1}"
+    );
+    assert_tmp_empty(&t);
+}
+
+#[test]
+fn run_jobs_1_serialises() {
+    let t = run_test(TWO_SLEEPERS).args(&["run", "--jobs", "1"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}", show(&r));
+    let (a0, a1, b0, b1) = (
+        nanos(&t.path("a.start")),
+        nanos(&t.path("a.end")),
+        nanos(&t.path("b.start")),
+        nanos(&t.path("b.end")),
+    );
+    assert!(a1 <= b0 || b1 <= a0, "a and b overlapped with --jobs 1");
+}
+
+#[test]
+fn run_outputs_flow_into_steps_and_when_and_skips_pass_through() {
+    let t = run_test(
+        r#"
+produce:
+    output COLOR
+    output NOTE
+    run:
+        echo "COLOR=blue" >> "$TOPSAIL_OUTPUT"
+        printf 'NOTE<<EOF\nline one\nline two\nEOF\n' >> "$TOPSAIL_OUTPUT"
+blue: produce
+    when produce.COLOR == "blue"
+    run echo "{{ produce.COLOR }}|{{ produce.NOTE }}" > blue.txt
+red: produce
+    when produce.COLOR == "red"
+    output SHADE
+    run echo "SHADE=dark" >> "$TOPSAIL_OUTPUT"
+after-red: red
+    run echo "shade=[{{ red.SHADE }}]" > after-red.txt
+"#,
+    )
+    .args(&["run"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(
+        std::fs::read_to_string(t.path("blue.txt")).unwrap(),
+        "blue|line one\nline two\n"
+    );
+    // A skipped step counts as done for its dependants; its outputs are empty.
+    assert_eq!(
+        std::fs::read_to_string(t.path("after-red.txt")).unwrap(),
+        "shade=[]\n"
+    );
+    let j = run_json(&t);
+    assert_eq!(status(&j, "red"), "skipped");
+    assert_eq!(status(&j, "after-red"), "succeeded");
+    assert_eq!(unit(&j, "produce")["outputs"]["COLOR"], "blue");
+}
+
+#[test]
+fn run_missing_declared_output_fails_the_step() {
+    let t = run_test("a:\n    output V\n    run true\n").args(&["run"]);
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(r.stdout.contains("`V` not set"), "{}", show(&r));
+    assert_eq!(unit(&run_json(&t), "a")["error"], "topsail.OutputMissing");
+}
+
+#[test]
+fn run_retries_count_attempts() {
+    let t = run_test(
+        r"
+flaky:
+    retry 3 every 1s backoff 1.5
+    run:
+        n=$(cat count 2>/dev/null || echo 0)
+        n=$((n + 1))
+        echo $n > count
+        [ $n -ge 3 ]
+",
+    )
+    .args(&["run"]);
+    let started = Instant::now();
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}", show(&r));
+    let j = run_json(&t);
+    assert_eq!(unit(&j, "flaky")["attempts"], 3);
+    // Waits of 1s then 1.5s (interval * backoff^(n-1)), as an ASL Retrier.
+    assert!(started.elapsed() >= Duration::from_millis(2500));
+    assert!(r.stdout.contains("retrying in 1.5s"), "{}", show(&r));
+}
+
+#[test]
+fn run_timeout_kills_the_whole_process_group() {
+    let t = run_test(
+        r"
+slow:
+    timeout 1s
+    run:
+        sleep 60 &
+        echo $! > child.pid
+        wait
+",
+    )
+    .args(&["run"]);
+    let started = Instant::now();
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let j = run_json(&t);
+    assert_eq!(unit(&j, "slow")["error"], "States.Timeout");
+    let pid = std::fs::read_to_string(t.path("child.pid")).unwrap();
+    assert!(gone(pid.trim()), "the background sleep survived");
+    assert_tmp_empty(&t);
+}
+
+const FAIL_AND_OTHERS: &str = r"
+bad:
+    run exit 3
+after-bad: bad
+    run touch after-bad.ran
+slow-other:
+    run:
+        sleep 1
+        touch slow-other.ran
+later: slow-other
+    run touch later.ran
+";
+
+#[test]
+fn run_failure_stops_dependants_and_exits_1() {
+    let t = run_test(FAIL_AND_OTHERS).args(&["run", "--jobs", "2"]);
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(!t.path("after-bad.ran").exists());
+    // Running steps finish; nothing new starts after the failure.
+    assert!(t.path("slow-other.ran").exists());
+    assert!(!t.path("later.ran").exists());
+    let j = run_json(&t);
+    assert_eq!(status(&j, "bad"), "failed");
+    assert_eq!(status(&j, "after-bad"), "cancelled");
+    assert_eq!(
+        unit(&j, "after-bad")["reason"],
+        "not run because `bad` failed"
+    );
+    assert_eq!(status(&j, "later"), "cancelled");
+    assert_eq!(j["status"], "failed");
+    assert!(r.stdout.contains("exit code 3"), "{}", show(&r));
+}
+
+#[test]
+fn run_keep_going_runs_everything_not_depending_on_the_failure() {
+    let t = run_test(FAIL_AND_OTHERS).args(&["run", "--jobs", "2", "--keep-going"]);
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(!t.path("after-bad.ran").exists());
+    assert!(t.path("later.ran").exists());
+    assert_eq!(status(&run_json(&t), "later"), "succeeded");
+}
+
+#[test]
+fn run_catch_handler_sees_the_failure() {
+    let t = run_test(
+        r#"
+deploy:
+    catch rollback
+    run exit 4
+rollback:
+    run echo "{{ failed.step }} {{ failed.error }}" > rollback.txt
+"#,
+    )
+    .args(&["run"]);
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert_eq!(
+        std::fs::read_to_string(t.path("rollback.txt")).unwrap(),
+        "deploy topsail.ScriptFailed\n"
+    );
+    assert_eq!(status(&run_json(&t), "rollback"), "succeeded");
+}
+
+#[test]
+fn run_catch_handler_does_not_run_without_failure() {
+    let t = run_test("ok:\n    catch h\n    run true\nh:\n    run touch h.ran\n").args(&["run"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}", show(&r));
+    assert!(!t.path("h.ran").exists());
+}
+
+const GATED: &str = r#"
+build:
+    run true
+gate: build
+    approval "Ship it?"
+ship: gate
+    run touch shipped
+"#;
+
+#[test]
+fn run_approval_without_answer_fails_clearly() {
+    let t = run_test(GATED).args(&["run"]);
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(r.stdout.contains("--approve gate"), "{}", show(&r));
+    assert!(!t.path("shipped").exists());
+}
+
+#[test]
+fn run_approval_flags_approve() {
+    for flags in [&["--approve", "gate"][..], &["--approve-all"][..]] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        let t = run_test(GATED).args(&args);
+        let r = t.run();
+        assert_eq!(r.status, 0, "{}", show(&r));
+        assert!(t.path("shipped").exists());
+    }
+    let r = run_test(GATED).args(&["run", "--approve", "build"]).run();
+    assert_eq!(r.status, 2, "{}", show(&r));
+}
+
+const SECRETIVE: &str = r#"
+secret API_TOKEN
+param who = "x"
+
+leak:
+    secret API_TOKEN
+    output ECHOED
+    run:
+        echo "token is $API_TOKEN"
+        echo "to stderr $API_TOKEN" >&2
+        echo "ECHOED=$API_TOKEN" >> "$TOPSAIL_OUTPUT"
+        exit 1
+nosee:
+    run echo "nosee sees [${API_TOKEN:-}]" > nosee.txt
+"#;
+
+#[test]
+fn run_secrets_never_appear_in_logs_records_or_plan() {
+    let value = "pa55-w0rd-Zq9";
+    let t = run_test(SECRETIVE)
+        .env("API_TOKEN", value)
+        .args(&["run", "--keep-going"]);
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(r.stdout.contains("token is ***"), "{}", show(&r));
+    assert!(
+        !r.stdout.contains(value) && !r.stderr.contains(value),
+        "{}",
+        show(&r)
+    );
+    // A step sees only the secrets it asked for.
+    assert_eq!(
+        std::fs::read_to_string(t.path("nosee.txt")).unwrap(),
+        "nosee sees []\n"
+    );
+    for entry in walk(&t.path(".topsail")) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(!text.contains(value), "secret in {}", entry.display());
+    }
+    let plan = run_test(SECRETIVE)
+        .env("API_TOKEN", value)
+        .args(&["run", "--dry-run", "--param", &format!("who={value}")])
+        .run();
+    assert_eq!(plan.status, 0, "{}", show(&plan));
+    assert!(!plan.stdout.contains(value), "{}", plan.stdout);
+    assert!(plan.stdout.contains("API_TOKEN=***"), "{}", plan.stdout);
+}
+
+#[test]
+fn run_missing_secret_value_fails_the_step() {
+    // The harness passes its own environment on: this test needs the secret unset there.
+    assert!(
+        std::env::var_os("API_TOKEN").is_none(),
+        "API_TOKEN is set in the test environment"
+    );
+    let t = run_test(SECRETIVE).args(&["run", "--target", "leak"]);
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(
+        r.stdout.contains("secret `API_TOKEN` is not set"),
+        "{}",
+        show(&r)
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn run_params_are_type_checked() {
+    let p = "param n: int = 1\nparam name: string\na:\n    run echo {{ n }} {{ name }} > out.txt\n";
+    let r = run_test(p)
+        .args(&["run", "--param", "n=x", "--param", "name=a"])
+        .run();
+    assert_eq!(r.status, 2, "{}", show(&r));
+    assert!(r.stderr.contains("not an int"), "{}", show(&r));
+    let r = run_test(p).args(&["run"]).run();
+    assert_eq!(r.status, 2, "{}", show(&r));
+    assert!(
+        r.stderr.contains("missing required param `name`"),
+        "{}",
+        show(&r)
+    );
+    let r = run_test(p).args(&["run", "--param", "nme=a"]).run();
+    assert_eq!(r.status, 2, "{}", show(&r));
+    assert!(r.stderr.contains("did you mean `name`"), "{}", show(&r));
+    let t = run_test(p).args(&["run", "--param", "n=7", "--param", "name=a b;c"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(
+        std::fs::read_to_string(t.path("out.txt")).unwrap(),
+        "7 a b;c\n"
+    );
+}
+
+#[test]
+fn run_target_runs_only_what_it_needs() {
+    let t = run_test("a:\n    run touch a\nb: a\n    run touch b\nc:\n    run touch c\n")
+        .args(&["run", "--target", "b"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}", show(&r));
+    assert!(t.path("a").exists() && t.path("b").exists() && !t.path("c").exists());
+}
+
+#[test]
+fn run_foreach_instances_run_and_fail_the_step() {
+    let t = run_test(
+        "fan:\n    foreach x in [\"1\", \"2\", \"3\"]\n    run:\n        touch fan-{{ x }}\n        [ {{ x }} != 2 ]\nafter: fan\n    run touch after\n",
+    )
+    .args(&["run", "--jobs", "3"]);
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(t.path("fan-1").exists() && t.path("fan-3").exists());
+    let j = run_json(&t);
+    assert_eq!(status(&j, "fan[2]"), "failed");
+    assert_eq!(status(&j, "after"), "cancelled");
+}
+
+#[test]
+fn run_sigterm_stops_processes_and_cleans_up() {
+    let t = run_test(
+        r"
+long:
+    run:
+        echo $$ > long.pid
+        sleep 60
+next: long
+    run touch next.ran
+",
+    );
+    let child = crate::common::command(t.dir.path())
+        .arg("run")
+        .env("TMPDIR", t.path("tmp"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !t.path("long.pid").exists() {
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = std::fs::read_to_string(t.path("long.pid")).unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(gone(pid.trim()), "the step's shell survived");
+    assert!(!t.path("next.ran").exists());
+    let j = run_json(&t);
+    assert_eq!(j["status"], "interrupted");
+    assert_eq!(status(&j, "long"), "cancelled");
+    assert_tmp_empty(&t);
+}
+
+#[test]
+fn runs_and_logs_read_the_record() {
+    let t = run_test("hello:\n    run echo hello-from-step\n").args(&["run"]);
+    assert_eq!(t.run().status, 0);
+    let runs = crate::common::command(t.dir.path())
+        .arg("runs")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&runs.stdout).contains("succeeded"));
+    let logs = crate::common::command(t.dir.path())
+        .args(["logs", "last", "hello"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("hello-from-step"));
+}

@@ -1,0 +1,197 @@
+//! `topsail run` on the real Docker engine, with the image that
+//! scripts/setup/images.sh builds offline. These tests fail (never skip)
+//! when the engine or the image is missing.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::run::{assert_tmp_empty, run_json, run_test, show, status, unit};
+
+const IMAGE: &str = "topsail-test/busybox:latest";
+
+fn require_docker() {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "the Docker engine is not reachable or the image {IMAGE} is missing: run scripts/setup/images.sh"
+    );
+}
+
+/// Containers (running or not) carrying the pipeline's label.
+fn containers_of(pipeline: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=topsail.pipeline={pipeline}"),
+        ])
+        .output()
+        .expect("docker ps runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+#[test]
+fn docker_steps_share_workspace_outputs_and_tmpdir() {
+    require_docker();
+    let name = unique("dock-basic");
+    let t = run_test(&format!(
+        r#"
+pipeline {name}
+image "{IMAGE}"
+env GREETING = "hi"
+
+make:
+    output V
+    run:
+        [ "$(pwd)" = /workspace ]
+        echo "$GREETING from $TOPSAIL_STEP" > made.txt
+        echo data > "$TMPDIR/scratch" && cat "$TMPDIR/scratch"
+        echo "V=v-42" >> "$TOPSAIL_OUTPUT"
+use: make
+    when make.V == "v-42"
+    run:
+        cat made.txt
+        echo "{{{{ make.V }}}}" > used.txt
+        echo to-stderr >&2
+"#
+    ))
+    .args(&["run"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(
+        std::fs::read_to_string(t.path("made.txt")).unwrap(),
+        "hi from make\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path("used.txt")).unwrap(),
+        "v-42\n"
+    );
+    assert!(
+        r.stdout.contains("use ") && r.stdout.contains("to-stderr"),
+        "{}",
+        show(&r)
+    );
+    assert!(containers_of(&name).is_empty(), "containers left behind");
+    assert_tmp_empty(&t);
+}
+
+#[test]
+fn docker_timeout_failure_and_retries() {
+    require_docker();
+    let name = unique("dock-fail");
+    let t = run_test(&format!(
+        r#"
+pipeline {name}
+image "{IMAGE}"
+
+slow:
+    timeout 1s
+    run sleep 30
+flaky:
+    retry 2 every 1s
+    run:
+        n=$(cat n 2>/dev/null || echo 0); n=$((n + 1)); echo $n > n
+        [ $n -ge 2 ]
+oom:
+    run exit 137
+after: slow
+    run touch after.ran
+"#
+    ))
+    .args(&["run", "--keep-going", "--jobs", "3"]);
+    let started = Instant::now();
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let j = run_json(&t);
+    assert_eq!(unit(&j, "slow")["error"], "States.Timeout");
+    assert_eq!(unit(&j, "flaky")["attempts"], 2);
+    assert_eq!(status(&j, "flaky"), "succeeded");
+    assert!(r.stdout.contains("probably out of memory"), "{}", show(&r));
+    assert_eq!(status(&j, "after"), "cancelled");
+    assert!(containers_of(&name).is_empty(), "containers left behind");
+}
+
+#[test]
+fn docker_secrets_are_masked() {
+    require_docker();
+    let name = unique("dock-secret");
+    let value = "c0ntainer-s3cret";
+    let t = run_test(&format!(
+        "pipeline {name}\nimage \"{IMAGE}\"\nsecret TOK\na:\n    secret TOK\n    run echo \"tok=$TOK\"\n"
+    ))
+    .env("TOK", value)
+    .args(&["run"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}", show(&r));
+    assert!(r.stdout.contains("tok=***"), "{}", show(&r));
+    assert!(!r.stdout.contains(value));
+}
+
+#[test]
+fn docker_missing_image_is_a_clear_error() {
+    require_docker();
+    let t =
+        run_test("a:\n    image \"topsail-test/does-not-exist:1\"\n    run true\n").args(&["run"]);
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(r.stdout.contains("could not be pulled"), "{}", show(&r));
+}
+
+#[test]
+fn docker_sigterm_removes_running_containers() {
+    require_docker();
+    let name = unique("dock-term");
+    let t = run_test(&format!(
+        "pipeline {name}\nimage \"{IMAGE}\"\na:\n    run sleep 60\nb:\n    run sleep 60\n"
+    ));
+    let child = crate::common::command(t.dir.path())
+        .args(["run", "--jobs", "2"])
+        .env("TMPDIR", t.path("tmp"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while containers_of(&name).len() < 2 {
+        assert!(Instant::now() < deadline, "the containers never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        containers_of(&name).is_empty(),
+        "containers left behind after SIGTERM"
+    );
+    assert_eq!(run_json(&t)["status"], "interrupted");
+    assert_tmp_empty(&t);
+}
