@@ -881,13 +881,13 @@ fn substitute(x: &ast::Directive, args: &HashMap<String, ast::Value>) -> ast::Di
         DirectiveKind::Shell(i) => DirectiveKind::Shell(sub(i)),
         DirectiveKind::Workdir(i) => DirectiveKind::Workdir(sub(i)),
         DirectiveKind::Approval(i) => DirectiveKind::Approval(sub(i)),
-        DirectiveKind::Env(e) => DirectiveKind::Env(ast::EnvVar {
+        DirectiveKind::Env(e) => DirectiveKind::Env(Box::new(ast::EnvVar {
             value: subst_value(&e.value, args),
-            ..e.clone()
-        }),
+            ..(**e).clone()
+        })),
         DirectiveKind::Timeout(v) => DirectiveKind::Timeout(subst_value(v, args)),
         DirectiveKind::Heartbeat(v) => DirectiveKind::Heartbeat(subst_value(v, args)),
-        DirectiveKind::When(e) => DirectiveKind::When(subst_expr(e, args)),
+        DirectiveKind::When(e) => DirectiveKind::When(Box::new(subst_expr(e, args))),
         other => other.clone(),
     };
     ast::Directive {

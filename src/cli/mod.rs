@@ -7,8 +7,8 @@ pub mod compile;
 pub mod convert;
 pub mod fmt;
 pub mod graph;
-pub mod lsp;
 pub mod logs;
+pub mod lsp;
 pub mod run;
 pub mod runs;
 
