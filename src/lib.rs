@@ -13,5 +13,6 @@ pub mod graph;
 pub mod legacy;
 pub mod model;
 pub mod run;
+pub mod sfn;
 pub mod stdlib;
 pub mod syntax;
