@@ -8,3 +8,6 @@ mod examples;
 mod legacy;
 mod run;
 mod run_docker;
+mod sfn;
+mod sfn_same;
+mod support;

@@ -47,48 +47,46 @@ pub fn run(args: Args) -> ExitCode {
     let result = rt.block_on(async {
         let c = Clients::new(&args.aws).await?;
         let queues = approve::queues(&c, machine.as_deref()).await?;
-        match (&args.execution, &args.step) {
-            (Some(exec), Some(step)) => {
-                let reject = if args.reject {
-                    args.reason.as_deref()
+        if let (Some(exec), Some(step)) = (&args.execution, &args.step) {
+            let reject = if args.reject {
+                args.reason.as_deref()
+            } else {
+                None
+            };
+            let p = approve::answer(&c, &queues, exec, step, reject, &by).await?;
+            println!(
+                "{} `{}` of execution {}",
+                if reject.is_some() {
+                    "rejected"
                 } else {
-                    None
-                };
-                let p = approve::answer(&c, &queues, exec, step, reject, &by).await?;
+                    "approved"
+                },
+                p.step,
+                p.run_id
+            );
+            return Ok::<u8, String>(0);
+        }
+        {
+            let list = approve::pending(&c, &queues).await?;
+            if list.is_empty() {
+                println!("no approvals pending");
+                return Ok::<u8, String>(0);
+            }
+            let w = list
+                .iter()
+                .map(|p| p.run_id.len())
+                .max()
+                .unwrap_or(9)
+                .max(9);
+            let s = list.iter().map(|p| p.step.len()).max().unwrap_or(4).max(4);
+            println!("{:<w$}  {:<s$}  PIPELINE  MESSAGE", "EXECUTION", "STEP");
+            for p in &list {
                 println!(
-                    "{} `{}` of execution {}",
-                    if reject.is_some() {
-                        "rejected"
-                    } else {
-                        "approved"
-                    },
-                    p.step,
-                    p.run_id
+                    "{:<w$}  {:<s$}  {}  {}",
+                    p.run_id, p.step, p.pipeline, p.message
                 );
-                Ok::<u8, String>(0)
             }
-            _ => {
-                let list = approve::pending(&c, &queues).await?;
-                if list.is_empty() {
-                    println!("no approvals pending");
-                    return Ok::<u8, String>(0);
-                }
-                let w = list
-                    .iter()
-                    .map(|p| p.run_id.len())
-                    .max()
-                    .unwrap_or(9)
-                    .max(9);
-                let s = list.iter().map(|p| p.step.len()).max().unwrap_or(4).max(4);
-                println!("{:<w$}  {:<s$}  PIPELINE  MESSAGE", "EXECUTION", "STEP");
-                for p in &list {
-                    println!(
-                        "{:<w$}  {:<s$}  {}  {}",
-                        p.run_id, p.step, p.pipeline, p.message
-                    );
-                }
-                Ok(0)
-            }
+            Ok(0)
         }
     });
     match result {

@@ -190,5 +190,5 @@ async fn follow(
     if let Some((error, cause)) = why {
         println!("execution error: {error}: {cause}");
     }
-    Ok(if status == RunStatus::Succeeded { 0 } else { 1 })
+    Ok(u8::from(status != RunStatus::Succeeded))
 }

@@ -140,20 +140,19 @@ pub async fn pending(c: &Clients, queues: &[String]) -> Result<Vec<Pending>, Str
     let mut keep: Vec<Pending> = Vec::new();
     let mut running: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
     for p in all {
-        let alive = match running.get(&p.execution) {
-            Some(a) => *a,
-            None => {
-                let a = c
-                    .sfn
-                    .describe_execution()
-                    .execution_arn(&p.execution)
-                    .send()
-                    .await
-                    .map(|d| d.status().as_str() == "RUNNING")
-                    .unwrap_or(false);
-                running.insert(p.execution.clone(), a);
-                a
-            }
+        // Unknown (the call failed): keep the message, never delete on doubt.
+        let alive = if let Some(a) = running.get(&p.execution) {
+            *a
+        } else {
+            let a = c
+                .sfn
+                .describe_execution()
+                .execution_arn(&p.execution)
+                .send()
+                .await
+                .map_or(true, |d| d.status().as_str() == "RUNNING");
+            running.insert(p.execution.clone(), a);
+            a
         };
         let dup = keep
             .iter()

@@ -73,52 +73,50 @@ pub async fn deploy(
         )
     })?;
     let definition = compiled.to_json();
-    let (state_machine_arn, state_machine) = match find_state_machine(&c.sfn, name).await? {
-        Some(arn) => {
-            let d = c
+    let existing = find_state_machine(&c.sfn, name).await?;
+    let (state_machine_arn, state_machine) = if let Some(arn) = existing {
+        let d = c
+            .sfn
+            .describe_state_machine()
+            .state_machine_arn(&arn)
+            .send()
+            .await
+            .map_err(err)?;
+        let same_definition =
+            serde_json::from_str::<Json>(d.definition()).ok() == Some(compiled.definition.clone());
+        let same_role = role_arn.is_none_or(|r| r == d.role_arn());
+        if same_definition && same_role {
+            (arn, Change::Unchanged)
+        } else {
+            let mut req = c
                 .sfn
-                .describe_state_machine()
+                .update_state_machine()
                 .state_machine_arn(&arn)
-                .send()
-                .await
-                .map_err(err)?;
-            let same_definition = serde_json::from_str::<Json>(d.definition()).ok()
-                == Some(compiled.definition.clone());
-            let same_role = role_arn.is_none_or(|r| r == d.role_arn());
-            if same_definition && same_role {
-                (arn, Change::Unchanged)
-            } else {
-                let mut req = c
-                    .sfn
-                    .update_state_machine()
-                    .state_machine_arn(&arn)
-                    .definition(&definition);
-                if let Some(r) = role_arn {
-                    req = req.role_arn(r);
-                }
-                req.send().await.map_err(err)?;
-                (arn, Change::Updated)
+                .definition(&definition);
+            if let Some(r) = role_arn {
+                req = req.role_arn(r);
             }
+            req.send().await.map_err(err)?;
+            (arn, Change::Updated)
         }
-        None => {
-            let Some(role) = role_arn else {
-                return Err(format!(
-                    "state machine `{name}` does not exist yet and creating it needs an IAM role: \
+    } else {
+        let Some(role) = role_arn else {
+            return Err(format!(
+                "state machine `{name}` does not exist yet and creating it needs an IAM role: \
                      pass --role-arn ARN (a role Step Functions can assume, allowed to use the \
                      activity and the approval queue)"
-                ));
-            };
-            let out = c
-                .sfn
-                .create_state_machine()
-                .name(name)
-                .definition(&definition)
-                .role_arn(role)
-                .send()
-                .await
-                .map_err(err)?;
-            (out.state_machine_arn().to_string(), Change::Created)
-        }
+            ));
+        };
+        let out = c
+            .sfn
+            .create_state_machine()
+            .name(name)
+            .definition(&definition)
+            .role_arn(role)
+            .send()
+            .await
+            .map_err(err)?;
+        (out.state_machine_arn().to_string(), Change::Created)
     };
     Ok(Deployed {
         state_machine_arn,

@@ -53,6 +53,9 @@ impl Unit {
     }
 }
 
+/// How an execution ended: status, error and cause of a failure, when (ms).
+pub type End = (RunStatus, Option<(String, String)>, i64);
+
 /// The state of one execution, fed event by event.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -61,7 +64,7 @@ pub struct Tracker {
     pub last_id: i64,
     pub started_ms: Option<i64>,
     /// Set by the terminal event: status and, for a failure, error and cause.
-    pub end: Option<(RunStatus, Option<(String, String)>, i64)>,
+    pub end: Option<End>,
     pub execution: String,
 }
 
@@ -186,7 +189,10 @@ impl Tracker {
                 notes.push(Note::Failure(name, format!("failed: {first} [{error}]")));
             }
             T::TaskScheduled => {
-                let Some(params) = e.task_scheduled_event_details().map(|d| d.parameters()) else {
+                let Some(params) = e
+                    .task_scheduled_event_details()
+                    .map(aws_sdk_sfn::types::TaskScheduledEventDetails::parameters)
+                else {
                     return;
                 };
                 let Ok(p) = serde_json::from_str::<Json>(params) else {
