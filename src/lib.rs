@@ -14,5 +14,6 @@ pub mod legacy;
 pub mod lsp;
 pub mod model;
 pub mod run;
+pub mod sfn;
 pub mod stdlib;
 pub mod syntax;

@@ -11,3 +11,6 @@ mod legacy_run;
 mod lsp;
 mod run;
 mod run_docker;
+mod sfn;
+mod sfn_same;
+mod support;

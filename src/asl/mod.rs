@@ -273,6 +273,26 @@ fn safe_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
         .collect()
 }
 
+/// HeartbeatSeconds of a script step that sets no `heartbeat`: a worker that
+/// dies (SIGKILL, lost machine) leaves its task to time out after this long,
+/// and the task is then retried on another worker. Nothing is lost, at the
+/// price of up to this delay; a step can set `heartbeat` to shorten it.
+pub const DEFAULT_HEARTBEAT_SECONDS: u64 = 60;
+/// Attempts given to a task whose worker was lost (`States.HeartbeatTimeout`)
+/// or stopped (`topsail.WorkerShutdown`), besides the step's own `retry`.
+pub const WORKER_LOST_ATTEMPTS: u32 = 10;
+
+/// [`DEFAULT_HEARTBEAT_SECONDS`], kept below the step's timeout (Step
+/// Functions needs HeartbeatSeconds < TimeoutSeconds); none for a timeout of
+/// 1 s, whose expiry then stands for the lost worker.
+fn default_heartbeat(step: &Step) -> Option<u64> {
+    match step.timeout.map(ceil_seconds) {
+        None => Some(DEFAULT_HEARTBEAT_SECONDS),
+        Some(t) if t > 1 => Some(DEFAULT_HEARTBEAT_SECONDS.min(t - 1)),
+        Some(_) => None,
+    }
+}
+
 fn ceil_seconds(d: std::time::Duration) -> u64 {
     d.as_millis().div_ceil(1000).max(1) as u64
 }
@@ -919,6 +939,13 @@ impl<'a> Emitter<'a> {
                     "timeout_seconds".into(),
                     step.timeout.map_or(Json::Null, |t| json!(ceil_seconds(t))),
                 );
+                if let Some(hb) = step
+                    .heartbeat
+                    .map(ceil_seconds)
+                    .or_else(|| default_heartbeat(step))
+                {
+                    prm.insert("heartbeat_seconds".into(), json!(hb));
+                }
                 prm.insert(
                     "loop_var".into(),
                     step.foreach.as_ref().map_or(Json::Null, |f| json!(f.var)),
@@ -996,6 +1023,7 @@ impl<'a> Emitter<'a> {
         if let Some(t) = step.timeout {
             s.insert("TimeoutSeconds".into(), json!(ceil_seconds(t)));
         }
+        let script = matches!(step.action, Action::Script(_));
         if let Some(h) = step.heartbeat {
             let hb = ceil_seconds(h);
             if step.timeout.is_some_and(|t| hb >= ceil_seconds(t)) {
@@ -1014,6 +1042,22 @@ impl<'a> Emitter<'a> {
                 );
             }
             s.insert("HeartbeatSeconds".into(), json!(hb));
+        } else if let Some(hb) = default_heartbeat(step).filter(|_| script) {
+            s.insert("HeartbeatSeconds".into(), json!(hb));
+        }
+        if script {
+            // A task whose worker died (heartbeat timed out) or was stopped
+            // is not the step's failure: run it again on another worker,
+            // before and apart from the step's own `retry`.
+            s.insert(
+                "Retry".into(),
+                json!([{
+                    "ErrorEquals": [errors::HEARTBEAT_TIMEOUT, errors::WORKER_SHUTDOWN],
+                    "MaxAttempts": WORKER_LOST_ATTEMPTS,
+                    "IntervalSeconds": 1,
+                    "BackoffRate": 1.5,
+                }]),
+            );
         }
         if let Some(r) = &step.retry {
             if r.backoff < 1.0 || r.backoff.is_nan() {
@@ -1027,15 +1071,18 @@ impl<'a> Emitter<'a> {
                     .help("use a backoff of 1.0 (constant interval) or more"),
                 );
             }
-            s.insert(
-                "Retry".into(),
-                json!([{
+            let rule = json!({
                     "ErrorEquals": ["States.ALL"],
                     "MaxAttempts": r.max_attempts,
                     "IntervalSeconds": ceil_seconds(r.interval),
                     "BackoffRate": r.backoff,
-                }]),
-            );
+            });
+            match s.get_mut("Retry") {
+                Some(Json::Array(rules)) => rules.push(rule),
+                _ => {
+                    s.insert("Retry".into(), json!([rule]));
+                }
+            }
         }
         s
     }

@@ -18,6 +18,7 @@
 //!   "outputs": [{"name": "VERSION", "key": "VERSION"}],
 //!   "secrets": ["REGISTRY_TOKEN"],          // names only; values come from the worker's env
 //!   "timeout_seconds": 1200,                // null: none (Step Functions enforces it too)
+//!   "heartbeat_seconds": 60,                // the state's HeartbeatSeconds (absent: none)
 //!   "loop_var": "r",                        // the foreach variable, or null
 //!   "values": {
 //!     "params": {"region": "us-east-1"},
@@ -50,10 +51,18 @@ pub const TASK_INPUT_VERSION: u32 = 1;
 /// Error names a worker reports with `SendTaskFailure` (timeouts are
 /// reported by Step Functions itself as `States.Timeout`).
 pub mod errors {
-    /// The script exited non-zero.
+    /// A step failed and its catch handler ran (the execution's error).
     pub const STEP_FAILED: &str = "topsail.StepFailed";
-    /// A declared output was not set.
-    pub const MISSING_OUTPUT: &str = "topsail.MissingOutput";
+    /// A declared output was not set (the local runner's name).
+    pub const MISSING_OUTPUT: &str = crate::run::runtime::errors::OUTPUT_MISSING;
+    /// The outputs do not fit in a Step Functions payload (256 KiB).
+    pub const OUTPUT_TOO_LARGE: &str = "topsail.OutputTooLarge";
+    /// The worker does not run this image (`--allow-image`) or host steps (`--allow-host`).
+    pub const IMAGE_NOT_ALLOWED: &str = "topsail.ImageNotAllowed";
+    /// The worker was stopped (SIGTERM) before the task finished within its grace period.
+    pub const WORKER_SHUTDOWN: &str = "topsail.WorkerShutdown";
+    /// Step Functions' name for a task whose worker stopped sending heartbeats.
+    pub const HEARTBEAT_TIMEOUT: &str = "States.HeartbeatTimeout";
     /// An approval was rejected.
     pub const REJECTED: &str = "topsail.Rejected";
     /// The task input could not be understood (wrong version, bad text).
@@ -78,6 +87,10 @@ pub struct TaskInput {
     pub outputs: Vec<OutputDecl>,
     pub secrets: Vec<String>,
     pub timeout_seconds: Option<u64>,
+    /// Absent in inputs from before the field existed: then the worker
+    /// heartbeats at a fixed interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_seconds: Option<u64>,
     pub loop_var: Option<String>,
     pub values: Values,
 }

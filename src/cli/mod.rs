@@ -2,15 +2,19 @@
 //! `run(args) -> ExitCode`. Exit codes: 0 success, 1 the pipeline (or a step)
 //! failed or has errors, 2 usage or I/O errors, 130 interrupted.
 
+pub mod approve;
 pub mod check;
 pub mod compile;
 pub mod convert;
+pub mod deploy;
 pub mod fmt;
 pub mod graph;
 pub mod logs;
 pub mod lsp;
 pub mod run;
 pub mod runs;
+pub mod start;
+pub mod worker;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -54,6 +58,14 @@ pub enum Command {
     Logs(logs::Args),
     /// Compile to Amazon States Language (or draw the DAG)
     Compile(compile::Args),
+    /// Create or update the pipeline's state machine on AWS Step Functions
+    Deploy(deploy::Args),
+    /// Start an execution on Step Functions (and follow it)
+    Start(start::Args),
+    /// Serve a pipeline's Step Functions activity: run its steps here
+    Worker(worker::Args),
+    /// List, approve or reject approval steps waiting on Step Functions
+    Approve(approve::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -78,6 +90,10 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => runs::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Compile(args) => compile::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::Start(args) => start::run(args),
+        Command::Worker(args) => worker::run(args),
+        Command::Approve(args) => approve::run(args),
     }
 }
 

@@ -1,0 +1,99 @@
+//! `topsail approve [--state-machine-arn ARN | --machine NAME] [--list]
+//! [EXECUTION STEP] [--reject --reason TEXT]`: the approval steps waiting on
+//! Step Functions (see [`crate::sfn::approve`]).
+
+use std::process::ExitCode;
+
+use crate::sfn::{AwsArgs, Clients, approve};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The execution (its ARN or name, i.e. the run id)
+    #[arg(requires = "step")]
+    pub execution: Option<String>,
+    /// The approval step
+    pub step: Option<String>,
+    /// List pending approvals (the default without EXECUTION STEP)
+    #[arg(long, conflicts_with = "execution")]
+    pub list: bool,
+    /// Reject instead of approving (the step fails with topsail.Rejected)
+    #[arg(long, requires = "reason")]
+    pub reject: bool,
+    /// Why it was rejected (recorded as the failure's cause)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Only this state machine's approvals
+    #[arg(long, value_name = "ARN", conflicts_with = "machine")]
+    pub state_machine_arn: Option<String>,
+    /// Only the approvals of the state machine with this name
+    #[arg(long, value_name = "NAME")]
+    pub machine: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let rt = match crate::sfn::runtime() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail_usage(e),
+    };
+    let machine = args.machine.clone().or_else(|| {
+        args.state_machine_arn
+            .as_deref()
+            .and_then(|a| a.rsplit(':').next())
+            .map(str::to_string)
+    });
+    let by = std::env::var("USER").unwrap_or_else(|_| "someone".into());
+    let result = rt.block_on(async {
+        let c = Clients::new(&args.aws).await?;
+        let queues = approve::queues(&c, machine.as_deref()).await?;
+        if let (Some(exec), Some(step)) = (&args.execution, &args.step) {
+            let reject = if args.reject {
+                args.reason.as_deref()
+            } else {
+                None
+            };
+            let p = approve::answer(&c, &queues, exec, step, reject, &by).await?;
+            println!(
+                "{} `{}` of execution {}",
+                if reject.is_some() {
+                    "rejected"
+                } else {
+                    "approved"
+                },
+                p.step,
+                p.run_id
+            );
+            return Ok::<u8, String>(0);
+        }
+        {
+            let list = approve::pending(&c, &queues).await?;
+            if list.is_empty() {
+                println!("no approvals pending");
+                return Ok::<u8, String>(0);
+            }
+            let w = list
+                .iter()
+                .map(|p| p.run_id.len())
+                .max()
+                .unwrap_or(9)
+                .max(9);
+            let s = list.iter().map(|p| p.step.len()).max().unwrap_or(4).max(4);
+            println!("{:<w$}  {:<s$}  PIPELINE  MESSAGE", "EXECUTION", "STEP");
+            for p in &list {
+                println!(
+                    "{:<w$}  {:<s$}  {}  {}",
+                    p.run_id, p.step, p.pipeline, p.message
+                );
+            }
+            Ok(0)
+        }
+    });
+    match result {
+        Ok(c) => ExitCode::from(c),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! `topsail start [FILE | --state-machine-arn ARN] [--param NAME=VALUE]
+//! [--name EXEC] [--follow]`: start an execution with typed params; with
+//! `--follow`, print each step's progress from the execution history in the
+//! look of a local run, write the same run record (`.topsail/runs/<EXEC>/`
+//! next to FILE) and exit 0 or 1 by the outcome.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::{Value as Json, json};
+
+use crate::model::{Pipeline, Value};
+use crate::run::record::Record;
+use crate::run::scheduler::RunStatus;
+use crate::run::ui::{Ui, want_color};
+use crate::sfn::history::{Note, Tracker, fetch};
+use crate::sfn::{AwsArgs, Clients, err, find_state_machine};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pipeline (its params are checked, and the state machine is found by its name)
+    #[arg(conflicts_with = "state_machine_arn")]
+    pub file: Option<PathBuf>,
+    /// Start this state machine instead (params are then checked by the state machine)
+    #[arg(long, value_name = "ARN")]
+    pub state_machine_arn: Option<String>,
+    /// The state machine's name if it was deployed with `deploy --name`
+    #[arg(long, value_name = "NAME")]
+    pub machine: Option<String>,
+    /// Set a param (type-checked against its declaration)
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// The execution's name, also the run id (default: a new run id)
+    #[arg(long, value_name = "EXEC")]
+    pub name: Option<String>,
+    /// Follow the execution until it ends; exit 0 if it succeeded, else 1
+    #[arg(long)]
+    pub follow: bool,
+    /// No colours (also: NO_COLOR, CI, or output not a terminal)
+    #[arg(long)]
+    pub no_color: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let pipeline = if args.state_machine_arn.is_some() {
+        None
+    } else {
+        match super::load_pipeline(args.file.as_deref()) {
+            Ok((_, p)) => Some(p),
+            Err(code) => return code,
+        }
+    };
+    let params = match &pipeline {
+        Some(p) => match crate::run::resolve_params(p, &args.params) {
+            Ok(v) => v,
+            Err(e) => return super::fail_usage(e),
+        },
+        None => match untyped_params(&args.params) {
+            Ok(v) => v,
+            Err(e) => return super::fail_usage(e),
+        },
+    };
+    let input = json!({"params": params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<serde_json::Map<String, Json>>()});
+    let exec_name = args.name.clone().unwrap_or_else(crate::run::new_run_id);
+    let file = args
+        .file
+        .clone()
+        .or_else(|| super::resolve_file(None).ok())
+        .unwrap_or_default();
+    let rt = match crate::sfn::runtime() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail_usage(e),
+    };
+    let code = rt.block_on(async {
+        let c = Clients::new(&args.aws).await?;
+        let sm = match (&args.state_machine_arn, &pipeline) {
+            (Some(arn), _) => arn.clone(),
+            (None, Some(p)) => {
+                let name = crate::sfn::resource_name(args.machine.as_deref().unwrap_or(&p.name));
+                find_state_machine(&c.sfn, &name).await?.ok_or_else(|| {
+                    format!("no state machine `{name}`: deploy it first with `topsail deploy`")
+                })?
+            }
+            (None, None) => return Err("give a pipeline file or --state-machine-arn".into()),
+        };
+        let out = c
+            .sfn
+            .start_execution()
+            .state_machine_arn(&sm)
+            .name(&exec_name)
+            .input(input.to_string())
+            .send()
+            .await
+            .map_err(err)?;
+        let arn = out.execution_arn().to_string();
+        println!("execution {exec_name} started: {arn}");
+        if !args.follow {
+            return Ok(0);
+        }
+        follow(&c, &arn, pipeline.as_ref(), &file, &params, args.no_color).await
+    });
+    match code {
+        Ok(c) => ExitCode::from(c),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Without the pipeline: numbers and booleans as JSON, anything else as text.
+fn untyped_params(raw: &[String]) -> Result<IndexMap<String, Value>, String> {
+    let mut out = IndexMap::new();
+    for item in raw {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("`--param {item}`: expected NAME=VALUE"))?;
+        let value = serde_json::from_str::<Json>(v)
+            .ok()
+            .and_then(|j| Value::from_json(&j))
+            .unwrap_or_else(|| Value::Str(v.to_string()));
+        out.insert(k.to_string(), value);
+    }
+    Ok(out)
+}
+
+async fn follow(
+    c: &Clients,
+    arn: &str,
+    pipeline: Option<&Pipeline>,
+    file: &Path,
+    params: &IndexMap<String, Value>,
+    no_color: bool,
+) -> Result<u8, String> {
+    let names: Vec<String> = pipeline
+        .map(|p| p.steps.iter().map(|s| s.name.clone()).collect())
+        .unwrap_or_default();
+    let ui = Ui::new(want_color(no_color), false, names);
+    let mut tracker = Tracker::new(arn);
+    let mut failures = 0;
+    loop {
+        match fetch(&c.sfn, arn).await {
+            Ok(events) => {
+                failures = 0;
+                for note in tracker.feed(&events) {
+                    match note {
+                        Note::System(u, t) => ui.system(&u, &t),
+                        Note::Failure(u, t) => ui.failure(&u, &t),
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                if failures > 10 {
+                    return Err(format!("cannot read the execution history: {e}"));
+                }
+            }
+        }
+        if tracker.end.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (status, why, _) = tracker.end.clone().expect("the loop ends only at the end");
+    if let Some(p) = pipeline {
+        let report = tracker.report(p, file.to_path_buf(), params);
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let record = Record::create(dir, &report.run_id).ok();
+        if let Some(r) = &record {
+            r.write(&report);
+        }
+        ui.summary(&report, record.as_ref().map(|r| r.dir.as_path()));
+    } else {
+        println!(
+            "execution {}",
+            if status == RunStatus::Succeeded {
+                "succeeded"
+            } else {
+                "failed"
+            }
+        );
+    }
+    if let Some((error, cause)) = why {
+        println!("execution error: {error}: {cause}");
+    }
+    Ok(u8::from(status != RunStatus::Succeeded))
+}

@@ -1,0 +1,169 @@
+//! `topsail deploy`: the activity, the approval queue (when the pipeline has
+//! approval steps) and the state machine, each created only when missing;
+//! the state machine is updated only when its definition or role changed, so
+//! deploying twice reports "unchanged".
+
+use serde_json::Value as Json;
+
+use crate::asl;
+use crate::model::{Action, Pipeline};
+use crate::sfn::{Clients, activity_name, err, find_state_machine, queue_name};
+
+/// What a deploy did, for the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl Change {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Deployed {
+    pub state_machine_arn: String,
+    pub state_machine: Change,
+    pub activity_arn: String,
+    pub activity: Change,
+    pub queue_url: Option<(String, Change)>,
+}
+
+/// SQS keeps a message at most 14 days: an approval nobody answered for
+/// longer would vanish from `approve --list`, so keep them that long.
+const QUEUE_RETENTION_SECONDS: &str = "1209600";
+
+pub fn has_approvals(p: &Pipeline) -> bool {
+    p.steps
+        .iter()
+        .any(|s| matches!(s.action, Action::Approval { .. }))
+}
+
+pub async fn deploy(
+    c: &Clients,
+    pipeline: &Pipeline,
+    name: &str,
+    role_arn: Option<&str>,
+) -> Result<Deployed, String> {
+    let (activity_arn, activity) = ensure_activity(c, &activity_name(name)).await?;
+    let queue_url = if has_approvals(pipeline) {
+        Some(ensure_queue(c, &queue_name(name)).await?)
+    } else {
+        None
+    };
+    let options = asl::Options {
+        activity_arn: activity_arn.clone(),
+        approval_queue_url: queue_url
+            .as_ref()
+            .map_or_else(|| asl::APPROVAL_QUEUE_PLACEHOLDER.into(), |q| q.0.clone()),
+        weights: None,
+    };
+    let compiled = asl::compile(pipeline, &options).map_err(|diags| {
+        let msgs: Vec<String> = diags.iter().map(|d| d.message.clone()).collect();
+        format!(
+            "the pipeline cannot be compiled for Step Functions (see `topsail compile`): {}",
+            msgs.join("; ")
+        )
+    })?;
+    let definition = compiled.to_json();
+    let existing = find_state_machine(&c.sfn, name).await?;
+    let (state_machine_arn, state_machine) = if let Some(arn) = existing {
+        let d = c
+            .sfn
+            .describe_state_machine()
+            .state_machine_arn(&arn)
+            .send()
+            .await
+            .map_err(err)?;
+        let same_definition =
+            serde_json::from_str::<Json>(d.definition()).ok() == Some(compiled.definition.clone());
+        let same_role = role_arn.is_none_or(|r| r == d.role_arn());
+        if same_definition && same_role {
+            (arn, Change::Unchanged)
+        } else {
+            let mut req = c
+                .sfn
+                .update_state_machine()
+                .state_machine_arn(&arn)
+                .definition(&definition);
+            if let Some(r) = role_arn {
+                req = req.role_arn(r);
+            }
+            req.send().await.map_err(err)?;
+            (arn, Change::Updated)
+        }
+    } else {
+        let Some(role) = role_arn else {
+            return Err(format!(
+                "state machine `{name}` does not exist yet and creating it needs an IAM role: \
+                     pass --role-arn ARN (a role Step Functions can assume, allowed to use the \
+                     activity and the approval queue)"
+            ));
+        };
+        let out = c
+            .sfn
+            .create_state_machine()
+            .name(name)
+            .definition(&definition)
+            .role_arn(role)
+            .send()
+            .await
+            .map_err(err)?;
+        (out.state_machine_arn().to_string(), Change::Created)
+    };
+    Ok(Deployed {
+        state_machine_arn,
+        state_machine,
+        activity_arn,
+        activity,
+        queue_url,
+    })
+}
+
+async fn ensure_activity(c: &Clients, name: &str) -> Result<(String, Change), String> {
+    let mut pages = c.sfn.list_activities().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(err)?;
+        if let Some(a) = page.activities().iter().find(|a| a.name() == name) {
+            return Ok((a.activity_arn().to_string(), Change::Unchanged));
+        }
+    }
+    let out = c
+        .sfn
+        .create_activity()
+        .name(name)
+        .send()
+        .await
+        .map_err(err)?;
+    Ok((out.activity_arn().to_string(), Change::Created))
+}
+
+async fn ensure_queue(c: &Clients, name: &str) -> Result<(String, Change), String> {
+    if let Ok(out) = c.sqs.get_queue_url().queue_name(name).send().await
+        && let Some(url) = out.queue_url()
+    {
+        return Ok((url.to_string(), Change::Unchanged));
+    }
+    let out = c
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
+            QUEUE_RETENTION_SECONDS,
+        )
+        .send()
+        .await
+        .map_err(err)?;
+    let url = out
+        .queue_url()
+        .ok_or("CreateQueue answered without a queue URL")?;
+    Ok((url.to_string(), Change::Created))
+}

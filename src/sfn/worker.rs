@@ -1,0 +1,605 @@
+//! `topsail worker`: the activity worker. It long-polls GetActivityTask, runs
+//! each task's step through the local runner's [`Runtime`]s with
+//! [`run_attempt`] (so a step means the same as under `topsail run`),
+//! heartbeats while it runs, and answers SendTaskSuccess with a
+//! [`TaskOutput`] or SendTaskFailure with an error name the state machine's
+//! Retry/Catch matches ([`crate::asl::task::errors`], the local runner's names).
+//!
+//! Safety: a task names its own script and image, so whoever can start
+//! executions chooses what runs here. Host steps run only with
+//! `--allow-host`, images only when they match an `--allow-image` glob.
+//!
+//! Shutdown (SIGTERM, Ctrl-C): stop polling, give running tasks `--grace` to
+//! finish, then stop them and report `topsail.WorkerShutdown` (retried on
+//! another worker by the compiled Retry); exit 0. A worker that dies without
+//! answering (SIGKILL) stops heartbeating; Step Functions then fails the task
+//! with `States.HeartbeatTimeout`, which the same Retry sends elsewhere. A
+//! poll cut short by shutdown may have been handed a task on the server
+//! side: that task, too, comes back through its heartbeat timeout.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::asl::MAX_PAYLOAD_BYTES;
+use crate::asl::task::{TASK_INPUT_VERSION, TaskInput, TaskOutput, errors};
+use crate::model::{format_duration, render_script, render_text};
+use crate::run::runtime::{Line, Outcome, StepIo, StepSpec, Stream, errors as run_errors};
+use crate::run::{Runtimes, Secrets, runtime};
+use crate::sfn::{Clients, err};
+
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    pub activity_arn: String,
+    pub name: String,
+    pub concurrency: usize,
+    pub allow_host: bool,
+    pub allow_images: Vec<String>,
+    pub grace: Duration,
+    /// Host steps' working directory; mounted at /workspace in containers.
+    pub dir: PathBuf,
+    pub tmp_base: PathBuf,
+}
+
+/// Lines of stderr kept for a failure's cause.
+const STDERR_TAIL: usize = 10;
+/// Step Functions limits: `error` 256 characters, `cause` 32768.
+const MAX_ERROR: usize = 256;
+const MAX_CAUSE: usize = 32_768;
+
+/// Serve tasks until `shutdown` becomes true, then drain. Errors only for
+/// what makes serving impossible; a failing task is reported, not returned.
+pub async fn serve(
+    c: Clients,
+    opts: Arc<WorkerOptions>,
+    runtimes: Runtimes,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    log(
+        &opts.name,
+        "",
+        &format!(
+            "polling {} (concurrency {}, host steps {}, images: {})",
+            opts.activity_arn,
+            opts.concurrency,
+            if opts.allow_host {
+                "allowed"
+            } else {
+                "refused"
+            },
+            if opts.allow_images.is_empty() {
+                "none".to_string()
+            } else {
+                opts.allow_images.join(" ")
+            }
+        ),
+    );
+    let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let (kill_tx, kill_rx) = watch::channel(false);
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = until(&mut shutdown) => break,
+        };
+        let poll = c
+            .sfn
+            .get_activity_task()
+            .activity_arn(&opts.activity_arn)
+            .worker_name(&opts.name)
+            .send();
+        let answer = tokio::select! {
+            a = poll => a,
+            () = until(&mut shutdown) => break,
+        };
+        let polled = Instant::now();
+        match answer {
+            Err(e) => {
+                log(
+                    &opts.name,
+                    "",
+                    &format!(
+                        "GetActivityTask failed: {}; retrying in {}",
+                        err(e),
+                        format_duration(backoff)
+                    ),
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = until(&mut shutdown) => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Ok(out) => {
+                backoff = Duration::from_millis(500);
+                let (Some(token), Some(input)) = (out.task_token(), out.input()) else {
+                    continue; // the 60 s long poll ended without a task
+                };
+                if token.is_empty() {
+                    continue;
+                }
+                let task = Task {
+                    c: c.clone(),
+                    opts: opts.clone(),
+                    runtimes: runtimes.clone(),
+                    token: token.to_string(),
+                    polled,
+                };
+                let input = input.to_string();
+                let kill = kill_rx.clone();
+                tasks.spawn(async move {
+                    task.handle(&input, kill).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    while tasks.try_join_next().is_some() {}
+    let running = tasks.len();
+    if running > 0 {
+        log(
+            &opts.name,
+            "",
+            &format!(
+                "stopping: no new tasks; waiting up to {} for {running} running task{}",
+                format_duration(opts.grace),
+                if running == 1 { "" } else { "s" }
+            ),
+        );
+        let drained = tokio::time::timeout(opts.grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            log(
+                &opts.name,
+                "",
+                "grace period over: stopping the tasks still running",
+            );
+            let _ = kill_tx.send(true);
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+    runtime::finish_cleanup().await;
+    log(&opts.name, "", "stopped");
+}
+
+/// Resolves once the flag is true; never, if its sender is gone.
+async fn until(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn log(worker: &str, unit: &str, text: &str) {
+    if unit.is_empty() {
+        println!("[{worker}] {text}");
+    } else {
+        println!("[{worker}] {unit} | {text}");
+    }
+}
+
+struct Task {
+    c: Clients,
+    opts: Arc<WorkerOptions>,
+    runtimes: Runtimes,
+    token: String,
+    polled: Instant,
+}
+
+impl Task {
+    async fn handle(&self, input: &str, mut kill: watch::Receiver<bool>) {
+        let ti: TaskInput = match serde_json::from_str(input) {
+            Ok(t) => t,
+            Err(e) => {
+                log(
+                    &self.opts.name,
+                    "?",
+                    &format!("cannot read the task input: {e}"),
+                );
+                self.fail(
+                    "?",
+                    errors::BAD_INPUT,
+                    &format!("cannot read the task input: {e}"),
+                )
+                .await;
+                return;
+            }
+        };
+        let unit = match &ti.values.item {
+            Some(i) => format!("{} {}[{i}]", ti.run_id, ti.step),
+            None => format!("{} {}", ti.run_id, ti.step),
+        };
+        if ti.version != TASK_INPUT_VERSION {
+            let msg = format!(
+                "task input version {} (this worker reads version {TASK_INPUT_VERSION}): upgrade topsail on the worker or redeploy",
+                ti.version
+            );
+            log(&self.opts.name, &unit, &msg);
+            self.fail(&unit, errors::BAD_INPUT, &msg).await;
+            return;
+        }
+        let secrets = Secrets::new(
+            ti.secrets
+                .iter()
+                .filter_map(|n| std::env::var(n).ok().map(|v| (n.clone(), v))),
+        );
+        let spec = match build_spec(&ti, &self.opts, &secrets) {
+            Ok(s) => s,
+            Err((error, cause)) => {
+                log(
+                    &self.opts.name,
+                    &unit,
+                    &format!("refused: {cause} [{error}]"),
+                );
+                self.fail(&unit, error, &cause).await;
+                return;
+            }
+        };
+        let where_ = spec
+            .image
+            .as_ref()
+            .map_or_else(|| "on the host".to_string(), |i| format!("in {i}"));
+        log(&self.opts.name, &unit, &format!("started {where_}"));
+        let runtime = if spec.image.is_some() {
+            self.runtimes.container.clone()
+        } else {
+            self.runtimes.host.clone()
+        };
+        // A third of HeartbeatSeconds: two heartbeats may be late or lost
+        // before Step Functions gives up on this worker.
+        let every = ti
+            .heartbeat_seconds
+            .map_or(Duration::from_secs(20), |h| {
+                Duration::from_secs_f64(h as f64 / 3.0)
+            })
+            .clamp(Duration::from_millis(250), Duration::from_secs(20));
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
+        let io = StepIo {
+            lines: tx,
+            cancel: cancel_rx,
+        };
+        let fut = runtime::run_attempt(runtime.as_ref(), &spec, &self.opts.tmp_base, io);
+        tokio::pin!(fut);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut tail: VecDeque<String> = VecDeque::new();
+        let mut lost: Option<String> = None;
+        let mut stopped = false;
+        let started = Instant::now();
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                outcome = &mut fut => break outcome,
+                Some(line) = rx.recv() => self.line(&unit, &secrets, &line, &mut tail),
+                _ = tick.tick(), if lost.is_none() => {
+                    if let Err(e) = self.c.sfn.send_task_heartbeat().task_token(&self.token).send().await {
+                        let gone = e.as_service_error().is_some_and(|s| {
+                            s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
+                        });
+                        let msg = err(e);
+                        if gone {
+                            log(&self.opts.name, &unit, &format!("the task is no longer ours ({msg}): stopping it"));
+                            lost = Some(msg);
+                            let _ = cancel_tx.send(true);
+                        } else {
+                            log(&self.opts.name, &unit, &format!("warning: heartbeat failed: {msg}"));
+                        }
+                    }
+                }
+                () = until(&mut kill), if !stopped => {
+                    stopped = true;
+                    let _ = cancel_tx.send(true);
+                }
+            }
+        };
+        while let Ok(line) = rx.try_recv() {
+            self.line(&unit, &secrets, &line, &mut tail);
+        }
+        let ran = started.elapsed();
+        if lost.is_some() {
+            return;
+        }
+        match outcome {
+            Outcome::Succeeded(values) => {
+                let out = TaskOutput {
+                    version: TASK_INPUT_VERSION,
+                    outputs: ti
+                        .outputs
+                        .iter()
+                        .map(|o| {
+                            (
+                                o.key.clone(),
+                                values.get(&o.name).cloned().unwrap_or_default(),
+                            )
+                        })
+                        .collect::<IndexMap<_, _>>(),
+                };
+                let json = serde_json::to_string(&out).expect("a TaskOutput always serializes");
+                if json.len() > MAX_PAYLOAD_BYTES {
+                    let msg = format!(
+                        "the outputs are {} bytes; a Step Functions payload holds at most {MAX_PAYLOAD_BYTES} (256 KiB): write large data to storage and output its location",
+                        json.len()
+                    );
+                    log(
+                        &self.opts.name,
+                        &unit,
+                        &format!("failed: {msg} [{}]", errors::OUTPUT_TOO_LARGE),
+                    );
+                    self.fail(&unit, errors::OUTPUT_TOO_LARGE, &msg).await;
+                    return;
+                }
+                match self
+                    .c
+                    .sfn
+                    .send_task_success()
+                    .task_token(&self.token)
+                    .output(json)
+                    .send()
+                    .await
+                {
+                    Ok(_) => log(
+                        &self.opts.name,
+                        &unit,
+                        &format!(
+                            "succeeded in {:.1}s (handled in {} ms, run {} ms)",
+                            ran.as_secs_f64(),
+                            self.polled.elapsed().as_millis(),
+                            ran.as_millis()
+                        ),
+                    ),
+                    Err(e) => log(
+                        &self.opts.name,
+                        &unit,
+                        &format!("SendTaskSuccess failed: {}", err(e)),
+                    ),
+                }
+            }
+            Outcome::Failed { error, cause } => {
+                let mut cause = secrets.mask(&cause);
+                if !tail.is_empty() {
+                    cause.push_str("\nlast lines of stderr:\n");
+                    cause.push_str(&tail.iter().cloned().collect::<Vec<_>>().join("\n"));
+                }
+                log(
+                    &self.opts.name,
+                    &unit,
+                    &format!("failed: {} [{error}]", cause.lines().next().unwrap_or("")),
+                );
+                self.fail(&unit, &error, &cause).await;
+            }
+            Outcome::Cancelled => {
+                let msg = format!(
+                    "worker {} was stopped and the step did not finish within its grace period ({})",
+                    self.opts.name,
+                    format_duration(self.opts.grace)
+                );
+                log(
+                    &self.opts.name,
+                    &unit,
+                    &format!("stopped: {msg} [{}]", errors::WORKER_SHUTDOWN),
+                );
+                self.fail(&unit, errors::WORKER_SHUTDOWN, &msg).await;
+            }
+        }
+    }
+
+    fn line(&self, unit: &str, secrets: &Secrets, line: &Line, tail: &mut VecDeque<String>) {
+        let text = secrets.mask(&line.text);
+        match line.stream {
+            Stream::Stdout => log(&self.opts.name, unit, &text),
+            Stream::Stderr => {
+                log(&self.opts.name, unit, &format!("[stderr] {text}"));
+                tail.push_back(text);
+                if tail.len() > STDERR_TAIL {
+                    tail.pop_front();
+                }
+            }
+            Stream::System => log(&self.opts.name, unit, &format!("> {text}")),
+        }
+    }
+
+    async fn fail(&self, unit: &str, error: &str, cause: &str) {
+        let cause: String = if cause.len() > MAX_CAUSE {
+            let mut s: String = cause.chars().take(MAX_CAUSE - 20).collect();
+            s.push_str("\n[truncated]");
+            s
+        } else {
+            cause.to_string()
+        };
+        let error: String = error.chars().take(MAX_ERROR).collect();
+        if let Err(e) = self
+            .c
+            .sfn
+            .send_task_failure()
+            .task_token(&self.token)
+            .error(error)
+            .cause(cause)
+            .send()
+            .await
+        {
+            log(
+                &self.opts.name,
+                unit,
+                &format!("SendTaskFailure failed: {}", err(e)),
+            );
+        }
+    }
+}
+
+/// The task as a [`StepSpec`], every `{{ }}` rendered from the task's own
+/// values; or the error name and cause to report without running anything.
+fn build_spec(
+    ti: &TaskInput,
+    opts: &WorkerOptions,
+    secrets: &Secrets,
+) -> Result<StepSpec, (&'static str, String)> {
+    let text = |what: &str, s: &str| {
+        ti.text(s)
+            .map_err(|e| (errors::BAD_INPUT, format!("{what}: {e}")))
+    };
+    let bad =
+        |what: &str, e: crate::model::EvalError| (run_errors::RUNTIME, format!("{what}: {e}"));
+    let image = match &ti.image {
+        Some(s) => Some(render_text(&text("image", s)?, ti).map_err(|e| bad("image", e))?),
+        None => None,
+    };
+    match &image {
+        None if !opts.allow_host => {
+            return Err((
+                errors::IMAGE_NOT_ALLOWED,
+                format!(
+                    "`{}` is a host step (no image) and worker {} runs host steps only with --allow-host",
+                    ti.step, opts.name
+                ),
+            ));
+        }
+        Some(img) if !opts.allow_images.iter().any(|p| glob_match(p, img)) => {
+            return Err((
+                errors::IMAGE_NOT_ALLOWED,
+                format!(
+                    "image `{img}` is not allowed on worker {} ({}); the operator allows images with --allow-image PATTERN",
+                    opts.name,
+                    if opts.allow_images.is_empty() {
+                        "it allows no image".to_string()
+                    } else {
+                        format!("allowed: {}", opts.allow_images.join(", "))
+                    }
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let script = render_script(&text("run", &ti.script)?, ti, ti.shell.as_deref())
+        .map_err(|e| bad("run", e))?;
+    let mut env = Vec::new();
+    for (k, v) in &ti.env {
+        env.push((
+            k.clone(),
+            render_text(&text(k, v)?, ti).map_err(|e| bad(k, e))?,
+        ));
+    }
+    for name in &ti.secrets {
+        let Some(value) = secrets.get(name) else {
+            return Err((
+                run_errors::SECRET_MISSING,
+                format!(
+                    "secret `{name}` is not set: export {name}=... in the environment of worker {}",
+                    opts.name
+                ),
+            ));
+        };
+        env.push((name.clone(), value.to_string()));
+    }
+    let workdir = match &ti.workdir {
+        Some(s) => Some(render_text(&text("workdir", s)?, ti).map_err(|e| bad("workdir", e))?),
+        None => None,
+    };
+    Ok(StepSpec {
+        run_id: ti.run_id.clone(),
+        pipeline: ti.pipeline.clone(),
+        name: match &ti.values.item {
+            Some(i) => format!("{}[{i}]", ti.step),
+            None => ti.step.clone(),
+        },
+        step: ti.step.clone(),
+        image,
+        script,
+        shell: ti.shell.clone(),
+        env,
+        secret_names: ti.secrets.clone(),
+        env_remove: Vec::new(),
+        workdir,
+        timeout: ti.timeout_seconds.map(Duration::from_secs),
+        outputs: ti.outputs.iter().map(|o| o.name.clone()).collect(),
+        pipeline_dir: opts.dir.clone(),
+    })
+}
+
+/// Shell-style glob: `*` any run of characters (`/` and `:` included, so
+/// `registry.example.com/*` covers every image there), `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "alpine:3"));
+        assert!(glob_match("topsail-test/*", "topsail-test/busybox:latest"));
+        assert!(!glob_match("topsail-test/*", "evil/busybox"));
+        assert!(glob_match("alpine:3.?", "alpine:3.9"));
+        assert!(!glob_match("alpine", "alpine:3"));
+        assert!(glob_match("a*b*c", "aXbYc"));
+    }
+
+    fn input(image: Option<&str>) -> TaskInput {
+        serde_json::from_value(serde_json::json!({
+            "version": 1, "pipeline": "p", "run_id": "r1", "step": "s",
+            "image": image, "shell": null, "script": "echo {{ n }}",
+            "env": {"A": "{{ b.V }}"}, "workdir": null, "outputs": [], "secrets": [],
+            "timeout_seconds": 5, "heartbeat_seconds": 4, "loop_var": null,
+            "values": {"params": {"n": 3}, "steps": {"b": {"V": "x y"}}}
+        }))
+        .unwrap()
+    }
+
+    fn opts(host: bool, images: &[&str]) -> WorkerOptions {
+        WorkerOptions {
+            activity_arn: "a".into(),
+            name: "w".into(),
+            concurrency: 1,
+            allow_host: host,
+            allow_images: images.iter().map(|s| (*s).to_string()).collect(),
+            grace: Duration::from_secs(1),
+            dir: PathBuf::from("."),
+            tmp_base: std::env::temp_dir(),
+        }
+    }
+
+    #[test]
+    fn specs_are_rendered_and_checked() {
+        let s = Secrets::default();
+        let spec = build_spec(&input(None), &opts(true, &[]), &s).unwrap();
+        assert_eq!(spec.script, "echo 3");
+        assert_eq!(spec.env, vec![("A".to_string(), "x y".to_string())]);
+        assert_eq!(spec.timeout, Some(Duration::from_secs(5)));
+        let e = build_spec(&input(None), &opts(false, &["*"]), &s).unwrap_err();
+        assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
+        let e = build_spec(&input(Some("evil:1")), &opts(true, &["good:*"]), &s).unwrap_err();
+        assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
+        assert!(build_spec(&input(Some("good:1")), &opts(false, &["good:*"]), &s).is_ok());
+    }
+}

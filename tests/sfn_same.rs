@@ -1,0 +1,177 @@
+//! The same-meaning test: every pipeline that can run offline (the hello
+//! example, and test pipelines on the local image topsail-test/busybox) runs
+//! locally with `topsail run` and on the emulator with two workers; each
+//! unit's status, attempts and outputs must match between the local run
+//! record and the one `start --follow` builds from the execution history.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{Test, command, repo};
+use crate::support::{Worker, deploy, record, run, unique};
+
+const IMAGE: &str = "topsail-test/busybox:latest";
+
+const BUSYBOX_OK: &str = r#"pipeline bb
+image "topsail-test/busybox:latest"
+param who = "world"
+
+make:
+    output GREETING
+    run echo "GREETING=hello {{ who }}" >> "$TOPSAIL_OUTPUT"
+
+each: make
+    foreach x in ["a", "b"]
+    run echo "{{ x }} {{ make.GREETING }}"
+
+skipme: make
+    when who == "nobody"
+    output X
+    run echo "X=1" >> "$TOPSAIL_OUTPUT"
+
+flaky: make
+    retry 1 every 1s
+    run:
+        m="/workspace/.flaky-{{ run.id }}"
+        if [ ! -e "$m" ]; then touch "$m"; exit 1; fi
+        rm -f "$m"
+
+last: each skipme flaky
+    output ALL
+    run echo "ALL={{ make.GREETING }}/{{ skipme.X }}" >> "$TOPSAIL_OUTPUT"
+"#;
+
+const BUSYBOX_CATCH: &str = r#"pipeline bbcatch
+image "topsail-test/busybox:latest"
+
+first:
+    output N
+    run echo "N=1" >> "$TOPSAIL_OUTPUT"
+
+fails: first
+    catch handler
+    retry 1 every 1s
+    run:
+        echo oops >&2
+        exit 2
+
+after: fails
+    run echo never
+
+handler:
+    output E
+    run echo "E={{ failed.step }} {{ failed.error }}" >> "$TOPSAIL_OUTPUT"
+"#;
+
+fn require_image() {
+    let ok = std::process::Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "Docker or the image {IMAGE} is missing: run scripts/setup/images.sh"
+    );
+}
+
+/// What must mean the same: per unit, status, attempts and outputs (times
+/// of day in outputs, like hello's STAMP, masked).
+fn meaning(r: &Value) -> Vec<(String, String, u64, String)> {
+    let digits = |s: &str| {
+        let mut out = String::new();
+        let mut run = String::new();
+        for c in s.chars().chain(std::iter::once('\0')) {
+            if c.is_ascii_digit() {
+                run.push(c);
+            } else {
+                out.push_str(if run.len() >= 12 { "<TIME>" } else { &run });
+                run.clear();
+                if c != '\0' {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    };
+    r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["name"].as_str().unwrap().to_string(),
+                u["status"].as_str().unwrap().to_string(),
+                u["attempts"].as_u64().unwrap(),
+                digits(&u["outputs"].to_string()),
+            )
+        })
+        .collect()
+}
+
+fn local(dir: &Path, file: &str) -> Value {
+    let out = command(dir)
+        .args(["run", file, "-j", "4"])
+        .output()
+        .unwrap();
+    let runs = dir.join(".topsail/runs");
+    let id = std::fs::read_dir(&runs)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .max()
+        .unwrap_or_else(|| panic!("no local record:\n{}", String::from_utf8_lossy(&out.stdout)));
+    record(dir, &id)
+}
+
+fn same_meaning(file: &str, text: &str) {
+    let t = Test::new().file(file, text);
+    let dir = t.dir.path();
+    let here = local(dir, file);
+    let machine = unique("same");
+    let activity = deploy(dir, file, &machine);
+    let flags = ["--allow-host", "--allow-image", "topsail-test/*"];
+    let a = Worker::start(dir, &activity, "wa", &flags);
+    let b = Worker::start(dir, &activity, "wb", &flags);
+    let exec = unique("ex");
+    let (_, out, err) = run(
+        dir,
+        &[
+            "start",
+            file,
+            "--machine",
+            &machine,
+            "--name",
+            &exec,
+            "--follow",
+        ],
+    );
+    let there = record(dir, &exec);
+    assert_eq!(
+        meaning(&here),
+        meaning(&there),
+        "{file}: local and Step Functions differ\n{out}{err}\nworker a:\n{}\nworker b:\n{}",
+        a.log(),
+        b.log()
+    );
+    assert_eq!(here["status"], there["status"]);
+    drop((a, b));
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+#[test]
+fn hello_means_the_same_locally_and_on_step_functions() {
+    let hello = std::fs::read_to_string(repo().join("examples/hello.topsail")).unwrap();
+    same_meaning("hello.topsail", &hello);
+}
+
+#[test]
+fn busybox_pipelines_mean_the_same_locally_and_on_step_functions() {
+    require_image();
+    same_meaning("bb.topsail", BUSYBOX_OK);
+    same_meaning("bbcatch.topsail", BUSYBOX_CATCH);
+}

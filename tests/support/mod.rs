@@ -1,0 +1,204 @@
+//! Test support for the Step Functions tests: the emulator's endpoint
+//! (started by `scripts/services start`, see tests/support/sfn_emulator.py),
+//! the `topsail` binary wired to it, and workers that die with their test.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::repo;
+
+/// The emulator's URL; fails the test with what to do when it is not running.
+pub fn endpoint() -> String {
+    let file = repo().join("target/services/sfn.endpoint");
+    let url = std::fs::read_to_string(&file).unwrap_or_default();
+    let url = url.trim().to_string();
+    let hostport = url.trim_start_matches("http://");
+    let up = !url.is_empty()
+        && hostport.parse().ok().is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok()
+        });
+    assert!(
+        up,
+        "the Step Functions emulator is not running ({} missing or not answering): \
+         run `scripts/services start` (scripts/test does it), then the tests",
+        file.display()
+    );
+    url
+}
+
+/// A name no other test (or earlier run against the same emulator) uses.
+pub fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{n:x}", std::process::id())
+}
+
+/// `topsail` in `dir`, talking to the emulator with static test credentials.
+pub fn topsail(dir: &Path) -> Command {
+    let mut cmd = crate::common::command(dir);
+    cmd.env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+pub fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out: Output = topsail(dir).args(args).output().expect("topsail runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub const ROLE: &str = "arn:aws:iam::123456789012:role/topsail-test";
+
+/// Deploy `file` as state machine `name`; the activity ARN.
+pub fn deploy(dir: &Path, file: &str, name: &str) -> String {
+    let (code, out, err) = run(dir, &["deploy", file, "--name", name, "--role-arn", ROLE]);
+    assert_eq!(code, 0, "deploy failed:\n{out}\n{err}");
+    out.lines()
+        .find_map(|l| {
+            l.strip_prefix("activity ")
+                .and_then(|r| r.split(": ").nth(1))
+        })
+        .expect("deploy prints the activity ARN")
+        .to_string()
+}
+
+/// A `topsail worker` child: its output is collected, and it is killed
+/// (SIGKILL) when dropped, so no test leaves a worker behind.
+pub struct Worker {
+    pub child: Child,
+    pub name: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Worker {
+    pub fn start(dir: &Path, activity: &str, name: &str, extra: &[&str]) -> Worker {
+        // Attempt dirs of a SIGKILLed worker stay behind: keep them in the test's dir.
+        let tmp = dir.join("worker-tmp");
+        std::fs::create_dir_all(&tmp).expect("worker tmp dir");
+        let mut child = topsail(dir)
+            .env("TMPDIR", &tmp)
+            .args([
+                "worker",
+                "--activity-arn",
+                activity,
+                "--name",
+                name,
+                "--concurrency",
+                "4",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the worker starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        Worker {
+            child,
+            name: name.to_string(),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait until the log has a line containing `text`.
+    pub fn wait_for(&self, text: &str, timeout: Duration) {
+        let t0 = Instant::now();
+        while !self.log().contains(text) {
+            assert!(
+                t0.elapsed() < timeout,
+                "worker {} did not log `{text}` within {timeout:?}; log:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} {}", self.child.id());
+    }
+
+    /// Wait for the worker to exit; its exit code.
+    pub fn wait(&mut self, timeout: Duration) -> i32 {
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "worker {} did not exit; log:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The run record `start --follow` (or `run`) wrote for `run_id` under `dir`.
+pub fn record(dir: &Path, run_id: &str) -> serde_json::Value {
+    let path: PathBuf = dir.join(".topsail/runs").join(run_id).join("run.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("no run record {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("run.json is JSON")
+}
+
+/// The unit named `name` in a run record.
+pub fn unit<'a>(record: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    record["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|u| u["name"] == name))
+        .unwrap_or_else(|| panic!("no unit `{name}` in {record:#}"))
+}
