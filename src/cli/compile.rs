@@ -25,6 +25,8 @@ pub struct Args {
     /// The SQS queue approvals are posted to (default: a placeholder `topsail deploy` fills in)
     #[arg(long, value_name = "URL", default_value = asl::APPROVAL_QUEUE_PLACEHOLDER)]
     pub approval_queue_url: String,
+    #[command(flatten)]
+    pub context: super::ContextArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,10 +42,11 @@ pub enum Target {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (checked, pipeline) = match super::load_pipeline(args.file.as_deref()) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (checked, pipeline) =
+        match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let text = match args.to {
         Target::Dot => crate::graph::dot(&pipeline),
         Target::Mermaid => crate::graph::mermaid(&pipeline),

@@ -43,6 +43,8 @@ pub struct Args {
     /// No colours (also: NO_COLOR, CI, or output not a terminal)
     #[arg(long)]
     pub no_color: bool,
+    #[command(flatten)]
+    pub context: super::ContextArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -50,7 +52,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let (_, pipeline) = match super::load_pipeline(Some(&file)) {
+    let (_, pipeline) = match super::load_pipeline_with(Some(&file), &args.context.load_options()) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -264,7 +266,7 @@ async fn next_change(
 }
 
 fn reload(file: &Path, args: &Args) -> Option<(Pipeline, RunOptions)> {
-    let (_, pipeline) = super::load_pipeline(Some(file)).ok()?;
+    let (_, pipeline) = super::load_pipeline_with(Some(file), &args.context.load_options()).ok()?;
     match options(&pipeline, file, args) {
         Ok(o) => Some((pipeline, o)),
         Err(e) => {
