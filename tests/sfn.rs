@@ -93,7 +93,7 @@ fn hello_deploys_idempotently_and_runs_on_two_workers() {
     let _b = host_worker(&t, &activity, "wb", &[]);
     let exec = unique("ex");
     let (code, out) = Follow::start(dir, "hello.topsail", &machine, &exec, &["greeting=Ahoy"])
-        .finish(Duration::from_mins(1));
+        .finish(Duration::from_mins(2));
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("run {exec} succeeded")), "{out}");
     let r = record(dir, &exec);
@@ -120,7 +120,7 @@ fn a_failing_step_retries_then_its_catch_handler_runs() {
     let _b = host_worker(&t, &activity, "wb", &[]);
     let exec = unique("ex");
     let (code, out) =
-        Follow::start(dir, "p.topsail", &machine, &exec, &[]).finish(Duration::from_mins(1));
+        Follow::start(dir, "p.topsail", &machine, &exec, &[]).finish(Duration::from_mins(2));
     assert_eq!(code, 1, "{out}");
     let r = record(dir, &exec);
     assert_eq!(r["status"], "failed");
@@ -153,7 +153,7 @@ fn a_task_of_a_killed_worker_is_finished_by_another() {
     a.signal("KILL");
     a.wait(Duration::from_secs(5));
     let b = host_worker(&t, &activity, "wb", &[]);
-    let (code, out) = follow.finish(Duration::from_mins(1));
+    let (code, out) = follow.finish(Duration::from_mins(2));
     assert_eq!(code, 0, "{out}\nworker b:\n{}", b.log());
     assert!(b.log().contains("work | succeeded"), "{}", b.log());
     assert!(
@@ -183,7 +183,7 @@ fn sigterm_lets_running_tasks_finish_within_the_grace() {
     let log = a.log();
     assert!(log.contains("stopping: no new tasks"), "{log}");
     assert!(log.contains("work | succeeded"), "{log}");
-    let (code, out) = follow.finish(Duration::from_secs(30));
+    let (code, out) = follow.finish(Duration::from_mins(2));
     assert_eq!(code, 0, "{out}");
 }
 
@@ -207,7 +207,7 @@ fn sigterm_past_the_grace_fails_the_task_and_another_worker_runs_it() {
     assert_eq!(a.wait(Duration::from_secs(15)), 0, "{}", a.log());
     assert!(a.log().contains("topsail.WorkerShutdown"), "{}", a.log());
     let b = host_worker(&t, &activity, "wb", &[]);
-    let (code, out) = follow.finish(Duration::from_mins(1));
+    let (code, out) = follow.finish(Duration::from_mins(2));
     assert_eq!(code, 0, "{out}\n{}", b.log());
     assert!(b.log().contains("second worker"), "{}", b.log());
     assert_eq!(unit(&record(dir, &exec), "work")["attempts"], 1);
@@ -253,8 +253,8 @@ fn approvals_are_listed_approved_and_rejected() {
         &["approve", &e2, "gate", "--reject", "--reason", "not today"],
     );
     assert_eq!(code, 0, "{out}{err}");
-    let (c1, o1) = f1.finish(Duration::from_secs(30));
-    let (c2, o2) = f2.finish(Duration::from_secs(30));
+    let (c1, o1) = f1.finish(Duration::from_mins(2));
+    let (c2, o2) = f2.finish(Duration::from_mins(2));
     assert_eq!(c1, 0, "{o1}");
     assert_eq!(c2, 1, "{o2}");
     let r2 = record(dir, &e2);
@@ -282,7 +282,7 @@ fn allow_image_refuses_a_task() {
     let w = Worker::start(dir, &activity, "wa", &["--allow-image", "topsail-test/*"]);
     let exec = unique("ex");
     let (code, out) =
-        Follow::start(dir, "p.topsail", &machine, &exec, &[]).finish(Duration::from_secs(30));
+        Follow::start(dir, "p.topsail", &machine, &exec, &[]).finish(Duration::from_mins(2));
     assert_eq!(code, 1, "{out}");
     let r = record(dir, &exec);
     let evil = unit(&r, "evil");

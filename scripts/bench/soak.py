@@ -144,9 +144,15 @@ if not args.host:
         t = time.time()
         subprocess.run(["docker", "run", "--rm", IMAGE, "true"], check=True, capture_output=True)
         plain.append((time.time() - t) * 1000)
+# A SIGKILLed worker cannot remove the container it was running.
+left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=topsail.pipeline=soak"],
+                      capture_output=True, text=True).stdout.split() if not args.host else []
+if left:
+    subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
 subprocess.run(["rm", "-rf", work])
 print(f"executions: {len(done) + len(pending)} started, {succeeded} succeeded, "
       f"{len(pending)} unfinished after the deadline; wall {wall:.0f}s")
+print(f"containers left behind by killed workers (removed now): {len(left)}")
 print(f"workers: {args.workers} x concurrency {args.concurrency}; SIGKILLs: {kills}; "
       f"tasks retried after a lost worker: {retried}; tasks lost: {lost}")
 if handled:

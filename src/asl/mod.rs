@@ -14,6 +14,12 @@
 //!   Retrier on `States.ALL` (every failure the worker reports, and
 //!   `States.Timeout`, as locally); `catch` runs a copy of the handler and
 //!   then a Fail state.
+//! - Every script Task has HeartbeatSeconds (the step's `heartbeat`, else
+//!   [`DEFAULT_HEARTBEAT_SECONDS`] kept below its timeout) and, first among
+//!   its Retriers, one on `States.HeartbeatTimeout` and
+//!   `topsail.WorkerShutdown` ([`WORKER_LOST_ATTEMPTS`]): a task whose worker
+//!   died or was stopped runs again on another worker, apart from the step's
+//!   own `retry`, so no task is lost with its worker.
 //! - The DAG becomes nested Parallel states following the series-parallel
 //!   decomposition in [`sp`]; after a Parallel the outputs each branch added
 //!   are picked by explicit path and merged with `States.JsonMerge` (shallow,
