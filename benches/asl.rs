@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use topsail::asl::{self, analyse, synth};
+use topsail::asl::{self, analyse, sp, synth};
 
 struct Stats {
     sum: f64,
@@ -133,14 +133,22 @@ fn run_family(title: &str, sp: bool, seed: u64) {
 
 fn time_compile(title: &str, n: usize, edges: &[(usize, usize)]) {
     let p = synth::dag_pipeline(n, edges);
-    let mut best = f64::MAX;
+    let mut succs = vec![Vec::new(); n];
+    for &(a, b) in edges {
+        succs[a].push(b);
+    }
+    let (mut best, mut best_sp) = (f64::MAX, f64::MAX);
     let mut outcome = String::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let r = asl::compile(&p, &asl::Options::default());
+        let _ = std::hint::black_box(sp::decompose(&succs, &vec![1.0; n], 0.98));
+        best_sp = best_sp.min(t.elapsed().as_secs_f64() * 1000.0);
+        // The whole compile, to the JSON text `topsail compile` prints.
+        let t = Instant::now();
+        let r = asl::compile(&p, &asl::Options::default()).map(|c| c.to_json());
         best = best.min(t.elapsed().as_secs_f64() * 1000.0);
         outcome = match r {
-            Ok(c) => format!("ok, {} bytes", c.to_json().len()),
+            Ok(text) => format!("ok, {} bytes", text.len()),
             Err(d) => format!(
                 "refused: {}",
                 d.iter()
@@ -150,24 +158,78 @@ fn time_compile(title: &str, n: usize, edges: &[(usize, usize)]) {
             ),
         };
     }
-    println!("  {title:<34} {best:.1} ms  ({outcome})");
+    println!(
+        "  {title:<34} {best:.1} ms, decomposition {best_sp:.1} ms  ({} edges; {outcome})",
+        edges.len()
+    );
+}
+
+fn tree_makespan(t: &sp::Tree, d: &[f64]) -> f64 {
+    match t {
+        sp::Tree::Leaf(i) => d[*i],
+        sp::Tree::Series(c) => c.iter().map(|c| tree_makespan(c, d)).sum(),
+        sp::Tree::Parallel(c) => c.iter().map(|c| tree_makespan(c, d)).fold(0.0, f64::max),
+    }
+}
+
+/// The decomposition alone on the random DAGs of `run_family` (same seed,
+/// same DAGs and durations), its makespan read off the tree: quick to run
+/// while tuning `sp` (`ASL_BENCH=sp`, `ASL_SPREAD` to override the spread).
+fn quick_sp() {
+    let spread: f64 = std::env::var("ASL_SPREAD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.98);
+    let mut rng = synth::Rng::new(1);
+    let (mut unit, mut weighted) = (Stats::new(), Stats::new());
+    let t0 = Instant::now();
+    for _ in 0..1000 {
+        let n = 10 + rng.below(491);
+        let edges = synth::random_dag(&mut rng, n);
+        let d: Vec<f64> = (0..n).map(|_| 1.0 + 99.0 * rng.unit()).collect();
+        let (cp, _) = critical_path(n, &edges, &d);
+        let mut succs = vec![Vec::new(); n];
+        for &(a, b) in &edges {
+            succs[a].push(b);
+        }
+        let (t, _) = sp::decompose(&succs, &vec![1.0; n], spread);
+        unit.add(tree_makespan(&t.expect("nodes"), &d) / cp);
+        let (t, _) = sp::decompose(&succs, &d, 0.0);
+        weighted.add(tree_makespan(&t.expect("nodes"), &d) / cp);
+    }
+    println!(
+        "random DAGs, decomposition only ({:.1} s):",
+        t0.elapsed().as_secs_f64()
+    );
+    unit.show(&format!("unit weights, spread {spread}"));
+    weighted.show("durations as weights");
 }
 
 fn main() {
+    if std::env::var("ASL_BENCH").as_deref() == Ok("sp") {
+        quick_sp();
+        return;
+    }
     // ASL_BENCH=compile: only the compile times.
     if std::env::var("ASL_BENCH").as_deref() != Ok("compile") {
         run_family("random DAGs", false, 1);
         run_family("random series-parallel DAGs", true, 2);
     }
     println!("compile time, 10,000 steps (best of 5):");
+    // ASL_COMPILE=chain|random|sp: only that one (for profiling).
+    let only = std::env::var("ASL_COMPILE").unwrap_or_default();
     let n = 10_000;
     let chain: Vec<(usize, usize)> = (0..n - 1).map(|i| (i, i + 1)).collect();
-    time_compile("chain", n, &chain);
     let mut rng = synth::Rng::new(3);
-    time_compile("random DAG", n, &synth::random_dag(&mut rng, n));
-    time_compile(
-        "random series-parallel DAG",
-        n,
-        &synth::random_sp(&mut rng, n),
-    );
+    let random = synth::random_dag(&mut rng, n);
+    let series_parallel = synth::random_sp(&mut rng, n);
+    for (key, title, edges) in [
+        ("chain", "chain", &chain),
+        ("random", "random DAG", &random),
+        ("sp", "random series-parallel DAG", &series_parallel),
+    ] {
+        if only.is_empty() || only == key {
+            time_compile(title, n, edges);
+        }
+    }
 }

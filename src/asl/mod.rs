@@ -74,6 +74,8 @@ pub const MAX_NESTING: usize = 40;
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// The room counted for one declared output when estimating the payload.
 pub const OUTPUT_BUDGET_BYTES: usize = 4 * 1024;
+/// Relative spread of step durations assumed when none are given.
+const UNKNOWN_SPREAD: f64 = 0.98;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -121,15 +123,51 @@ impl Compiled {
 /// Compile a checked pipeline. Errors are limits of Step Functions the
 /// pipeline exceeds, each on the span of the step (or param) concerned.
 pub fn compile(pipeline: &Pipeline, options: &Options) -> Result<Compiled, Vec<Diagnostic>> {
-    // The decomposition recurses once per nesting level and per forced cut,
-    // which for a 10,000-step pipeline can be deeper than a default stack.
+    compile_here(pipeline, options)
+}
+
+/// The series-parallel shape of the DAG, with what the nesting check needs.
+struct Shape {
+    /// `None` when deeper than [`MAX_NESTING`] (refused anyway).
+    tree: Option<Tree>,
+    depth: usize,
+    deepest: Option<StepId>,
+    waits: Vec<sp::AddedWait>,
+}
+
+/// Decompose, on a thread with a deep stack when the DAG is large: the
+/// decomposition recurses once per nesting level and per forced cut, which
+/// for a 10,000-step pipeline can be deeper than a default stack. Only this
+/// runs there; the definition is built on the caller's thread, whose
+/// allocator arena is already warm (a fresh thread's arena costs page faults
+/// for every byte of a large definition).
+fn shape(succs: &[Vec<usize>], weights: &[f64], spread: f64, members: &[StepId]) -> Shape {
+    let run = || {
+        let (tree, waits) = sp::decompose(succs, weights, spread);
+        let tree = tree.map(|t| map_tree(t, members));
+        let (depth, deepest) = tree.as_ref().map_or((0, None), |t| {
+            let (d, leaf) = depth_and_deepest(t);
+            (d, Some(leaf))
+        });
+        // A deep tree is dropped here too, where its recursive drop fits.
+        let tree = tree.filter(|_| depth <= MAX_NESTING);
+        Shape {
+            tree,
+            depth,
+            deepest,
+            waits,
+        }
+    };
+    if succs.len() < 2_000 {
+        return run();
+    }
     std::thread::scope(|s| {
         std::thread::Builder::new()
-            .name("asl-compile".into())
+            .name("asl-decompose".into())
             .stack_size(256 * 1024 * 1024)
-            .spawn_scoped(s, || compile_here(pipeline, options))
+            .spawn_scoped(s, run)
             .map_or_else(
-                |_| compile_here(pipeline, options),
+                |_| run(),
                 |h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
             )
     })
@@ -166,8 +204,19 @@ fn compile_here(p: &Pipeline, o: &Options) -> Result<Compiled, Vec<Diagnostic>> 
                 .unwrap_or(1.0)
         })
         .collect();
-    let (tree, waits) = sp::decompose(&succs, &weights);
-    let tree = tree.map(|t| map_tree(t, &members));
+    // Unknown durations: choose cuts robust to steps taking from a fiftieth
+    // to twice the estimate (see `sp`); known ones are taken as they are.
+    let spread = if o.weights.is_some() {
+        0.0
+    } else {
+        UNKNOWN_SPREAD
+    };
+    let Shape {
+        tree,
+        depth,
+        deepest,
+        waits,
+    } = shape(&succs, &weights, spread, &members);
     for w in waits {
         e.note_wait(
             members[w.waiter],
@@ -175,37 +224,33 @@ fn compile_here(p: &Pipeline, o: &Options) -> Result<Compiled, Vec<Diagnostic>> 
             w.more,
         );
     }
-    if let Some(t) = &tree {
-        let depth = t.depth() + usize::from(p.steps.iter().any(|s| s.foreach.is_some()));
-        if depth > MAX_NESTING {
-            let deepest = deepest_leaf(t);
-            e.diags.push(
-                Diagnostic::error(
-                    codes::ASL_LIMIT,
-                    p.step(deepest).span,
-                    format!(
-                        "the state machine would nest {depth} Parallel/Map levels (topsail's limit is {MAX_NESTING})"
-                    ),
-                )
-                .label("this step is at the deepest level")
-                .help("fewer independent chains crossing each other make shallower machines"),
-            );
-        }
+    let depth = depth + usize::from(p.steps.iter().any(|s| s.foreach.is_some()));
+    if let Some(deepest) = deepest.filter(|_| depth > MAX_NESTING) {
+        e.diags.push(
+            Diagnostic::error(
+                codes::ASL_LIMIT,
+                p.step(deepest).span,
+                format!(
+                    "the state machine would nest {depth} Parallel/Map levels (topsail's limit is {MAX_NESTING})"
+                ),
+            )
+            .label("this step is at the deepest level")
+            .help("fewer independent chains crossing each other make shallower machines"),
+        );
     }
     if e.diags.iter().any(Diagnostic::is_error) {
         return Err(e.diags);
     }
     let definition = e.definition(tree.as_ref());
     e.check_names();
-    let size = serde_json::to_string(&definition).map_or(0, |s| s.len());
-    if size > MAX_DEFINITION_BYTES {
+    if let Some(size) = oversize(&definition) {
         let span = p.steps.last().map_or_else(Span::default, |s| s.span);
         e.diags.push(
             Diagnostic::error(
                 codes::ASL_LIMIT,
                 span,
                 format!(
-                    "the state machine definition is {size} bytes; Step Functions accepts at most {MAX_DEFINITION_BYTES}"
+                    "the state machine definition is more than {size} bytes; Step Functions accepts at most {MAX_DEFINITION_BYTES}"
                 ),
             )
             .label("the pipeline ends here")
@@ -236,14 +281,42 @@ fn map_tree(t: Tree, members: &[StepId]) -> Tree {
     }
 }
 
-fn deepest_leaf(t: &Tree) -> StepId {
+/// Parallel nesting depth and a leaf at that depth, in one pass.
+fn depth_and_deepest(t: &Tree) -> (usize, StepId) {
     match t {
-        Tree::Leaf(i) => StepId(*i),
-        Tree::Series(c) | Tree::Parallel(c) => c
-            .iter()
-            .max_by_key(|c| c.depth())
-            .map_or(StepId(0), deepest_leaf),
+        Tree::Leaf(i) => (0, StepId(*i)),
+        Tree::Series(c) | Tree::Parallel(c) => {
+            let (d, leaf) = c
+                .iter()
+                .map(depth_and_deepest)
+                .max_by_key(|x| x.0)
+                .unwrap_or((0, StepId(0)));
+            (d + usize::from(matches!(t, Tree::Parallel(_))), leaf)
+        }
     }
+}
+
+/// `Some(bytes)` when the compact JSON text is over [`MAX_DEFINITION_BYTES`]:
+/// counted without building the text, and only up to the first byte too many
+/// (a 10,000-step definition is ten times the limit).
+fn oversize(v: &Json) -> Option<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            if self.0 > MAX_DEFINITION_BYTES {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    serde_json::to_writer(&mut c, v)
+        .is_err()
+        .then_some(MAX_DEFINITION_BYTES)
 }
 
 fn leaves(t: &Tree, out: &mut Vec<StepId>) {
@@ -608,7 +681,11 @@ impl<'a> Emitter<'a> {
                 let mut picks = Map::new();
                 for (i, c) in children.iter().enumerate() {
                     let (entry, s) = self.fragment(c, None);
-                    branches.push(json!({"StartAt": entry, "States": states_obj(s)}));
+                    // Built in place: `json!` would deep-copy the branch's states.
+                    let mut b = Map::new();
+                    b.insert("StartAt".into(), Json::String(entry));
+                    b.insert("States".into(), states_obj(s));
+                    branches.push(Json::Object(b));
                     let mut ls = Vec::new();
                     leaves(c, &mut ls);
                     for id in ls {
@@ -778,11 +855,11 @@ impl<'a> Emitter<'a> {
                 ),
                 (
                     "ItemProcessor",
-                    json!({
-                        "ProcessorConfig": {"Mode": "INLINE"},
-                        "StartAt": inner_entry,
-                        "States": states_obj(inner),
-                    }),
+                    Json::Object(obj([
+                        ("ProcessorConfig", json!({"Mode": "INLINE"})),
+                        ("StartAt", Json::String(inner_entry)),
+                        ("States", states_obj(inner)),
+                    ])),
                 ),
                 ("MaxConcurrency", json!(0)),
                 ("ResultPath", Json::Null),
@@ -1005,7 +1082,10 @@ impl<'a> Emitter<'a> {
                 body.insert("token.$".into(), json!("$$.Task.Token"));
                 s.insert(
                     "Parameters".into(),
-                    json!({"QueueUrl": self.o.approval_queue_url, "MessageBody": Json::Object(body)}),
+                    Json::Object(obj([
+                        ("QueueUrl", json!(self.o.approval_queue_url)),
+                        ("MessageBody", Json::Object(body)),
+                    ])),
                 );
             }
         }
@@ -1238,7 +1318,7 @@ fn choice_state(rule: cond::Rule, then: &str, otherwise: &str) -> Map<String, Js
     choice.insert("Next".into(), json!(then));
     obj([
         ("Type", json!("Choice")),
-        ("Choices", json!([Json::Object(choice)])),
+        ("Choices", Json::Array(vec![Json::Object(choice)])),
         ("Default", json!(otherwise)),
     ])
 }
