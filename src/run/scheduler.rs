@@ -147,6 +147,8 @@ struct Shared {
     secrets: Secrets,
     ui: Arc<Ui>,
     record: Option<Record>,
+    /// Attempt directories of host steps, reused across steps of this run.
+    dirs: runtime::AttemptPool,
 }
 
 /// Run the pipeline. Never panics on user input; every problem ends up as a
@@ -175,6 +177,7 @@ pub async fn execute(
         opts: opts.clone(),
         ui,
         record,
+        dirs: runtime::AttemptPool::default(),
     });
     let mut s = Scheduler::new(pipeline, shared, runtimes, cancel);
     s.run().await
@@ -199,7 +202,14 @@ struct Scheduler {
     interrupted: bool,
     any_failed: bool,
     started_at: SystemTime,
+    /// When the progress line was last drawn, and whether it is out of date:
+    /// redrawn at most every [`PROGRESS_EVERY`], not once per event (a
+    /// thousand short steps would otherwise redraw the terminal a thousand times).
+    progress_drawn: Option<Instant>,
+    progress_stale: bool,
 }
+
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 impl Scheduler {
     fn new(
@@ -284,6 +294,8 @@ impl Scheduler {
             interrupted: false,
             any_failed: false,
             started_at: SystemTime::now(),
+            progress_drawn: None,
+            progress_stale: false,
         }
     }
 
@@ -302,9 +314,17 @@ impl Scheduler {
             self.make_ready(i);
         }
         let mut tasks: JoinSet<(usize, UnitResult)> = JoinSet::new();
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A cancelled step may be reported before the cancel itself is
+            // seen below: look at the flag before starting anything.
+            if !self.interrupted && *self.cancel.borrow() {
+                self.interrupt();
+            }
             self.start_ready(&mut tasks);
-            self.show_progress();
+            self.progress_stale = true;
+            self.show_progress(false);
             if self.running == 0 {
                 break;
             }
@@ -317,13 +337,14 @@ impl Scheduler {
                         Err(e) => self.sh.ui.error(&format!("internal: a step task ended abnormally: {e}")),
                     }
                 }
-                _ = cancel.wait_for(|c| *c), if !self.interrupted => {
-                    self.interrupted = true;
-                    self.sh.ui.error("interrupted: stopping running steps and cleaning up");
+                _ = cancel.wait_for(|c| *c), if !self.interrupted => self.interrupt(),
+                _ = tick.tick(), if self.progress_stale && self.sh.opts.interactive => {
+                    self.show_progress(true);
                 }
             }
         }
         self.sh.ui.clear_progress();
+        self.sh.dirs.clear();
         runtime::finish_cleanup().await;
         self.finalize();
         let status = if self.interrupted {
@@ -338,6 +359,13 @@ impl Scheduler {
             rec.write(&report);
         }
         report
+    }
+
+    fn interrupt(&mut self) {
+        self.interrupted = true;
+        self.sh
+            .ui
+            .error("interrupted: stopping running steps and cleaning up");
     }
 
     fn make_ready(&mut self, step: usize) {
@@ -739,10 +767,17 @@ impl Scheduler {
         }
     }
 
-    fn show_progress(&self) {
-        if !self.sh.opts.interactive {
+    fn show_progress(&mut self, force: bool) {
+        if !self.sh.opts.interactive
+            || !force
+                && self
+                    .progress_drawn
+                    .is_some_and(|t| t.elapsed() < PROGRESS_EVERY)
+        {
             return;
         }
+        self.progress_drawn = Some(Instant::now());
+        self.progress_stale = false;
         let running: Vec<&str> = self
             .units
             .iter()
@@ -836,7 +871,7 @@ async fn run_with_retries(
             lines: tx,
             cancel: cancel.clone(),
         };
-        let fut = runtime::run_attempt(runtime, spec, &sh.opts.tmp_base, io);
+        let fut = runtime::run_attempt_pooled(runtime, spec, &sh.opts.tmp_base, Some(&sh.dirs), io);
         tokio::pin!(fut);
         let outcome = loop {
             tokio::select! {
