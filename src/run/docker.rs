@@ -14,8 +14,8 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
@@ -321,6 +321,15 @@ async fn oom_killed(docker: &Docker, id: &str) -> bool {
 }
 
 async fn run_container(docker: &Docker, id: &str, spec: &StepSpec, mut io: StepIo) -> Exit {
+    // Attached before the start, output is streamed from the first byte
+    // whatever the container's log driver; should attaching fail, the
+    // logs endpoint (which needs a driver that can be read back) still works.
+    let attach = AttachContainerOptionsBuilder::default()
+        .stream(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let attached = docker.attach_container(id, Some(attach)).await.ok();
     if let Err(e) = docker
         .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
         .await
@@ -328,10 +337,21 @@ async fn run_container(docker: &Docker, id: &str, spec: &StepSpec, mut io: StepI
         return Exit::Error(format!("the container could not start: {}", short(&e)));
     }
     let logs = {
-        let docker = docker.clone();
-        let id = id.to_string();
         let io = io.clone();
-        tokio::spawn(async move { stream_logs(&docker, &id, io).await })
+        if let Some(a) = attached {
+            tokio::spawn(async move {
+                // Keep our (unused) stdin half open until the output ends.
+                let _input = a.input;
+                pump_frames(a.output, io).await;
+            })
+        } else {
+            let options = LogsOptionsBuilder::default()
+                .follow(true)
+                .stdout(true)
+                .stderr(true)
+                .build();
+            tokio::spawn(pump_frames(docker.logs(id, Some(options)), io))
+        }
     };
     let timeout = async {
         match spec.timeout {
@@ -362,13 +382,10 @@ async fn run_container(docker: &Docker, id: &str, spec: &StepSpec, mut io: StepI
     exit
 }
 
-async fn stream_logs(docker: &Docker, id: &str, io: StepIo) {
-    let options = LogsOptionsBuilder::default()
-        .follow(true)
-        .stdout(true)
-        .stderr(true)
-        .build();
-    let mut stream = docker.logs(id, Some(options));
+async fn pump_frames(
+    mut stream: impl futures_util::Stream<Item = Result<LogOutput, DockerError>> + Unpin,
+    io: StepIo,
+) {
     // Frames are whatever the process wrote at once: reassemble lines per stream.
     let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     while let Some(Ok(chunk)) = stream.next().await {
