@@ -11,6 +11,7 @@ pub mod cli;
 pub mod diagnostics;
 pub mod graph;
 pub mod legacy;
+pub mod lsp;
 pub mod model;
 pub mod run;
 pub mod stdlib;

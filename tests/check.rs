@@ -287,3 +287,30 @@ fn graph_prints_one_node_per_step() {
     assert_eq!(dot.status, 0);
     assert!(dot.stdout.contains("\"a\" -> \"b\";"), "{}", dot.stdout);
 }
+
+#[test]
+fn imports_bring_in_templates_and_steps() {
+    let run = Test::new()
+        .file(
+            "lib/common.topsail",
+            "template greet(who):\n    run echo \"hi {{ who }}\"\n\nsetup:\n    output X\n    run echo X=1 >> \"$TOPSAIL_OUTPUT\"\n",
+        )
+        .file(
+            "pipeline.topsail",
+            "import \"./lib/common.topsail\" as common\nimport \"std/notify\"\n\na: common.setup\n    use common.greet(who = \"{{ common.setup.X }}\")\n\nb: a\n    use log(message = \"done\")\n",
+        )
+        .args(&["check", "--deny-warnings"])
+        .run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("3 steps"), "{}", run.stderr);
+}
+
+#[test]
+fn a_missing_import_is_reported_on_its_path() {
+    let (status, stderr) =
+        check("import \"std/notfy\"\nimport \"./nope.topsail\"\n\ns:\n    run echo\n");
+    assert_eq!(status, 1);
+    assert!(stderr.contains("did you mean `std/notify`?"), "{stderr}");
+    assert!(stderr.contains("cannot read"), "{stderr}");
+    insta::assert_snapshot!("missing_imports", stderr);
+}

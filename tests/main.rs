@@ -4,8 +4,10 @@
 mod asl;
 mod check;
 mod common;
+mod editors;
 mod examples;
 mod legacy;
 mod legacy_run;
+mod lsp;
 mod run;
 mod run_docker;

@@ -4,6 +4,7 @@
 //! then each step's directives (templates expanded, types and references
 //! checked), then whole-pipeline checks (catch handlers, unused names).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -260,7 +261,7 @@ pub(crate) fn lower(
 
     // Expand templates now: outputs and foreach must be known before any
     // reference is resolved.
-    let bodies: Vec<Vec<ast::Directive>> = decls
+    let bodies: Vec<Cow<[ast::Directive]>> = decls
         .iter()
         .map(|d| expand(d, units, &templates, &params, diags))
         .collect();
@@ -687,13 +688,13 @@ fn duration(text: &str, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Durat
 /// The step's directives with `use TEMPLATE(...)` replaced by the template's
 /// body (arguments substituted). The step's own single-valued directives win
 /// over the template's; its `run` replaces the template's.
-fn expand(
-    d: &Decl,
+fn expand<'a>(
+    d: &Decl<'a>,
     units: &[Unit],
     templates: &HashMap<(Option<String>, String), Template>,
     params: &IndexMap<String, Param>,
     diags: &mut Vec<Diagnostic>,
-) -> Vec<ast::Directive> {
+) -> Cow<'a, [ast::Directive]> {
     let body = &d.ast.body;
     let uses: Vec<(&ast::Directive, &ast::Use)> = body
         .iter()
@@ -703,7 +704,7 @@ fn expand(
         })
         .collect();
     let Some(&(first_dir, use_)) = uses.first() else {
-        return body.clone();
+        return Cow::Borrowed(body.as_slice());
     };
     for (dup, _) in uses.iter().skip(1) {
         diags.push(
@@ -869,7 +870,7 @@ fn expand(
         out.push(substitute(x, &args));
     }
     out.extend(own.into_iter().cloned());
-    out
+    Cow::Owned(out)
 }
 
 fn substitute(x: &ast::Directive, args: &HashMap<String, ast::Value>) -> ast::Directive {
@@ -880,13 +881,13 @@ fn substitute(x: &ast::Directive, args: &HashMap<String, ast::Value>) -> ast::Di
         DirectiveKind::Shell(i) => DirectiveKind::Shell(sub(i)),
         DirectiveKind::Workdir(i) => DirectiveKind::Workdir(sub(i)),
         DirectiveKind::Approval(i) => DirectiveKind::Approval(sub(i)),
-        DirectiveKind::Env(e) => DirectiveKind::Env(ast::EnvVar {
+        DirectiveKind::Env(e) => DirectiveKind::Env(Box::new(ast::EnvVar {
             value: subst_value(&e.value, args),
-            ..e.clone()
-        }),
+            ..(**e).clone()
+        })),
         DirectiveKind::Timeout(v) => DirectiveKind::Timeout(subst_value(v, args)),
         DirectiveKind::Heartbeat(v) => DirectiveKind::Heartbeat(subst_value(v, args)),
-        DirectiveKind::When(e) => DirectiveKind::When(subst_expr(e, args)),
+        DirectiveKind::When(e) => DirectiveKind::When(Box::new(subst_expr(e, args))),
         other => other.clone(),
     };
     ast::Directive {
@@ -1460,13 +1461,13 @@ fn lower_foreach(f: &ast::Foreach, env: &Env, diags: &mut Vec<Diagnostic>) -> Op
 /// and no other step may need it.
 fn check_catch(
     decls: &[Decl],
-    bodies: &[Vec<ast::Directive>],
+    bodies: &[Cow<[ast::Directive]>],
     env: &Env,
     diags: &mut Vec<Diagnostic>,
 ) {
     let mut reported_needs: HashSet<usize> = HashSet::new();
     for (i, body) in bodies.iter().enumerate() {
-        for x in body {
+        for x in body.iter() {
             let DirectiveKind::Catch(c) = &x.kind else {
                 continue;
             };

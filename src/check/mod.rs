@@ -21,6 +21,11 @@ pub struct Checked {
     pub sources: SourceMap,
     /// All diagnostics, errors and warnings, sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// The parsed files. Kept so that a short-lived command can skip freeing
+    /// them (`std::mem::forget`): for a large file, freeing the AST node by
+    /// node costs about as much as checking it.
+    #[allow(dead_code)]
+    ast: Vec<Unit>,
 }
 
 impl Checked {
@@ -128,6 +133,7 @@ pub fn check_source_with(
         pipeline,
         sources,
         diagnostics: diags,
+        ast: units,
     }
 }
 

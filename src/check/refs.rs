@@ -48,6 +48,14 @@ pub(crate) fn resolve(
     match r.path.as_slice() {
         [one] => resolve_name(one, r, ctx, env, diags),
         [first, second] => resolve_dotted(first, second, r, ctx, env, diags),
+        // `module.step.OUTPUT`: a step of an aliased import.
+        [module, step, output] => {
+            let joined = ast::Ident {
+                name: format!("{}.{}", module.name, step.name),
+                span: module.span.to(step.span),
+            };
+            resolve_dotted(&joined, output, r, ctx, env, diags)
+        }
         _ => {
             diags.push(
                 Diagnostic::error(

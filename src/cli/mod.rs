@@ -8,6 +8,7 @@ pub mod convert;
 pub mod fmt;
 pub mod graph;
 pub mod logs;
+pub mod lsp;
 pub mod run;
 pub mod runs;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Fmt(fmt::Args),
     /// Convert between the .topsail and YAML forms
     Convert(convert::Args),
+    /// Run the language server over stdio (for editors)
+    Lsp(lsp::Args),
     /// Run a pipeline locally (Docker for steps with an image, else the host)
     Run(run::Args),
     /// List recent runs recorded in .topsail/runs
@@ -70,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Lsp(args) => lsp::run(args),
         Command::Run(args) => run::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Logs(args) => logs::run(args),

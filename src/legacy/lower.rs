@@ -875,11 +875,11 @@ impl Lowerer<'_> {
                     span: var.value_span,
                 };
                 body.push(directive(
-                    DirectiveKind::Env(EnvVar {
+                    DirectiveKind::Env(Box::new(EnvVar {
                         name: var.name.clone(),
                         value,
                         span: var.span,
-                    }),
+                    })),
                     s.vars_key.unwrap_or(var.span),
                     var.span,
                 ));
@@ -1079,7 +1079,7 @@ impl Lowerer<'_> {
         }
         for (env, param) in &param_envs {
             body.push(directive(
-                DirectiveKind::Env(EnvVar {
+                DirectiveKind::Env(Box::new(EnvVar {
                     name: Ident {
                         name: env.clone(),
                         span: at,
@@ -1092,7 +1092,7 @@ impl Lowerer<'_> {
                         span: at,
                     },
                     span: at,
-                }),
+                })),
                 at,
                 at,
             ));

@@ -122,20 +122,23 @@ pub struct Directive {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+///
+/// The larger, rarer payloads are boxed so that a directive stays small: a
+/// 100,000-step file holds over half a million of them.
 pub enum DirectiveKind {
     Image(Interp),
     /// One `run` line or block. A step's `run`s are joined with newlines.
     Run(Interp),
     Shell(Interp),
-    Env(EnvVar),
+    Env(Box<EnvVar>),
     Workdir(Interp),
     Output(Ident),
     Secret(Ident),
     Timeout(Value),
     Heartbeat(Value),
-    Retry(Retry),
-    When(Expr),
-    Foreach(Foreach),
+    Retry(Box<Retry>),
+    When(Box<Expr>),
+    Foreach(Box<Foreach>),
     Approval(Interp),
     Catch(Ident),
     Use(Use),

@@ -192,7 +192,7 @@ fn body(out: &mut String, directives: &[Directive]) {
                 let vars: Vec<&EnvVar> = kinds
                     .iter()
                     .filter_map(|k| match k {
-                        DirectiveKind::Env(e) => Some(e),
+                        DirectiveKind::Env(e) => Some(&**e),
                         _ => None,
                     })
                     .collect();
@@ -793,17 +793,17 @@ mod tests {
             let directive = d(match k % 4 {
                 0 => DirectiveKind::Run(t),
                 1 => DirectiveKind::Approval(t),
-                2 => DirectiveKind::Env(EnvVar {
+                2 => DirectiveKind::Env(Box::new(EnvVar {
                     name: id("E"),
                     value: value(ValueKind::Str(t)),
                     span,
-                }),
-                _ => DirectiveKind::Foreach(Foreach {
+                })),
+                _ => DirectiveKind::Foreach(Box::new(Foreach {
                     var: id("r"),
                     items: ForeachItems::List(value(ValueKind::List(vec![value(ValueKind::Str(
                         t,
                     ))]))),
-                }),
+                })),
             });
             items.push(Item::Step(Step {
                 name: id(&format!("s{k}")),

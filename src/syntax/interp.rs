@@ -121,10 +121,12 @@ fn parse_hole(
         });
         offset += seg.len() + 1;
     }
-    if path.len() > 2 {
+    // Three parts name an output of a step from an aliased module:
+    // `{{ common.setup.X }}`.
+    if path.len() > 3 {
         return Err((
             format!("`{trimmed}` has too many parts"),
-            "a reference is a name (`region`) or `step.OUTPUT`".into(),
+            "a reference is a name (`region`), `step.OUTPUT`, or `module.step.OUTPUT`".into(),
         ));
     }
     Ok(Hole::Ref(path))
@@ -220,7 +222,7 @@ mod tests {
 
     #[test]
     fn reports_bad_holes() {
-        assert_eq!(parts("{{ a.b.c }}").1, 1);
+        assert_eq!(parts("{{ a.b.c.d }}").1, 1);
         assert_eq!(parts("{{ }}").1, 1);
         assert_eq!(parts("x {{ y").1, 1);
         assert_eq!(parts("{{ $(rm) }}").1, 1);

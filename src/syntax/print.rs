@@ -640,7 +640,7 @@ mod tests {
                 name: ident("s"),
                 needs: vec![],
                 body: vec![
-                    directive(DirectiveKind::When(when)),
+                    directive(DirectiveKind::When(Box::new(when))),
                     directive(DirectiveKind::Run(Interp::literal(
                         "  indented\nline",
                         Span::default(),

@@ -950,6 +950,67 @@ impl Build<'_> {
                 };
                 (kind, end)
             }
+            "timeout" | "heartbeat" => {
+                // `90s`: digits then a unit (any letters; the checker judges them).
+                let digits = b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+                let letters = b[from + digits..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .count();
+                if digits == 0 || letters == 0 {
+                    return None;
+                }
+                let end = from + digits + letters;
+                let value = ast::Value {
+                    kind: ast::ValueKind::Duration(content[from..end].to_string()),
+                    span: Span::new(self.file, self.base + from, self.base + end),
+                };
+                let kind = if word == "timeout" {
+                    DirectiveKind::Timeout(value)
+                } else {
+                    DirectiveKind::Heartbeat(value)
+                };
+                (kind, end)
+            }
+            "env" => {
+                // `NAME = "text"` with no escapes in the text.
+                let n = name_len(&b[from..]);
+                if n == 0 {
+                    return None;
+                }
+                let eq = skip_spaces(b, from + n);
+                if b.get(eq) != Some(&b'=') {
+                    return None;
+                }
+                let q = skip_spaces(b, eq + 1);
+                if q == eq + 1 || b.get(q) != Some(&b'"') {
+                    return None;
+                }
+                let len = b[q + 1..].iter().position(|c| *c == b'"')?;
+                let body = &content[q + 1..q + 1 + len];
+                if body.contains('\\') {
+                    return None;
+                }
+                let end = q + len + 2;
+                let ident = Ident {
+                    name: content[from..from + n].to_string(),
+                    span: Span::new(self.file, self.base + from, self.base + from + n),
+                };
+                let name = self.check_env_name(ident, "environment variable");
+                let whole = Span::new(self.file, self.base + q, self.base + end);
+                let start = self.base + q + 1;
+                let (interp, diags) = interp::split(body, self.file, whole, &|i| start + i);
+                self.diags.extend(diags);
+                let value = ast::Value {
+                    kind: ast::ValueKind::Str(interp),
+                    span: whole,
+                };
+                let span = name.span.to(value.span);
+                (
+                    DirectiveKind::Env(Box::new(ast::EnvVar { name, value, span })),
+                    end,
+                )
+            }
             _ => return None,
         };
         if skip_spaces(b, end) != b.len() {
@@ -1348,7 +1409,7 @@ impl Build<'_> {
                 let name = self.env_ident(next(), "environment variable");
                 let value = self.value(next());
                 let span = name.span.to(value.span);
-                DirectiveKind::Env(ast::EnvVar { name, value, span })
+                DirectiveKind::Env(Box::new(ast::EnvVar { name, value, span }))
             }
             Rule::output_line => DirectiveKind::Output(self.ident(next())),
             Rule::secret_line => DirectiveKind::Secret(self.env_ident(next(), "secret")),
@@ -1366,13 +1427,13 @@ impl Build<'_> {
                         backoff = value;
                     }
                 }
-                DirectiveKind::Retry(ast::Retry {
+                DirectiveKind::Retry(Box::new(ast::Retry {
                     attempts,
                     every,
                     backoff,
-                })
+                }))
             }
-            Rule::when_line => DirectiveKind::When(self.expr(next())),
+            Rule::when_line => DirectiveKind::When(Box::new(self.expr(next()))),
             Rule::foreach_line => {
                 let var = self.ident(next());
                 let _in = next();
@@ -1382,7 +1443,7 @@ impl Build<'_> {
                 } else {
                     ast::ForeachItems::Param(self.ident(items))
                 };
-                DirectiveKind::Foreach(ast::Foreach { var, items })
+                DirectiveKind::Foreach(Box::new(ast::Foreach { var, items }))
             }
             _ => {
                 debug_assert_eq!(rule, Rule::use_line);
@@ -2250,6 +2311,11 @@ mod tests {
                     proptest::strategy::Just("image".to_string()),
                     proptest::strategy::Just("catch".to_string()),
                     proptest::strategy::Just("approval".to_string()),
+                    proptest::strategy::Just("timeout".to_string()),
+                    proptest::strategy::Just("heartbeat".to_string()),
+                    proptest::strategy::Just("env".to_string()),
+                    proptest::strategy::Just("=".to_string()),
+                    "[0-9]{1,3}[a-z]{0,3}",
                     "[a-zA-Z_][a-zA-Z0-9_-]{0,6}",
                     "\"[a-z {}\\\\.\"é]{0,8}\"",
                     "[ :#.\\-]{1,2}",

@@ -1267,7 +1267,7 @@ impl Cx<'_> {
                 ) {
                     if let Some(e) = self.env_var(&ek, &ev) {
                         let span = kw.to(e.span);
-                        push(DirectiveKind::Env(e), span);
+                        push(DirectiveKind::Env(Box::new(e)), span);
                     }
                 }
             }
@@ -1295,17 +1295,17 @@ impl Cx<'_> {
             }
             "retry" => {
                 if let Some(r) = self.retry(v) {
-                    push(DirectiveKind::Retry(r), whole);
+                    push(DirectiveKind::Retry(Box::new(r)), whole);
                 }
             }
             "when" => {
                 if let Some(e) = self.when(v) {
-                    push(DirectiveKind::When(e), whole);
+                    push(DirectiveKind::When(Box::new(e)), whole);
                 }
             }
             "foreach" => {
                 if let Some(f) = self.foreach(v) {
-                    push(DirectiveKind::Foreach(f), whole);
+                    push(DirectiveKind::Foreach(Box::new(f)), whole);
                 }
             }
             "catch" => {

@@ -1,0 +1,2 @@
+" Detect topsail pipelines by extension.
+autocmd BufRead,BufNewFile *.topsail setfiletype topsail
