@@ -511,3 +511,116 @@ fn runs_and_logs_read_the_record() {
         .unwrap();
     assert!(String::from_utf8_lossy(&logs.stdout).contains("hello-from-step"));
 }
+
+/// Poll until `ok` holds (the watcher, its debounce and the runs take a
+/// moment each); fail with `what` and the runner's output after 30s.
+fn eventually(what: &str, output: &Path, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n--- output\n{}",
+            std::fs::read_to_string(output).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_watch_reruns_on_change_cancels_a_long_step_and_ends_on_sigint() {
+    // Steps write under out/, the runner's TMPDIR is tmp/: both ignored, so
+    // the runs themselves do not retrigger the watch.
+    let t = run_test("quick:\n    run echo v1 >> out/log\n").file(".gitignore", "out/\ntmp/\n");
+    std::fs::create_dir_all(t.path("out")).unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let output = logs.path().join("output");
+    let out_file = std::fs::File::create(&output).unwrap();
+    let mut child = crate::common::command(t.dir.path())
+        .args(["run", "--watch"])
+        .env("TMPDIR", t.path("tmp"))
+        .stdin(Stdio::null())
+        .stdout(out_file.try_clone().unwrap())
+        .stderr(out_file)
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(t.path("out/log")).unwrap_or_default();
+    let said = |s: &str| {
+        std::fs::read_to_string(&output)
+            .unwrap_or_default()
+            .matches(s)
+            .count()
+    };
+    let runs = || std::fs::read_dir(t.path(".topsail/runs")).map_or(0, Iterator::count);
+
+    // The first run, then the watcher waits.
+    eventually("the first run", &output, || {
+        log() == "v1\n" && said("watching") == 1
+    });
+    assert_eq!(runs(), 1);
+
+    // A change starts a second run: a long step.
+    std::fs::write(
+        t.path("pipeline.topsail"),
+        "long:\n    run:\n        echo $$ > out/long.pid\n        echo v2 >> out/log\n        sleep 60\n",
+    )
+    .unwrap();
+    eventually("the second run's long step", &output, || {
+        log().ends_with("v2\n") && t.path("out/long.pid").exists()
+    });
+    assert_eq!(runs(), 2);
+    let pid = std::fs::read_to_string(t.path("out/long.pid")).unwrap();
+
+    // A change while it runs cancels it cleanly, then a third run starts.
+    std::fs::write(
+        t.path("pipeline.topsail"),
+        "long3:\n    run:\n        echo $$ > out/long3.pid\n        echo v3 >> out/log\n        sleep 60\n",
+    )
+    .unwrap();
+    eventually("the third run", &output, || {
+        log().ends_with("v3\n") && t.path("out/long3.pid").exists()
+    });
+    assert!(said("files changed: cancelling this run") >= 1);
+    assert!(
+        gone(pid.trim()),
+        "the long step's process survived the rerun"
+    );
+    assert_eq!(runs(), 3);
+    let mut ids: Vec<_> = std::fs::read_dir(t.path(".topsail/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    ids.sort();
+    let second: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ids[1].join("run.json")).unwrap()).unwrap();
+    assert_eq!(second["status"], "interrupted");
+    assert_eq!(status(&second, "long"), "cancelled");
+
+    // Ctrl-C during the third run ends the watch: exit 130, nothing left behind.
+    let pid3 = std::fs::read_to_string(t.path("out/long3.pid")).unwrap();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("--watch did not end on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        code,
+        Some(130),
+        "{}",
+        std::fs::read_to_string(&output).unwrap()
+    );
+    assert!(gone(pid3.trim()), "the third run's step survived Ctrl-C");
+    assert_tmp_empty(&t);
+    let third: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ids[2].join("run.json")).unwrap()).unwrap();
+    assert_eq!(third["status"], "interrupted");
+}

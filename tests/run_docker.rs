@@ -109,8 +109,8 @@ flaky:
     run:
         n=$(cat n 2>/dev/null || echo 0); n=$((n + 1)); echo $n > n
         [ $n -ge 2 ]
-oom:
-    run exit 137
+killed:
+    run sh -c 'kill -9 $$'
 after: slow
     run touch after.ran
 "#
@@ -124,7 +124,13 @@ after: slow
     assert_eq!(unit(&j, "slow")["error"], "States.Timeout");
     assert_eq!(unit(&j, "flaky")["attempts"], 2);
     assert_eq!(status(&j, "flaky"), "succeeded");
-    assert!(r.stdout.contains("probably out of memory"), "{}", show(&r));
+    // Exit 137 without the engine's OOMKilled flag is a plain SIGKILL.
+    assert!(
+        r.stdout.contains("killed (exit code 137, SIGKILL)"),
+        "{}",
+        show(&r)
+    );
+    assert!(!r.stdout.contains("out-of-memory"), "{}", show(&r));
     assert_eq!(status(&j, "after"), "cancelled");
     assert!(containers_of(&name).is_empty(), "containers left behind");
 }
@@ -194,4 +200,55 @@ fn docker_sigterm_removes_running_containers() {
     );
     assert_eq!(run_json(&t)["status"], "interrupted");
     assert_tmp_empty(&t);
+}
+
+/// A container the kernel's OOM killer ends says so; the engine's
+/// `State.OOMKilled` tells it apart from a plain exit 137 (see
+/// `docker_timeout_failure_and_retries`). The language has no memory limit
+/// yet, so this drives the runtime through the library.
+#[test]
+fn docker_oom_kill_is_reported_as_such() {
+    use topsail::run::docker::DockerRuntime;
+    use topsail::run::runtime::{self, Outcome, StepIo, StepSpec, errors};
+
+    require_docker();
+    let name = unique("dock-oom");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = StepSpec {
+        run_id: name.clone(),
+        pipeline: name.clone(),
+        name: "hog".into(),
+        step: "hog".into(),
+        image: Some(IMAGE.into()),
+        // `tail` keeps the whole endless line in memory.
+        script: "tail /dev/zero\n".into(),
+        shell: None,
+        env: Vec::new(),
+        secret_names: Vec::new(),
+        env_remove: Vec::new(),
+        workdir: None,
+        timeout: Some(Duration::from_mins(1)),
+        outputs: Vec::new(),
+        pipeline_dir: dir.path().to_path_buf(),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(async {
+        let docker = DockerRuntime::with_memory_limit(16 * 1024 * 1024);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
+        let io = StepIo { lines: tx, cancel };
+        let outcome = runtime::run_attempt(&docker, &spec, dir.path(), io).await;
+        runtime::finish_cleanup().await;
+        outcome
+    });
+    match outcome {
+        Outcome::Failed { error, cause } => {
+            assert_eq!(error, errors::SCRIPT_FAILED);
+            assert!(cause.contains("out-of-memory killer"), "{cause}");
+        }
+        other => panic!("expected an OOM failure, got {other:?}"),
+    }
+    assert!(containers_of(&name).is_empty(), "containers left behind");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "attempt dirs left behind: {left:?}");
 }

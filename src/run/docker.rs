@@ -5,7 +5,7 @@
 //! inside and out, and a step may start sibling containers). Containers carry
 //! `topsail.run` / `topsail.step` labels and are removed whatever happens.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
@@ -32,6 +32,11 @@ pub struct DockerRuntime {
     client: OnceCell<Result<Docker, String>>,
     /// One pull at a time per image, so parallel steps do not pull twice.
     pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Images known to be present: not inspected again for every step. A
+    /// create that says the image is gone clears the entry and checks again.
+    present: Mutex<HashSet<String>>,
+    /// A memory limit for every container, in bytes (swap included).
+    memory_limit: Option<i64>,
 }
 
 impl Runtime for DockerRuntime {
@@ -69,6 +74,15 @@ pub async fn connect() -> Result<Docker, String> {
 }
 
 impl DockerRuntime {
+    /// Containers limited to `bytes` of memory (swap included): for a
+    /// worker that must bound its steps, and for testing out-of-memory kills.
+    pub fn with_memory_limit(bytes: i64) -> DockerRuntime {
+        DockerRuntime {
+            memory_limit: Some(bytes),
+            ..DockerRuntime::default()
+        }
+    }
+
     async fn client(&self) -> Result<&Docker, String> {
         self.client
             .get_or_init(connect)
@@ -91,6 +105,13 @@ impl DockerRuntime {
         if *io.cancel.borrow() {
             return Exit::Cancelled;
         }
+        let words = match dir.script_command(spec) {
+            Ok(w) => w,
+            Err(e) => return Exit::Error(format!("cannot write the step's script: {e}")),
+        };
+        // The interpreter is the entrypoint (whatever the image has), the
+        // script file the command.
+        let (entrypoint, cmd) = words.split_at(words.len() - 1);
         let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         env.extend(
             dir.builtin_env(spec)
@@ -105,8 +126,8 @@ impl DockerRuntime {
         let root = dir.root.display().to_string();
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
-            entrypoint: Some(spec.shell_words()),
-            cmd: Some(vec![dir.script.display().to_string()]),
+            entrypoint: Some(entrypoint.to_vec()),
+            cmd: Some(cmd.to_vec()),
             env: Some(env),
             working_dir: Some(spec.workdir.clone().unwrap_or_else(|| "/workspace".into())),
             labels: Some(labels),
@@ -116,17 +137,32 @@ impl DockerRuntime {
                     format!("{}:/workspace", spec.pipeline_dir.display()),
                     format!("{root}:{root}"),
                 ]),
+                memory: self.memory_limit,
+                memory_swap: self.memory_limit,
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let id = match docker
-            .create_container(
+        let create = || {
+            docker.create_container(
                 None::<bollard::query_parameters::CreateContainerOptions>,
-                body,
+                body.clone(),
             )
-            .await
-        {
+        };
+        let created = match create().await {
+            // Removed since we last looked (another shell, `docker rmi`): check again.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                self.forget_image(image);
+                if let Err(e) = self.ensure_image(docker, image, &io).await {
+                    return Exit::Error(e);
+                }
+                create().await
+            }
+            other => other,
+        };
+        let id = match created {
             Ok(r) => r.id,
             Err(e) => {
                 return Exit::Error(format!(
@@ -135,21 +171,46 @@ impl DockerRuntime {
                 ));
             }
         };
-        let exit = run_container(docker, &id, spec, io.clone()).await;
-        let remove = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
-        if let Err(e) = docker.remove_container(&id, Some(remove)).await {
-            io.system(format!(
-                "warning: could not remove container {id}: {}",
-                short(&e)
-            ));
+        let mut exit = run_container(docker, &id, spec, io.clone()).await;
+        if exit == Exit::Code(137) && oom_killed(docker, &id).await {
+            exit = Exit::OomKilled;
         }
+        // Removing takes the engine a while (the container's layer goes);
+        // the step's result does not wait for it, the end of the run does.
+        let docker = docker.clone();
+        crate::run::runtime::cleanup_later(async move {
+            let remove = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            if let Err(e) = docker.remove_container(&id, Some(remove)).await {
+                eprintln!(
+                    "topsail: warning: could not remove container {id}: {}",
+                    short(&e)
+                );
+            }
+        });
         exit
     }
 
+    fn forget_image(&self, image: &str) {
+        self.present
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(image);
+    }
+
+    fn known_present(&self, image: &str) -> bool {
+        self.present
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(image)
+    }
+
     async fn ensure_image(&self, docker: &Docker, image: &str, io: &StepIo) -> Result<(), String> {
+        if self.known_present(image) {
+            return Ok(());
+        }
         let lock = {
             let mut pulls = self
                 .pulls
@@ -158,8 +219,20 @@ impl DockerRuntime {
             pulls.entry(image.to_string()).or_default().clone()
         };
         let _guard = lock.lock().await;
+        if self.known_present(image) {
+            return Ok(());
+        }
+        let mark_present = || {
+            self.present
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(image.to_string());
+        };
         match docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                mark_present();
+                return Ok(());
+            }
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
             }) => {}
@@ -193,6 +266,7 @@ impl DockerRuntime {
                 Err(e) => return Err(pull_failed(image, &short(&e))),
             }
         }
+        mark_present();
         Ok(())
     }
 }
@@ -231,7 +305,31 @@ fn short(e: &DockerError) -> String {
     }
 }
 
+/// Whether the engine says the kernel's OOM killer ended the container
+/// (exit code 137 alone may as well be a plain SIGKILL).
+async fn oom_killed(docker: &Docker, id: &str) -> bool {
+    docker
+        .inspect_container(
+            id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .ok()
+        .and_then(|c| c.state)
+        .and_then(|s| s.oom_killed)
+        .unwrap_or(false)
+}
+
 async fn run_container(docker: &Docker, id: &str, spec: &StepSpec, mut io: StepIo) -> Exit {
+    // Attached before the start, output is streamed from the first byte
+    // whatever the container's log driver; should attaching fail, the
+    // logs endpoint (which needs a driver that can be read back) still works.
+    let attach = AttachContainerOptionsBuilder::default()
+        .stream(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let attached = docker.attach_container(id, Some(attach)).await.ok();
     if let Err(e) = docker
         .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
         .await
@@ -239,10 +337,21 @@ async fn run_container(docker: &Docker, id: &str, spec: &StepSpec, mut io: StepI
         return Exit::Error(format!("the container could not start: {}", short(&e)));
     }
     let logs = {
-        let docker = docker.clone();
-        let id = id.to_string();
         let io = io.clone();
-        tokio::spawn(async move { stream_logs(&docker, &id, io).await })
+        if let Some(a) = attached {
+            tokio::spawn(async move {
+                // Keep our (unused) stdin half open until the output ends.
+                let _input = a.input;
+                pump_frames(a.output, io).await;
+            })
+        } else {
+            let options = LogsOptionsBuilder::default()
+                .follow(true)
+                .stdout(true)
+                .stderr(true)
+                .build();
+            tokio::spawn(pump_frames(docker.logs(id, Some(options)), io))
+        }
     };
     let timeout = async {
         match spec.timeout {
@@ -273,13 +382,10 @@ async fn run_container(docker: &Docker, id: &str, spec: &StepSpec, mut io: StepI
     exit
 }
 
-async fn stream_logs(docker: &Docker, id: &str, io: StepIo) {
-    let options = LogsOptionsBuilder::default()
-        .follow(true)
-        .stdout(true)
-        .stderr(true)
-        .build();
-    let mut stream = docker.logs(id, Some(options));
+async fn pump_frames(
+    mut stream: impl futures_util::Stream<Item = Result<LogOutput, DockerError>> + Unpin,
+    io: StepIo,
+) {
     // Frames are whatever the process wrote at once: reassemble lines per stream.
     let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     while let Some(Ok(chunk)) = stream.next().await {

@@ -2,6 +2,7 @@
 //! pipeline's directory, in a process group of its own so that a timeout or
 //! a cancel kills everything the script started, not just the shell.
 
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use nix::sys::signal::{Signal, killpg};
@@ -26,13 +27,18 @@ impl Runtime for HostRuntime {
 }
 
 async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo) -> Exit {
-    let words = spec.shell_words();
+    let words = match dir.command(spec) {
+        Ok(w) => w,
+        Err(e) => return Exit::Error(format!("cannot write the step's script: {e}")),
+    };
     let Some((program, args)) = words.split_first() else {
         return Exit::Error("the step's `shell` is empty".into());
     };
-    let mut cmd = Command::new(program);
+    let mut cmd = match resolve(program, spec) {
+        Some(path) => Command::new(path),
+        None => Command::new(program),
+    };
     cmd.args(args)
-        .arg(&dir.script)
         .current_dir(&spec.pipeline_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -85,6 +91,40 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo) -> Exit {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
     }
     exit
+}
+
+/// `program` looked up in the runner's `PATH` once per run instead of once
+/// per step (a no-op step spent more on failed `execve`s along `PATH` than
+/// on running). Not when the step sets its own `PATH`: then the child's
+/// `PATH` decides, as usual. `None`: let the spawn search as it would.
+fn resolve(program: &str, spec: &StepSpec) -> Option<PathBuf> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CACHE: Mutex<Option<HashMap<String, Option<PathBuf>>>> = Mutex::new(None);
+    if program.contains('/') || spec.env.iter().any(|(k, _)| k == "PATH") {
+        return None;
+    }
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    cache
+        .get_or_insert_with(HashMap::new)
+        .entry(program.to_string())
+        .or_insert_with(|| search_path(program))
+        .clone()
+}
+
+fn search_path(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    // A relative entry depends on each step's working directory: no caching.
+    if dirs.iter().any(|d| !d.is_absolute()) {
+        return None;
+    }
+    dirs.into_iter().map(|d| d.join(program)).find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i64 {

@@ -125,7 +125,8 @@ pub fn resolve_params(
     Ok(out)
 }
 
-/// Sortable and unique enough for one machine: `20260507-142301-3f2a`.
+/// Sortable to the millisecond and unique enough for one machine:
+/// `20260507-142301-3f2a`.
 pub fn new_run_id() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -133,7 +134,9 @@ pub fn new_run_id() -> String {
     let secs = now.as_secs();
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    let salt = (now.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
+    // The millisecond in the high 10 bits, so runs of the same second still
+    // sort by time (`topsail runs`, `--watch`); 6 bits apart processes.
+    let salt = (now.subsec_millis() << 6) | ((now.subsec_nanos() ^ std::process::id()) & 0x3f);
     format!(
         "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{salt:04x}",
         rem / 3600,
@@ -264,5 +267,8 @@ mod tests {
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         let id = new_run_id();
         assert_eq!(id.len(), 20, "{id}");
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let later = new_run_id();
+        assert!(later > id, "{later} should sort after {id}");
     }
 }

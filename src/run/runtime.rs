@@ -84,11 +84,34 @@ pub struct AttemptDir {
     pub output: PathBuf,
 }
 
+/// Scripts up to this size go to the shell as `-c SCRIPT`: no file to write,
+/// open and remove per attempt. Linux limits one argument to 128 KiB.
+const INLINE_SCRIPT_MAX: usize = 64 * 1024;
+
 impl AttemptDir {
+    /// The attempt directory with everything in it: `tmp/`, the `script`
+    /// file and an empty `output` file.
     pub fn create(base: &Path, spec: &StepSpec) -> std::io::Result<AttemptDir> {
+        let dir = AttemptDir::create_lean(base, spec)?;
+        dir.write_script(spec)?;
+        Ok(dir)
+    }
+
+    /// The attempt directory without the script file: [`AttemptDir::command`]
+    /// writes it only when the script cannot be passed inline. Permissions
+    /// are opened up only for container steps (a container may run as
+    /// another user); a host step runs as the runner's own user.
+    pub fn create_lean(base: &Path, spec: &StepSpec) -> std::io::Result<AttemptDir> {
+        AttemptDir::create_named(base, spec, true)
+    }
+
+    /// `named`: the step's name is part of the directory's (not for pooled
+    /// directories, which serve many steps).
+    fn create_named(base: &Path, spec: &StepSpec, named: bool) -> std::io::Result<AttemptDir> {
         let safe: String = spec
             .name
             .chars()
+            .filter(|_| named)
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '-' {
                     c
@@ -98,27 +121,76 @@ impl AttemptDir {
             })
             .take(40)
             .collect();
-        let root = unique_dir(base, &format!("topsail-{}-{safe}", spec.run_id))?;
-        let tmp = root.join("tmp");
-        std::fs::create_dir(&tmp)?;
-        let script = root.join("script");
-        std::fs::write(&script, &spec.script)?;
-        let output = root.join("output");
-        std::fs::write(&output, "")?;
-        // A container may run as another user: let it write its TMPDIR and outputs.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))?;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777))?;
-            std::fs::set_permissions(&output, std::fs::Permissions::from_mode(0o666))?;
-        }
-        Ok(AttemptDir {
+        let prefix = if safe.is_empty() {
+            format!("topsail-{}", spec.run_id)
+        } else {
+            format!("topsail-{}-{safe}", spec.run_id)
+        };
+        let root = unique_dir(base, &prefix)?;
+        let dir = AttemptDir {
+            tmp: root.join("tmp"),
+            script: root.join("script"),
+            output: root.join("output"),
             root,
-            tmp,
-            script,
-            output,
-        })
+        };
+        let made = (|| {
+            std::fs::create_dir(&dir.tmp)?;
+            std::fs::File::create(&dir.output)?;
+            #[cfg(unix)]
+            if spec.image.is_some() {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::Permissions::from_mode;
+                std::fs::set_permissions(&dir.root, mode(0o755))?;
+                std::fs::set_permissions(&dir.tmp, mode(0o1777))?;
+                std::fs::set_permissions(&dir.output, mode(0o666))?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&dir.root);
+            return Err(e);
+        }
+        Ok(dir)
+    }
+
+    fn write_script(&self, spec: &StepSpec) -> std::io::Result<()> {
+        std::fs::write(&self.script, &spec.script)?;
+        #[cfg(unix)]
+        if spec.image.is_some() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.script, std::fs::Permissions::from_mode(0o644))?;
+        }
+        Ok(())
+    }
+
+    /// The command line that runs the step's script. With the default
+    /// interpreter the script goes inline, `sh -e -c SCRIPT NAME` (so `$0`
+    /// and the shell's error messages name the step); another `shell`, a
+    /// very long script or one with a NUL byte is written to the `script`
+    /// file, whose path comes last: `SHELL... PATH`.
+    pub fn command(&self, spec: &StepSpec) -> std::io::Result<Vec<String>> {
+        if spec.shell.is_none()
+            && spec.script.len() <= INLINE_SCRIPT_MAX
+            && !spec.script.contains('\0')
+        {
+            let mut words = spec.shell_words();
+            words.push("-c".into());
+            words.push(spec.script.clone());
+            words.push(spec.name.clone());
+            return Ok(words);
+        }
+        self.script_command(spec)
+    }
+
+    /// The command line with the script always in the `script` file:
+    /// `SHELL... PATH`. The docker runtime uses it so that the shell stays
+    /// the container's first process (`sh -c` may `exec` the last command,
+    /// and PID 1 ignores signals it has no handler for).
+    pub fn script_command(&self, spec: &StepSpec) -> std::io::Result<Vec<String>> {
+        self.write_script(spec)?;
+        let mut words = spec.shell_words();
+        words.push(self.script.display().to_string());
+        Ok(words)
     }
 
     /// The env every step sees besides its own (LANGUAGE.md section 5).
@@ -183,6 +255,8 @@ impl StepIo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Exit {
     Code(i64),
+    /// Exit code 137, and the engine says the out-of-memory killer did it.
+    OomKilled,
     TimedOut,
     Cancelled,
     /// The runtime could not run the script at all.
@@ -228,7 +302,27 @@ pub async fn run_attempt(
     tmp_base: &Path,
     io: StepIo,
 ) -> Outcome {
-    let dir = match AttemptDir::create(tmp_base, spec) {
+    run_attempt_pooled(runtime, spec, tmp_base, None, io).await
+}
+
+/// [`run_attempt`], taking the attempt directory of a host step from `pool`
+/// when it has one and giving it back if the step left it as it found it.
+/// The owner of the pool calls [`AttemptPool::clear`] when done.
+pub async fn run_attempt_pooled(
+    runtime: &dyn Runtime,
+    spec: &StepSpec,
+    tmp_base: &Path,
+    pool: Option<&AttemptPool>,
+    io: StepIo,
+) -> Outcome {
+    // Container steps open up permissions and may leave root-owned files:
+    // their directories are never shared.
+    let pool = pool.filter(|_| spec.image.is_none());
+    let dir = match pool.and_then(|p| p.take(tmp_base)) {
+        Some(d) => Ok(d),
+        None => AttemptDir::create_named(tmp_base, spec, pool.is_none()),
+    };
+    let dir = match dir {
         Ok(d) => d,
         Err(e) => {
             return Outcome::failed(
@@ -243,9 +337,12 @@ pub async fn run_attempt(
     let exit = runtime.run_step(spec, &dir, io.clone()).await;
     let outcome = match exit {
         Exit::Code(0) => read_outputs(spec, &dir, &io),
-        Exit::Code(137) => Outcome::failed(
+        Exit::Code(137) => {
+            Outcome::failed(errors::SCRIPT_FAILED, "killed (exit code 137, SIGKILL)")
+        }
+        Exit::OomKilled => Outcome::failed(
             errors::SCRIPT_FAILED,
-            "killed (exit code 137): probably out of memory",
+            "killed by the out-of-memory killer (exit code 137): give it more memory or make it use less",
         ),
         Exit::Code(code) => Outcome::failed(errors::SCRIPT_FAILED, format!("exit code {code}")),
         Exit::TimedOut => Outcome::failed(
@@ -259,28 +356,135 @@ pub async fn run_attempt(
         Exit::Cancelled => Outcome::Cancelled,
         Exit::Error(msg) => Outcome::failed(errors::RUNTIME, msg),
     };
-    remove_later(dir.root);
+    match pool {
+        Some(p) => p.give_back(tmp_base, dir),
+        None => remove_later(dir),
+    }
     outcome
+}
+
+/// Attempt directories of finished host steps, emptied, for the next host
+/// step: creating and removing two directories and a file per step cost a
+/// no-op step more than running it on ext4 (inode allocation, and block
+/// discards on removal). A directory goes back only when the step left
+/// exactly what it was given: an empty `TMPDIR`, the output file (emptied
+/// again here), nothing else. Each step still has a directory of its own
+/// while it runs; only one step at a time holds a directory.
+#[derive(Debug, Default)]
+pub struct AttemptPool {
+    free: std::sync::Mutex<Vec<(PathBuf, AttemptDir)>>,
+}
+
+impl AttemptPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PathBuf, AttemptDir)>> {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take(&self, base: &Path) -> Option<AttemptDir> {
+        let mut free = self.lock();
+        let i = free.iter().position(|(b, _)| b == base)?;
+        Some(free.swap_remove(i).1)
+    }
+
+    fn give_back(&self, base: &Path, dir: AttemptDir) {
+        if recycle(&dir) {
+            self.lock().push((base.to_path_buf(), dir));
+        } else {
+            remove_later(dir);
+        }
+    }
+
+    /// Remove every pooled directory (in the background: [`finish_cleanup`]
+    /// waits for it).
+    pub fn clear(&self) {
+        for (_, dir) in std::mem::take(&mut *self.lock()) {
+            remove_later(dir);
+        }
+    }
+}
+
+/// Whether `dir` is as [`AttemptDir::create_lean`] made it for a host step,
+/// once the output file is emptied and a script file removed.
+fn recycle(dir: &AttemptDir) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let owner_rw = |m: &std::fs::Metadata, bits: u32| m.permissions().mode() & bits == bits;
+    let Ok(entries) = std::fs::read_dir(&dir.root) else {
+        return false;
+    };
+    for entry in entries {
+        let Ok(entry) = entry else { return false };
+        let path = entry.path();
+        if path == dir.tmp || path == dir.output {
+            continue;
+        }
+        if path != dir.script || std::fs::remove_file(&path).is_err() {
+            return false;
+        }
+    }
+    let tmp_ok = std::fs::symlink_metadata(&dir.tmp)
+        .is_ok_and(|m| m.is_dir() && owner_rw(&m, 0o700))
+        && std::fs::read_dir(&dir.tmp).is_ok_and(|mut e| e.next().is_none());
+    let Ok(out) = std::fs::symlink_metadata(&dir.output) else {
+        return false;
+    };
+    if !tmp_ok || !out.is_file() || !owner_rw(&out, 0o600) {
+        return false;
+    }
+    out.len() == 0
+        || std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&dir.output)
+            .is_ok()
 }
 
 /// Removals still going on; [`finish_cleanup`] waits for them.
 static CLEANUPS: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>> =
     std::sync::Mutex::new(Vec::new());
 
+/// Run `cleanup` (removing a container, say) off the step's critical path;
+/// [`finish_cleanup`] waits for it, so it still happens before a run ends.
+pub fn cleanup_later(cleanup: impl Future<Output = ()> + Send + 'static) {
+    let handle = tokio::spawn(cleanup);
+    CLEANUPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(handle);
+}
+
 /// Remove an attempt directory off the step's critical path: on file systems
 /// mounted with `discard`, freeing blocks waits for the device, which cost
 /// a no-op step more than running it.
-fn remove_later(path: PathBuf) {
+fn remove_later(dir: AttemptDir) {
     let handle = tokio::task::spawn_blocking(move || {
-        if let Err(e) = std::fs::remove_dir_all(&path) {
+        if let Err(e) = remove_attempt(&dir) {
             // A container running as root may leave files we cannot remove.
-            eprintln!("topsail: warning: could not remove {}: {e}", path.display());
+            eprintln!(
+                "topsail: warning: could not remove {}: {e}",
+                dir.root.display()
+            );
         }
     });
     CLEANUPS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(handle);
+}
+
+/// The directory's known layout first (a few unlinks, no directory
+/// listing); whatever the step left in it, with a full recursive removal.
+fn remove_attempt(dir: &AttemptDir) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(&dir.output);
+    let _ = std::fs::remove_file(&dir.script);
+    if std::fs::remove_dir(&dir.tmp).is_ok() && std::fs::remove_dir(&dir.root).is_ok() {
+        return Ok(());
+    }
+    match std::fs::remove_dir_all(&dir.root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Wait until every attempt directory removed so far is gone. A run calls
@@ -344,4 +548,73 @@ fn read_outputs(spec: &StepSpec, dir: &AttemptDir, io: &StepIo) -> Outcome {
         set.shift_remove(&k);
     }
     Outcome::Succeeded(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(script: &str, shell: Option<&str>, image: Option<&str>) -> StepSpec {
+        StepSpec {
+            run_id: "r".into(),
+            pipeline: "p".into(),
+            name: "build".into(),
+            step: "build".into(),
+            image: image.map(str::to_string),
+            script: script.into(),
+            shell: shell.map(str::to_string),
+            env: Vec::new(),
+            secret_names: Vec::new(),
+            env_remove: Vec::new(),
+            workdir: None,
+            timeout: None,
+            outputs: Vec::new(),
+            pipeline_dir: PathBuf::from("."),
+        }
+    }
+
+    #[test]
+    fn default_shell_scripts_go_inline_others_to_a_file() {
+        let base = tempfile::tempdir().unwrap();
+        let s = spec("echo hi\n", None, None);
+        let dir = AttemptDir::create_lean(base.path(), &s).unwrap();
+        assert_eq!(
+            dir.command(&s).unwrap(),
+            ["sh", "-e", "-c", "echo hi\n", "build"]
+        );
+        assert!(!dir.script.exists());
+        let bash = spec("echo hi\n", Some("bash -eo pipefail"), None);
+        let words = dir.command(&bash).unwrap();
+        assert_eq!(words[..2], ["bash", "-eo"]);
+        assert_eq!(words.last().unwrap(), &dir.script.display().to_string());
+        assert_eq!(std::fs::read_to_string(&dir.script).unwrap(), "echo hi\n");
+        let long = spec(&"x".repeat(INLINE_SCRIPT_MAX + 1), None, None);
+        assert_eq!(dir.command(&long).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn pooled_dirs_come_back_only_as_they_were_given() {
+        let base = tempfile::tempdir().unwrap();
+        let pool = AttemptPool::default();
+        let s = spec("true", None, None);
+        let fresh = || AttemptDir::create_named(base.path(), &s, false).unwrap();
+
+        let a = fresh();
+        std::fs::write(&a.output, "X=1\n").unwrap();
+        std::fs::write(&a.script, "leftover").unwrap();
+        let root = a.root.clone();
+        pool.give_back(base.path(), a);
+        let again = pool.take(base.path()).expect("an emptied dir is reused");
+        assert_eq!(again.root, root);
+        assert_eq!(std::fs::read_to_string(&again.output).unwrap(), "");
+        assert!(!again.script.exists());
+        assert!(pool.take(base.path()).is_none());
+        assert!(pool.take(Path::new("/elsewhere")).is_none());
+
+        std::fs::write(again.tmp.join("f"), "").unwrap();
+        assert!(!recycle(&again), "a TMPDIR with files is not reused");
+        let b = fresh();
+        std::fs::write(b.root.join("extra"), "").unwrap();
+        assert!(!recycle(&b), "an unknown file is not reused");
+    }
 }

@@ -147,6 +147,8 @@ struct Shared {
     secrets: Secrets,
     ui: Arc<Ui>,
     record: Option<Record>,
+    /// Attempt directories of host steps, reused across steps of this run.
+    dirs: runtime::AttemptPool,
 }
 
 /// Run the pipeline. Never panics on user input; every problem ends up as a
@@ -175,6 +177,7 @@ pub async fn execute(
         opts: opts.clone(),
         ui,
         record,
+        dirs: runtime::AttemptPool::default(),
     });
     let mut s = Scheduler::new(pipeline, shared, runtimes, cancel);
     s.run().await
@@ -199,7 +202,14 @@ struct Scheduler {
     interrupted: bool,
     any_failed: bool,
     started_at: SystemTime,
+    /// When the progress line was last drawn, and whether it is out of date:
+    /// redrawn at most every [`PROGRESS_EVERY`], not once per event (a
+    /// thousand short steps would otherwise redraw the terminal a thousand times).
+    progress_drawn: Option<Instant>,
+    progress_stale: bool,
 }
+
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 impl Scheduler {
     fn new(
@@ -284,6 +294,8 @@ impl Scheduler {
             interrupted: false,
             any_failed: false,
             started_at: SystemTime::now(),
+            progress_drawn: None,
+            progress_stale: false,
         }
     }
 
@@ -302,9 +314,17 @@ impl Scheduler {
             self.make_ready(i);
         }
         let mut tasks: JoinSet<(usize, UnitResult)> = JoinSet::new();
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A cancelled step may be reported before the cancel itself is
+            // seen below: look at the flag before starting anything.
+            if !self.interrupted && *self.cancel.borrow() {
+                self.interrupt();
+            }
             self.start_ready(&mut tasks);
-            self.show_progress();
+            self.progress_stale = true;
+            self.show_progress(false);
             if self.running == 0 {
                 break;
             }
@@ -317,13 +337,14 @@ impl Scheduler {
                         Err(e) => self.sh.ui.error(&format!("internal: a step task ended abnormally: {e}")),
                     }
                 }
-                _ = cancel.wait_for(|c| *c), if !self.interrupted => {
-                    self.interrupted = true;
-                    self.sh.ui.error("interrupted: stopping running steps and cleaning up");
+                _ = cancel.wait_for(|c| *c), if !self.interrupted => self.interrupt(),
+                _ = tick.tick(), if self.progress_stale && self.sh.opts.interactive => {
+                    self.show_progress(true);
                 }
             }
         }
         self.sh.ui.clear_progress();
+        self.sh.dirs.clear();
         runtime::finish_cleanup().await;
         self.finalize();
         let status = if self.interrupted {
@@ -338,6 +359,13 @@ impl Scheduler {
             rec.write(&report);
         }
         report
+    }
+
+    fn interrupt(&mut self) {
+        self.interrupted = true;
+        self.sh
+            .ui
+            .error("interrupted: stopping running steps and cleaning up");
     }
 
     fn make_ready(&mut self, step: usize) {
@@ -739,10 +767,17 @@ impl Scheduler {
         }
     }
 
-    fn show_progress(&self) {
-        if !self.sh.opts.interactive {
+    fn show_progress(&mut self, force: bool) {
+        if !self.sh.opts.interactive
+            || !force
+                && self
+                    .progress_drawn
+                    .is_some_and(|t| t.elapsed() < PROGRESS_EVERY)
+        {
             return;
         }
+        self.progress_drawn = Some(Instant::now());
+        self.progress_stale = false;
         let running: Vec<&str> = self
             .units
             .iter()
@@ -836,7 +871,7 @@ async fn run_with_retries(
             lines: tx,
             cancel: cancel.clone(),
         };
-        let fut = runtime::run_attempt(runtime, spec, &sh.opts.tmp_base, io);
+        let fut = runtime::run_attempt_pooled(runtime, spec, &sh.opts.tmp_base, Some(&sh.dirs), io);
         tokio::pin!(fut);
         let outcome = loop {
             tokio::select! {
@@ -959,4 +994,548 @@ async fn approve(
         let _ = f.flush();
     }
     outcome
+}
+
+/// The scheduler on its own: a fake [`Runtime`] that records what it was
+/// asked to run and when, on tokio's paused clock (every sleep is virtual,
+/// so delays are exact and the tests take no wall time).
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::time::Instant as VInstant;
+
+    use super::*;
+    use crate::run::runtime::{AttemptDir, BoxFuture, Exit};
+
+    /// What a fake attempt does: run for a while, write `$TOPSAIL_OUTPUT`, exit.
+    struct Act {
+        takes: Duration,
+        output: String,
+        exit: Exit,
+    }
+
+    fn ok(secs: u64) -> Act {
+        Act {
+            takes: Duration::from_secs(secs),
+            output: String::new(),
+            exit: Exit::Code(0),
+        }
+    }
+
+    fn fail() -> Act {
+        Act {
+            exit: Exit::Code(1),
+            ..ok(0)
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct Event {
+        name: String,
+        attempt: u32,
+        start: VInstant,
+        end: VInstant,
+        env: Vec<(String, String)>,
+        exit: Exit,
+    }
+
+    type Behave = dyn Fn(&str, u32) -> Act + Send + Sync;
+
+    struct Fake {
+        behave: Box<Behave>,
+        events: Mutex<Vec<Event>>,
+        attempts: Mutex<HashMap<String, u32>>,
+        running: AtomicUsize,
+        max_running: AtomicUsize,
+    }
+
+    impl Fake {
+        fn new(behave: impl Fn(&str, u32) -> Act + Send + Sync + 'static) -> Arc<Fake> {
+            Arc::new(Fake {
+                behave: Box::new(behave),
+                events: Mutex::new(Vec::new()),
+                attempts: Mutex::new(HashMap::new()),
+                running: AtomicUsize::new(0),
+                max_running: AtomicUsize::new(0),
+            })
+        }
+
+        fn events(&self) -> Vec<Event> {
+            self.events.lock().unwrap().clone()
+        }
+
+        fn started(&self) -> Vec<String> {
+            let mut e = self.events();
+            e.sort_by_key(|e| e.start);
+            e.into_iter().map(|e| e.name).collect()
+        }
+
+        fn event(&self, name: &str) -> Event {
+            self.events()
+                .into_iter()
+                .find(|e| e.name == name)
+                .unwrap_or_else(|| panic!("{name} never ran"))
+        }
+
+        fn ran(&self, name: &str) -> bool {
+            self.events().iter().any(|e| e.name == name)
+        }
+    }
+
+    impl Runtime for Fake {
+        fn run_step<'a>(
+            &'a self,
+            spec: &'a StepSpec,
+            dir: &'a AttemptDir,
+            mut io: StepIo,
+        ) -> BoxFuture<'a, Exit> {
+            Box::pin(async move {
+                let attempt = {
+                    let mut a = self.attempts.lock().unwrap();
+                    let n = a.entry(spec.name.clone()).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                let act = (self.behave)(&spec.name, attempt);
+                let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+                self.max_running.fetch_max(now, Ordering::SeqCst);
+                let start = VInstant::now();
+                std::fs::write(&dir.output, &act.output).unwrap();
+                let exit = tokio::select! {
+                    () = tokio::time::sleep(act.takes) => act.exit,
+                    _ = io.cancel.wait_for(|c| *c) => Exit::Cancelled,
+                };
+                self.running.fetch_sub(1, Ordering::SeqCst);
+                self.events.lock().unwrap().push(Event {
+                    name: spec.name.clone(),
+                    attempt,
+                    start,
+                    end: VInstant::now(),
+                    env: spec.env.clone(),
+                    exit: exit.clone(),
+                });
+                exit
+            })
+        }
+    }
+
+    struct Opts {
+        jobs: usize,
+        keep_going: bool,
+        targets: Vec<String>,
+    }
+
+    const DEFAULT: Opts = Opts {
+        jobs: 4,
+        keep_going: false,
+        targets: Vec::new(),
+    };
+
+    async fn run_with(
+        src: &str,
+        fake: &Arc<Fake>,
+        o: Opts,
+        cancel: watch::Receiver<bool>,
+    ) -> RunReport {
+        let checked = crate::check::check_source(
+            "p.topsail",
+            None,
+            src.to_string(),
+            crate::syntax::Format::Topsail,
+        );
+        let pipeline = checked
+            .pipeline
+            .unwrap_or_else(|| panic!("{:#?}", checked.diagnostics));
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let params = crate::run::resolve_params(&pipeline, &[]).unwrap();
+        let opts = RunOptions {
+            pipeline_dir: dir.path().to_path_buf(),
+            pipeline_file: dir.path().join("p.topsail"),
+            jobs: o.jobs,
+            params,
+            targets: o.targets,
+            keep_going: o.keep_going,
+            approve: Vec::new(),
+            approve_all: false,
+            color: false,
+            interactive: false,
+            tmp_base: tmp.clone(),
+        };
+        let runtimes = Runtimes {
+            host: fake.clone(),
+            container: fake.clone(),
+        };
+        let report = execute(
+            Arc::new(pipeline),
+            Arc::new(opts),
+            runtimes,
+            "run-1".into(),
+            Arc::new(Ui::silent()),
+            cancel,
+        )
+        .await;
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "attempt dirs left: {left:?}");
+        report
+    }
+
+    async fn run(src: &str, fake: &Arc<Fake>, o: Opts) -> RunReport {
+        let (_tx, rx) = watch::channel(false);
+        run_with(src, fake, o, rx).await
+    }
+
+    fn unit<'a>(r: &'a RunReport, name: &str) -> &'a UnitReport {
+        r.steps
+            .iter()
+            .find(|u| u.name == name)
+            .unwrap_or_else(|| panic!("no unit {name}"))
+    }
+
+    fn env<'a>(e: &'a Event, name: &str) -> &'a str {
+        e.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or_else(|| panic!("no env {name} in {e:?}"), |(_, v)| v.as_str())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steps_start_after_their_needs_and_outputs_flow() {
+        let fake = Fake::new(|name, _| match name {
+            "a" => Act {
+                output: "X=hello\n".into(),
+                ..ok(2)
+            },
+            _ => ok(1),
+        });
+        let src = r#"
+a:
+    output X
+    run true
+b: a
+    env V = "[{{ a.X }}]"
+    run true
+c: b
+    run true
+d: a
+    run true
+e: c d
+    run true
+"#;
+        let r = run(src, &fake, DEFAULT).await;
+        assert_eq!(r.status, RunStatus::Succeeded);
+        for (step, need) in [("b", "a"), ("c", "b"), ("d", "a"), ("e", "c"), ("e", "d")] {
+            assert!(
+                fake.event(step).start >= fake.event(need).end,
+                "{step} started before {need} ended"
+            );
+        }
+        assert_eq!(env(&fake.event("b"), "V"), "[hello]");
+        // b and d both wait only for a: they run together.
+        assert_eq!(fake.event("b").start, fake.event("d").start);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jobs_bounds_how_many_run_at_once() {
+        let fake = Fake::new(|_, _| ok(1));
+        let mut src = String::new();
+        for i in 0..10 {
+            std::fmt::Write::write_fmt(&mut src, format_args!("s{i}:\n    run true\n")).unwrap();
+        }
+        let t0 = VInstant::now();
+        let r = run(&src, &fake, Opts { jobs: 3, ..DEFAULT }).await;
+        assert_eq!(r.status, RunStatus::Succeeded);
+        assert_eq!(fake.max_running.load(Ordering::SeqCst), 3);
+        assert_eq!(fake.events().len(), 10);
+        // Four rounds of one second: 3 + 3 + 3 + 1.
+        assert_eq!(t0.elapsed().as_secs(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_longest_remaining_path_goes_first() {
+        let fake = Fake::new(|_, _| ok(1));
+        // `short` comes first in the file (and in unit order), yet the chain
+        // behind `long1` is longer: it gets the one slot while its remaining
+        // path is longer (3, then 2 against 1); on a tie, file order decides.
+        let src = "
+short:
+    run true
+long1:
+    run true
+long2: long1
+    run true
+long3: long2
+    run true
+";
+        let r = run(src, &fake, Opts { jobs: 1, ..DEFAULT }).await;
+        assert_eq!(r.status, RunStatus::Succeeded);
+        assert_eq!(fake.started(), ["long1", "long2", "short", "long3"]);
+        assert_eq!(fake.max_running.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_skipped_need_counts_as_done_with_empty_outputs() {
+        let fake = Fake::new(|_, _| Act {
+            output: "X=never\n".into(),
+            ..ok(1)
+        });
+        let src = r#"
+param go: bool = false
+a:
+    output X
+    when go
+    run true
+b: a
+    env V = "[{{ a.X }}]"
+    run true
+"#;
+        let r = run(src, &fake, DEFAULT).await;
+        assert_eq!(r.status, RunStatus::Succeeded);
+        assert_eq!(unit(&r, "a").status, Status::Skipped);
+        assert_eq!(unit(&r, "a").attempts, 0);
+        assert!(!fake.ran("a"));
+        assert_eq!(unit(&r, "b").status, Status::Succeeded);
+        assert_eq!(env(&fake.event("b"), "V"), "[]");
+    }
+
+    const FAILING: &str = "
+a:
+    run false
+b: a
+    run true
+c:
+    run true
+";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_cancels_dependants_and_stops_the_run() {
+        let fake = Fake::new(|name, _| if name == "a" { fail() } else { ok(1) });
+        let r = run(FAILING, &fake, Opts { jobs: 1, ..DEFAULT }).await;
+        assert_eq!(r.status, RunStatus::Failed);
+        assert_eq!(r.status.exit_code(), 1);
+        let a = unit(&r, "a");
+        assert_eq!(a.status, Status::Failed);
+        assert_eq!(a.error.as_deref(), Some(errors::SCRIPT_FAILED));
+        assert_eq!(a.cause.as_deref(), Some("exit code 1"));
+        let b = unit(&r, "b");
+        assert_eq!(b.status, Status::Cancelled);
+        assert_eq!(b.reason.as_deref(), Some("not run because `a` failed"));
+        // `a` had the slot first (longer path); without --keep-going `c` never starts.
+        let c = unit(&r, "c");
+        assert_eq!(c.status, Status::Cancelled);
+        assert_eq!(
+            c.reason.as_deref(),
+            Some("not run: the run stopped after `a` failed")
+        );
+        assert_eq!(fake.started(), ["a"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_going_runs_what_does_not_depend_on_the_failure() {
+        let fake = Fake::new(|name, _| if name == "a" { fail() } else { ok(1) });
+        let r = run(
+            FAILING,
+            &fake,
+            Opts {
+                jobs: 1,
+                keep_going: true,
+                ..DEFAULT
+            },
+        )
+        .await;
+        assert_eq!(r.status, RunStatus::Failed);
+        assert_eq!(unit(&r, "b").status, Status::Cancelled);
+        assert_eq!(unit(&r, "c").status, Status::Succeeded);
+        assert_eq!(fake.started(), ["a", "c"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_catch_handler_runs_once_with_the_first_failure() {
+        let fake = Fake::new(|name, _| if name == "h" { ok(1) } else { fail() });
+        let src = r#"
+a:
+    catch h
+    run false
+b:
+    catch h
+    run false
+h:
+    env S = "{{ failed.step }}"
+    env E = "{{ failed.error }}"
+    run true
+"#;
+        let r = run(
+            src,
+            &fake,
+            Opts {
+                jobs: 1,
+                keep_going: true,
+                ..DEFAULT
+            },
+        )
+        .await;
+        assert_eq!(r.status, RunStatus::Failed);
+        assert_eq!(unit(&r, "a").status, Status::Failed);
+        assert_eq!(unit(&r, "b").status, Status::Failed);
+        assert_eq!(unit(&r, "h").status, Status::Succeeded);
+        let h: Vec<Event> = fake
+            .events()
+            .into_iter()
+            .filter(|e| e.name == "h")
+            .collect();
+        assert_eq!(h.len(), 1, "the handler ran {} times", h.len());
+        assert_eq!(env(&h[0], "S"), "a");
+        assert_eq!(env(&h[0], "E"), errors::SCRIPT_FAILED);
+        // The handler goes before anything else waiting for the slot.
+        assert_eq!(fake.started(), ["a", "h", "b"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unused_handler_is_skipped() {
+        let fake = Fake::new(|_, _| ok(1));
+        let src = "
+a:
+    catch h
+    run true
+h:
+    run true
+";
+        let r = run(src, &fake, DEFAULT).await;
+        assert_eq!(r.status, RunStatus::Succeeded);
+        assert_eq!(unit(&r, "h").status, Status::Skipped);
+        assert!(!fake.ran("h"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_delays_are_interval_times_backoff_to_the_n_minus_1() {
+        let fake = Fake::new(|_, attempt| if attempt < 4 { fail() } else { ok(0) });
+        let src = "
+flaky:
+    retry 3 every 1s backoff 2.0
+    run false
+";
+        let r = run(src, &fake, DEFAULT).await;
+        assert_eq!(r.status, RunStatus::Succeeded);
+        assert_eq!(unit(&r, "flaky").attempts, 4);
+        let mut e = fake.events();
+        e.sort_by_key(|e| e.attempt);
+        let gaps: Vec<u128> = e
+            .windows(2)
+            .map(|w| (w[1].start - w[0].end).as_millis())
+            .collect();
+        assert_eq!(gaps, [1000, 2000, 4000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_run_out_then_the_step_fails() {
+        let fake = Fake::new(|_, _| fail());
+        let src = "
+flaky:
+    retry 2 every 2s backoff 1.5
+    run false
+";
+        let r = run(src, &fake, DEFAULT).await;
+        assert_eq!(r.status, RunStatus::Failed);
+        assert_eq!(unit(&r, "flaky").attempts, 3);
+        let mut e = fake.events();
+        e.sort_by_key(|e| e.attempt);
+        let gaps: Vec<u128> = e
+            .windows(2)
+            .map(|w| (w[1].start - w[0].end).as_millis())
+            .collect();
+        assert_eq!(gaps, [2000, 3000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelling_stops_running_steps_and_starts_nothing_more() {
+        let fake = Fake::new(|_, _| ok(3600));
+        let src = "
+a:
+    run sleep 3600
+b:
+    run sleep 3600
+c:
+    run sleep 3600
+d: a
+    run true
+";
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let _ = tx.send(true);
+        });
+        let t0 = VInstant::now();
+        let r = run_with(src, &fake, Opts { jobs: 2, ..DEFAULT }, rx).await;
+        assert_eq!(r.status, RunStatus::Interrupted);
+        assert_eq!(r.status.exit_code(), 130);
+        assert_eq!(t0.elapsed().as_secs(), 10, "the run ends when cancelled");
+        // `a` (longest path) and `b` had the two slots; both were told to stop.
+        let mut started = fake.started();
+        started.sort();
+        assert_eq!(started, ["a", "b"]);
+        for e in fake.events() {
+            assert_eq!(e.exit, Exit::Cancelled, "{e:?}");
+        }
+        for name in ["a", "b", "c", "d"] {
+            assert_eq!(unit(&r, name).status, Status::Cancelled, "{name}");
+        }
+        assert_eq!(
+            unit(&r, "c").reason.as_deref(),
+            Some("not run: the run was interrupted")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn foreach_instances_run_together_and_one_failure_fails_the_step() {
+        let fake = Fake::new(|name, _| {
+            let act = if name == "f[b]" { fail() } else { ok(0) };
+            Act {
+                takes: Duration::from_secs(1),
+                ..act
+            }
+        });
+        let src = r#"
+f:
+    foreach x in ["a", "b", "c"]
+    env X = "{{ x }}"
+    run true
+after: f
+    run true
+"#;
+        let r = run(src, &fake, DEFAULT).await;
+        assert_eq!(r.status, RunStatus::Failed);
+        assert_eq!(fake.max_running.load(Ordering::SeqCst), 3);
+        assert_eq!(env(&fake.event("f[c]"), "X"), "c");
+        assert_eq!(unit(&r, "f[a]").status, Status::Succeeded);
+        assert_eq!(unit(&r, "f[b]").status, Status::Failed);
+        assert_eq!(unit(&r, "after").status, Status::Cancelled);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn targets_run_only_what_they_need() {
+        let fake = Fake::new(|_, _| ok(1));
+        let src = "
+a:
+    run true
+b: a
+    run true
+c:
+    run true
+";
+        let r = run(
+            src,
+            &fake,
+            Opts {
+                targets: vec!["b".into()],
+                ..DEFAULT
+            },
+        )
+        .await;
+        assert_eq!(r.status, RunStatus::Succeeded);
+        assert_eq!(fake.started(), ["a", "b"]);
+        assert!(r.steps.iter().all(|u| u.name != "c"));
+    }
 }

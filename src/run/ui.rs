@@ -14,6 +14,8 @@ pub struct Ui {
     color: bool,
     interactive: bool,
     width: usize,
+    /// Print nothing at all (tests that drive the scheduler directly).
+    silent: bool,
     state: Mutex<State>,
 }
 
@@ -52,7 +54,16 @@ impl Ui {
             color,
             interactive,
             width,
+            silent: false,
             state: Mutex::new(State::default()),
+        }
+    }
+
+    /// A UI that prints nothing.
+    pub fn silent() -> Ui {
+        Ui {
+            silent: true,
+            ..Ui::new(false, false, [])
         }
     }
 
@@ -76,6 +87,9 @@ impl Ui {
     }
 
     fn print(&self, text: &str) {
+        if self.silent {
+            return;
+        }
         let mut st = self.lock();
         let mut out = std::io::stdout().lock();
         if st.progress.is_some() {
@@ -122,6 +136,9 @@ impl Ui {
     }
 
     pub fn error(&self, text: &str) {
+        if self.silent {
+            return;
+        }
         let mut st = self.lock();
         if st.progress.take().is_some() {
             print!("\r\x1b[2K");
