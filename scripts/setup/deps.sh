@@ -2,7 +2,7 @@
 # Debian packages the tests use. Installs only what is missing, so a second
 # run costs nothing.
 set -euo pipefail
-needed=(make busybox-static python3-venv)
+needed=(make busybox-static python3-venv curl)
 missing=()
 for pkg in "${needed[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
