@@ -9,9 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release --quiet
 bin=$PWD/target/release/topsail
-if ! command -v just >/dev/null; then
-    echo "installing just from crates.io for the comparison (once)" >&2
-    cargo install --quiet --locked just || true
+# just for the comparison: the one on the PATH, else PyPI's rust-just (a
+# prebuilt just binary) in the project's venv.
+just_bin=$(command -v just || true)
+if [ -z "$just_bin" ]; then
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install -q --disable-pip-version-check rust-just==1.59.0 >/dev/null 2>&1 || true
+    [ -x .venv/bin/just ] && just_bin=$PWD/.venv/bin/just
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -43,8 +47,8 @@ for n in 1000 10000 100000; do
     (cd "$d" && "$bin" check pipeline.topsail >/dev/null 2>&1) || { echo "check failed on $n steps" >&2; "$bin" check "$d/pipeline.topsail" 2>&1 | tail -5; exit 1; }
     read -r ts_ms ts_mb < <(cd "$d" && measure "$reps" "$bin" check pipeline.topsail)
     just_ms=-; make_ms=-
-    if command -v just >/dev/null; then
-        read -r just_ms _ < <(cd "$d" && measure "$reps" just --summary)
+    if [ -n "$just_bin" ]; then
+        read -r just_ms _ < <(cd "$d" && measure "$reps" "$just_bin" --summary)
     fi
     read -r make_ms _ < <(cd "$d" && measure "$reps" make -n all)
     ratio() { if [ "$1" = - ] || [ "$2" -eq 0 ]; then echo -; else awk "BEGIN {printf \"%.2f\", $1 / $2}"; fi; }
