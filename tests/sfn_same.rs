@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{Test, command, repo};
-use crate::support::{Worker, deploy, record, run, unique};
+use crate::support::{ROLE, Worker, record, run, unique};
 
 const IMAGE: &str = "topsail-test/busybox:latest";
 
@@ -113,9 +113,10 @@ fn meaning(r: &Value) -> Vec<(String, String, u64, String)> {
         .collect()
 }
 
-fn local(dir: &Path, file: &str) -> Value {
+fn local(dir: &Path, file: &str, extra: &[&str]) -> Value {
     let out = command(dir)
         .args(["run", file, "-j", "4"])
+        .args(extra)
         .output()
         .unwrap();
     let runs = dir.join(".topsail/runs");
@@ -129,27 +130,42 @@ fn local(dir: &Path, file: &str) -> Value {
 }
 
 fn same_meaning(file: &str, text: &str) {
+    same_meaning_with(file, text, &[]);
+}
+
+/// `extra`: flags for every command that loads the file (`--context`).
+fn same_meaning_with(file: &str, text: &str, extra: &[&str]) {
     let t = Test::new().file(file, text);
     let dir = t.dir.path();
-    let here = local(dir, file);
+    let here = local(dir, file, extra);
     let machine = unique("same");
-    let activity = deploy(dir, file, &machine);
+    let mut deploy_args = vec!["deploy", file, "--name", &machine, "--role-arn", ROLE];
+    deploy_args.extend_from_slice(extra);
+    let (code, out, err) = run(dir, &deploy_args);
+    assert_eq!(code, 0, "deploy failed:\n{out}\n{err}");
+    let activity = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("activity ")
+                .and_then(|r| r.split(": ").nth(1))
+        })
+        .expect("deploy prints the activity ARN")
+        .to_string();
     let flags = ["--allow-host", "--allow-image", "topsail-test/*"];
     let a = Worker::start(dir, &activity, "wa", &flags);
     let b = Worker::start(dir, &activity, "wb", &flags);
     let exec = unique("ex");
-    let (_, out, err) = run(
-        dir,
-        &[
-            "start",
-            file,
-            "--machine",
-            &machine,
-            "--name",
-            &exec,
-            "--follow",
-        ],
-    );
+    let mut start_args = vec![
+        "start",
+        file,
+        "--machine",
+        &machine,
+        "--name",
+        &exec,
+        "--follow",
+    ];
+    start_args.extend_from_slice(extra);
+    let (_, out, err) = run(dir, &start_args);
     let there = record(dir, &exec);
     assert_eq!(
         meaning(&here),
@@ -174,4 +190,14 @@ fn busybox_pipelines_mean_the_same_locally_and_on_step_functions() {
     require_image();
     same_meaning("bb.topsail", BUSYBOX_OK);
     same_meaning("bbcatch.topsail", BUSYBOX_CATCH);
+}
+
+#[test]
+fn old_manifests_mean_the_same_locally_and_on_step_functions() {
+    // `.type` outputs flowing into the next state's env, and a failing state.
+    for name in ["outputs.yaml", "failing.yaml"] {
+        let text = std::fs::read_to_string(repo().join("tests/fixtures/legacy").join(name))
+            .expect("legacy fixture");
+        same_meaning_with(name, &text, &["--context", "deploy"]);
+    }
 }

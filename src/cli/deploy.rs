@@ -19,13 +19,16 @@ pub struct Args {
     pub role_arn: Option<String>,
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub context: super::ContextArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (_, pipeline) = match super::load_pipeline(args.file.as_deref()) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (_, pipeline) =
+        match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let name = crate::sfn::resource_name(args.name.as_deref().unwrap_or(&pipeline.name));
     let rt = match crate::sfn::runtime() {
         Ok(rt) => rt,

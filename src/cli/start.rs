@@ -43,13 +43,15 @@ pub struct Args {
     pub no_color: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub context: super::ContextArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
     let pipeline = if args.state_machine_arn.is_some() {
         None
     } else {
-        match super::load_pipeline(args.file.as_deref()) {
+        match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
             Ok((_, p)) => Some(p),
             Err(code) => return code,
         }
