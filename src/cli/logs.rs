@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::run::record::{RUNS_DIR, list_runs, log_file_name};
+use crate::run::record::{RUNS_DIR, list_runs, read_logs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,7 +47,7 @@ pub fn run(args: Args) -> ExitCode {
             ));
         }
     };
-    let logs = args.dir.join(RUNS_DIR).join(&id).join("logs");
+    let run_dir = args.dir.join(RUNS_DIR).join(&id);
     let units: Vec<String> = json
         .as_ref()
         .and_then(|j| j.get("steps"))
@@ -74,26 +74,24 @@ pub fn run(args: Args) -> ExitCode {
             return super::fail_usage(format!("run {id} has no step `{step}`{hint}"));
         }
         let prefix = wanted.len() > 1;
-        for u in wanted {
-            print_log(&logs, u, prefix);
-        }
+        let wanted: Vec<String> = wanted.into_iter().cloned().collect();
+        print_logs(&run_dir, &wanted, prefix);
     } else {
-        for u in &units {
-            print_log(&logs, u, true);
-        }
+        print_logs(&run_dir, &units, true);
     }
     ExitCode::SUCCESS
 }
 
-fn print_log(dir: &std::path::Path, unit: &str, prefix: bool) {
-    let Ok(text) = std::fs::read_to_string(dir.join(log_file_name(unit))) else {
-        return;
-    };
-    for line in text.lines() {
-        if prefix {
-            println!("{unit} | {line}");
-        } else {
-            println!("{line}");
+fn print_logs(run_dir: &std::path::Path, units: &[String], prefix: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for (unit, lines) in units.iter().zip(read_logs(run_dir, units)) {
+        for line in lines {
+            let _ = if prefix {
+                writeln!(out, "{unit} | {line}")
+            } else {
+                writeln!(out, "{line}")
+            };
         }
     }
 }

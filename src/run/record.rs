@@ -1,34 +1,68 @@
 //! The run record: `.topsail/runs/<run-id>/` under the pipeline's directory,
-//! with `run.json` (steps, statuses, attempts, timings, outputs) and one log
-//! per step in `logs/`. Everything written here has already been masked: no
-//! secret value reaches the disk. `topsail runs` and `topsail logs` read it.
+//! with `run.json` (steps, statuses, attempts, timings, outputs) and the
+//! log of every step in one file, `run.log`: one line per logged line,
+//! `UNIT<TAB>LINE`. (One file per step cost more than a no-op step itself
+//! where creating files is slow, as on ext4 right after many deletions.)
+//! Records written before kept `logs/<unit>.log`; [`read_logs`] reads both.
+//! Everything written here has already been masked: no secret value
+//! reaches the disk. `topsail runs` and `topsail logs` read it.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::run::scheduler::RunReport;
 
 pub const RUNS_DIR: &str = ".topsail/runs";
 
+pub const LOG_FILE: &str = "run.log";
+
 pub struct Record {
     pub dir: PathBuf,
+    /// `run.log`, shared by every step; `None` once writing it failed.
+    log: Mutex<Option<BufWriter<File>>>,
 }
 
 impl Record {
     pub fn create(pipeline_dir: &Path, run_id: &str) -> std::io::Result<Record> {
         let dir = pipeline_dir.join(RUNS_DIR).join(run_id);
-        std::fs::create_dir_all(dir.join("logs"))?;
-        Ok(Record { dir })
-    }
-
-    pub fn open_log(&self, unit: &str) -> std::io::Result<BufWriter<File>> {
-        let path = self.dir.join("logs").join(log_file_name(unit));
-        let f = std::fs::OpenOptions::new()
+        std::fs::create_dir_all(&dir)?;
+        let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)?;
-        Ok(BufWriter::new(f))
+            .open(dir.join(LOG_FILE))?;
+        Ok(Record {
+            dir,
+            log: Mutex::new(Some(BufWriter::new(log))),
+        })
+    }
+
+    fn with_log(&self, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) {
+        let mut log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(w) = log.as_mut()
+            && let Err(e) = f(w)
+        {
+            eprintln!(
+                "topsail: cannot write {}: {e} (the run goes on without logs)",
+                self.dir.join(LOG_FILE).display()
+            );
+            *log = None;
+        }
+    }
+
+    /// Append one line of `unit`'s log (buffered: see [`Record::flush_log`]).
+    pub fn log_line(&self, unit: &str, line: &str) {
+        self.with_log(|w| writeln!(w, "{}\t{line}", log_key(unit)));
+    }
+
+    /// Write out what is buffered; each step does when it ends.
+    pub fn flush_log(&self) {
+        self.with_log(BufWriter::flush);
     }
 
     /// Write `run.json` atomically (a reader never sees half a file).
@@ -52,7 +86,40 @@ impl Record {
     }
 }
 
-/// `deploy[eu-west-1]` -> `deploy[eu-west-1].log`; anything odd becomes `_`.
+/// A unit's name as the first field of a `run.log` line (a foreach item
+/// may hold a tab or a line break).
+fn log_key(unit: &str) -> String {
+    unit.replace(['\t', '\n', '\r'], " ")
+}
+
+/// The logged lines of each of `units` in the record at `run_dir`, in the
+/// order they were written (empty for a unit that logged nothing).
+pub fn read_logs(run_dir: &Path, units: &[String]) -> Vec<Vec<String>> {
+    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
+    if let Ok(text) = std::fs::read_to_string(run_dir.join(LOG_FILE)) {
+        for line in text.lines() {
+            if let Some((key, rest)) = line.split_once('\t') {
+                by_key
+                    .entry(key.to_string())
+                    .or_default()
+                    .push(rest.to_string());
+            }
+        }
+    }
+    units
+        .iter()
+        .map(|u| match by_key.remove(&log_key(u)) {
+            Some(lines) => lines,
+            // A record from before `run.log`: one file per unit.
+            None => std::fs::read_to_string(run_dir.join("logs").join(log_file_name(u)))
+                .map(|t| t.lines().map(str::to_string).collect())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// `deploy[eu-west-1]` -> `deploy[eu-west-1].log`; anything odd becomes `_`
+/// (the per-unit log files of records from before `run.log`).
 pub fn log_file_name(unit: &str) -> String {
     let safe: String = unit
         .chars()
@@ -90,4 +157,33 @@ pub fn list_runs(dir: &Path) -> std::io::Result<Vec<(String, Option<serde_json::
             (id, json)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_log_lines_come_back_per_unit_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Record::create(dir.path(), "r1").unwrap();
+        rec.log_line("a", "[topsail] started on the host");
+        rec.log_line("f[x\ty]", "tab in the item");
+        rec.log_line("a", "hello\tworld");
+        rec.flush_log();
+        let units = ["a", "f[x\ty]", "silent"].map(str::to_string);
+        let logs = read_logs(&rec.dir, &units);
+        assert_eq!(logs[0], ["[topsail] started on the host", "hello\tworld"]);
+        assert_eq!(logs[1], ["tab in the item"]);
+        assert!(logs[2].is_empty());
+    }
+
+    #[test]
+    fn records_from_before_run_log_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        std::fs::write(dir.path().join("logs/deploy[eu].log"), "one\ntwo\n").unwrap();
+        let logs = read_logs(dir.path(), &["deploy[eu]".to_string()]);
+        assert_eq!(logs[0], ["one", "two"]);
+    }
 }

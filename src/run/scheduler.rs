@@ -356,6 +356,7 @@ impl Scheduler {
         };
         let report = self.report(status);
         if let Some(rec) = &self.sh.record {
+            rec.flush_log();
             rec.write(&report);
         }
         report
@@ -851,7 +852,10 @@ async fn run_with_retries(
     retry: Option<&crate::model::Retry>,
     mut cancel: watch::Receiver<bool>,
 ) -> (u32, Outcome) {
-    let mut log = sh.record.as_ref().and_then(|r| r.open_log(&spec.name).ok());
+    let log = StepLog {
+        record: sh.record.as_ref(),
+        unit: &spec.name,
+    };
     let max = retry.map_or(0, |r| r.max_attempts);
     let mut attempt = 1;
     loop {
@@ -865,7 +869,7 @@ async fn run_with_retries(
             format!("attempt {attempt} of {} {what}", max + 1)
         };
         sh.ui.system(&spec.name, &msg);
-        write_log(&mut log, Stream::System, &msg);
+        log.write(Stream::System, &msg);
         let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
         let io = StepIo {
             lines: tx,
@@ -876,10 +880,10 @@ async fn run_with_retries(
         let outcome = loop {
             tokio::select! {
                 biased;
-                Some(line) = rx.recv() => emit(sh, &spec.name, &mut log, &line),
+                Some(line) = rx.recv() => emit(sh, &spec.name, &log, &line),
                 outcome = &mut fut => {
                     while let Ok(line) = rx.try_recv() {
-                        emit(sh, &spec.name, &mut log, &line);
+                        emit(sh, &spec.name, &log, &line);
                     }
                     break outcome;
                 }
@@ -894,7 +898,7 @@ async fn run_with_retries(
                     fmt_secs(delay)
                 );
                 sh.ui.system(&spec.name, &msg);
-                write_log(&mut log, Stream::System, &msg);
+                log.write(Stream::System, &msg);
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     _ = cancel.wait_for(|c| *c) => return (attempt, Outcome::Cancelled),
@@ -903,43 +907,52 @@ async fn run_with_retries(
             }
             other => {
                 if let Outcome::Succeeded(_) = &other {
-                    write_log(&mut log, Stream::System, "succeeded");
+                    log.write(Stream::System, "succeeded");
                 }
                 if let Outcome::Failed { error, cause } = &other {
-                    write_log(
-                        &mut log,
+                    log.write(
                         Stream::System,
                         &format!("failed: {} [{error}]", sh.secrets.mask(cause)),
                     );
                 }
-                if let Some(f) = log.as_mut() {
-                    use std::io::Write;
-                    let _ = f.flush();
-                }
+                log.flush();
                 return (attempt, other);
             }
         }
     }
 }
 
-fn emit(sh: &Shared, name: &str, log: &mut Option<std::io::BufWriter<std::fs::File>>, line: &Line) {
+fn emit(sh: &Shared, name: &str, log: &StepLog<'_>, line: &Line) {
     let text = sh.secrets.mask(&line.text);
     match line.stream {
         Stream::System => sh.ui.system(name, &text),
         s => sh.ui.line(name, s, &text),
     }
-    write_log(log, line.stream, &text);
+    log.write(line.stream, &text);
 }
 
-fn write_log(log: &mut Option<std::io::BufWriter<std::fs::File>>, stream: Stream, text: &str) {
-    use std::io::Write;
-    if let Some(f) = log.as_mut() {
-        let tag = match stream {
-            Stream::Stdout => "",
-            Stream::Stderr => "[stderr] ",
-            Stream::System => "[topsail] ",
-        };
-        let _ = writeln!(f, "{tag}{text}");
+/// One unit's lines in the run's log (already masked when they get here).
+struct StepLog<'a> {
+    record: Option<&'a Record>,
+    unit: &'a str,
+}
+
+impl StepLog<'_> {
+    fn write(&self, stream: Stream, text: &str) {
+        if let Some(r) = self.record {
+            let tag = match stream {
+                Stream::Stdout => "",
+                Stream::Stderr => "[stderr] ",
+                Stream::System => "[topsail] ",
+            };
+            r.log_line(self.unit, &format!("{tag}{text}"));
+        }
+    }
+
+    fn flush(&self) {
+        if let Some(r) = self.record {
+            r.flush_log();
+        }
     }
 }
 
@@ -952,8 +965,11 @@ async fn approve(
     message: &str,
     mut cancel: watch::Receiver<bool>,
 ) -> Outcome {
-    let mut log = sh.record.as_ref().and_then(|r| r.open_log(name).ok());
-    write_log(&mut log, Stream::System, &format!("approval: {message}"));
+    let log = StepLog {
+        record: sh.record.as_ref(),
+        unit: name,
+    };
+    log.write(Stream::System, &format!("approval: {message}"));
     let outcome = if sh.opts.approve_all || sh.opts.approve.iter().any(|a| a == step || a == name) {
         let how = if sh.opts.approve_all {
             "--approve-all"
@@ -988,11 +1004,8 @@ async fn approve(
         Outcome::Failed { cause, .. } => format!("not approved: {cause}"),
         Outcome::Cancelled => "cancelled".into(),
     };
-    write_log(&mut log, Stream::System, &line);
-    if let Some(f) = log.as_mut() {
-        use std::io::Write;
-        let _ = f.flush();
-    }
+    log.write(Stream::System, &line);
+    log.flush();
     outcome
 }
 
