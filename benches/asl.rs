@@ -50,26 +50,7 @@ impl Stats {
 
 fn critical_path(n: usize, edges: &[(usize, usize)], d: &[f64]) -> (f64, f64) {
     // (critical path, naive level-by-level makespan)
-    let mut preds = vec![Vec::new(); n];
-    let mut succs = vec![Vec::new(); n];
-    let mut indeg = vec![0; n];
-    for &(a, b) in edges {
-        preds[b].push(a);
-        succs[a].push(b);
-        indeg[b] += 1;
-    }
-    let mut order: Vec<usize> = (0..n).filter(|&v| indeg[v] == 0).collect();
-    let mut i = 0;
-    while i < order.len() {
-        let v = order[i];
-        i += 1;
-        for &w in &succs[v] {
-            indeg[w] -= 1;
-            if indeg[w] == 0 {
-                order.push(w);
-            }
-        }
-    }
+    let (order, preds) = synth::topo_order(n, edges);
     let mut finish = vec![0.0f64; n];
     let mut level = vec![0usize; n];
     for &v in &order {

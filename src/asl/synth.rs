@@ -174,8 +174,9 @@ fn sp_part(
     }
 }
 
-/// Every pair (a, b) with a path a -> b, as `reach[b]` = set of a.
-pub fn ancestors(n: usize, edges: &[(usize, usize)]) -> Vec<Vec<bool>> {
+/// Kahn's topological order of a DAG given as edges over `0..n`, and each
+/// node's predecessors.
+pub fn topo_order(n: usize, edges: &[(usize, usize)]) -> (Vec<usize>, Vec<Vec<usize>>) {
     let mut preds = vec![Vec::new(); n];
     let mut succs = vec![Vec::new(); n];
     let mut indeg = vec![0; n];
@@ -196,6 +197,12 @@ pub fn ancestors(n: usize, edges: &[(usize, usize)]) -> Vec<Vec<bool>> {
             }
         }
     }
+    (order, preds)
+}
+
+/// Every pair (a, b) with a path a -> b, as `reach[b]` = set of a.
+pub fn ancestors(n: usize, edges: &[(usize, usize)]) -> Vec<Vec<bool>> {
+    let (order, preds) = topo_order(n, edges);
     let mut reach = vec![vec![false; n]; n];
     for &v in &order {
         for &a in &preds[v] {
