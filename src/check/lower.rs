@@ -17,9 +17,9 @@ use crate::model::{
     self, Action, Foreach, ForeachItems, Param, Pipeline, Retry, Script, Secret, Step, StepId,
     Text, Type, Value,
 };
+use crate::syntax::Span;
 use crate::syntax::ast::{self, DirectiveKind, Item, Part};
 use crate::syntax::interp::{is_env_name, is_name};
-use crate::syntax::{SourceMap, Span};
 
 use super::Unit;
 use super::refs::{self, Ctx};
@@ -94,12 +94,10 @@ struct Defaults {
 }
 
 pub(crate) fn lower(
-    sources: &SourceMap,
     units: &[Unit],
     default_name: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Pipeline> {
-    let _ = sources;
     // Phase 1: declarations.
     let mut pipeline_name: Option<&ast::Ident> = None;
     let mut params: IndexMap<String, Param> = IndexMap::new();
@@ -144,7 +142,7 @@ pub(crate) fn lower(
                         diags.push(bad_env_name(&s.name, s.span, "secret"));
                     }
                     if let Some((first, _)) = secrets.get(&s.name) {
-                        if unit.is_root && sources_same_file(first.span, s.span) {
+                        if unit.is_root && first.span.file == s.span.file {
                             diags.push(duplicate_decl(
                                 &format!("secret {}", s.name),
                                 s.span,
@@ -263,7 +261,7 @@ pub(crate) fn lower(
     // reference is resolved.
     let bodies: Vec<Cow<[ast::Directive]>> = decls
         .iter()
-        .map(|d| expand(d, units, &templates, &params, diags))
+        .map(|d| expand(d, units, &templates, diags))
         .collect();
 
     let steps_info: Vec<StepInfo> = decls
@@ -436,10 +434,6 @@ pub(crate) fn lower(
         steps,
         graph,
     })
-}
-
-fn sources_same_file(a: Span, b: Span) -> bool {
-    a.file == b.file
 }
 
 fn duplicate_decl(what: &str, span: Span, first: Span) -> Diagnostic {
@@ -692,7 +686,6 @@ fn expand<'a>(
     d: &Decl<'a>,
     units: &[Unit],
     templates: &HashMap<(Option<String>, String), Template>,
-    params: &IndexMap<String, Param>,
     diags: &mut Vec<Diagnostic>,
 ) -> Cow<'a, [ast::Directive]> {
     let body = &d.ast.body;
@@ -845,7 +838,6 @@ fn expand<'a>(
             }
         }
     }
-    let _ = params;
     // The template's body with parameters substituted, then the step's own
     // directives, which override single-valued ones.
     let own: Vec<&ast::Directive> = body

@@ -121,7 +121,7 @@ pub fn check_source_with(
         .and_then(|s| s.to_str())
         .map_or_else(|| "pipeline".to_string(), str::to_string);
     let syntax_errors = diags.len();
-    let pipeline = lower::lower(&sources, &units, &default_name, &mut diags);
+    let pipeline = lower::lower(&units, &default_name, &mut diags);
     drop_cascades(&sources, &mut diags, syntax_errors);
     diagnostics::sort(&mut diags);
     let pipeline = if diagnostics::has_errors(&diags) {

@@ -2,8 +2,6 @@
 //! variable, another step's output (which must be needed and declared), or a
 //! built-in. Every unresolved name becomes a diagnostic with a suggestion.
 
-use std::collections::HashSet;
-
 use crate::diagnostics::{Diagnostic, codes, suggest};
 use crate::model::{self, Cond, Operand, Piece, Ref, Text, Type};
 use crate::syntax::ast::{self, Expr, ExprKind, Part};
@@ -369,17 +367,4 @@ fn operand(expr: &Expr, ctx: &Ctx, env: &Env, diags: &mut Vec<Diagnostic>) -> Op
             None
         }
     }
-}
-
-/// Names used by a `when` expression or a text, for "unused" bookkeeping.
-#[allow(dead_code)]
-pub(crate) fn names_in(interp: &ast::Interp) -> HashSet<String> {
-    interp
-        .parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Ref(r) => Some(r.dotted()),
-            Part::Lit(_) => None,
-        })
-        .collect()
 }

@@ -44,42 +44,32 @@ const TOP_KEYS: &[&str] = &[
     "templates",
     "steps",
 ];
-const STEP_KEYS: &[&str] = &[
-    "needs",
-    "image",
-    "run",
-    "shell",
-    "env",
-    "workdir",
-    "outputs",
-    "secrets",
-    "timeout",
-    "heartbeat",
-    "retry",
-    "when",
-    "foreach",
-    "approval",
-    "catch",
-    "use",
-];
-const TEMPLATE_KEYS: &[&str] = &[
-    "params",
-    "image",
-    "run",
-    "shell",
-    "env",
-    "workdir",
-    "outputs",
-    "secrets",
-    "timeout",
-    "heartbeat",
-    "retry",
-    "when",
-    "foreach",
-    "approval",
-    "catch",
-    "use",
-];
+/// The keys of a step or template body: one per directive, after the key that
+/// only that kind of body has (`needs` for a step, `params` for a template).
+macro_rules! body_keys {
+    ($first:literal) => {
+        &[
+            $first,
+            "image",
+            "run",
+            "shell",
+            "env",
+            "workdir",
+            "outputs",
+            "secrets",
+            "timeout",
+            "heartbeat",
+            "retry",
+            "when",
+            "foreach",
+            "approval",
+            "catch",
+            "use",
+        ]
+    };
+}
+const STEP_KEYS: &[&str] = body_keys!("needs");
+const TEMPLATE_KEYS: &[&str] = body_keys!("params");
 const PARAM_KEYS: &[&str] = &["type", "default"];
 const RETRY_KEYS: &[&str] = &["attempts", "every", "backoff"];
 const FOREACH_KEYS: &[&str] = &["var", "in"];
