@@ -249,14 +249,10 @@ fn textmate_tokens(files: &[PathBuf]) -> Vec<(PathBuf, Vec<Token>)> {
 }
 
 fn examples() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .expect("examples/ exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
+    crate::common::examples()
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "topsail"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty());
-    files
+        .collect()
 }
 
 /// Checks that hold on any file: comment lines, step headers, the first word

@@ -1,28 +1,12 @@
 //! Every file in examples/ checks clean, is formatted, and means the same
 //! thing in both forms: `.topsail` -> YAML -> `.topsail` gives the same model.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use topsail::check::check_source;
 use topsail::syntax::Format;
 
-use crate::common::{Test, command, repo};
-
-fn examples() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
-        .expect("examples/ exists")
-        .map(|e| e.expect("readable dir entry").path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("topsail" | "yaml")
-            )
-        })
-        .collect();
-    files.sort();
-    assert!(files.len() >= 6, "expected the examples, found {files:?}");
-    files
-}
+use crate::common::{Test, command, examples, repo};
 
 fn model_of(path: &Path, text: String) -> serde_json::Value {
     let checked = check_source(

@@ -81,3 +81,23 @@ pub fn command(dir: &Path) -> Command {
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// The pipelines in examples/ (`.topsail` and `.yaml`), sorted. Anything
+/// else there — such as the `.topsail/` run records that running an example
+/// leaves — is not an example.
+pub fn examples() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
+        .expect("examples/ exists")
+        .map(|e| e.expect("readable dir entry").path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("topsail" | "yaml")
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "expected the examples, found {files:?}");
+    files
+}
