@@ -17,7 +17,7 @@ use topsail::model::{
     Value,
 };
 
-use crate::common::{Test, repo};
+use crate::common::{Test, command, repo};
 
 fn golden_dir() -> PathBuf {
     repo().join("tests/golden/asl")
@@ -388,11 +388,76 @@ fn compile_writes_json_yaml_and_graphs() {
             "arn:aws:states:us-east-1:123456789012:activity:x",
         ]);
     let run = t.run();
-    if run.status == 101 && run.stderr.contains("not yet implemented") {
-        eprintln!("note: YAML front end not implemented yet; skipped");
-        return;
-    }
     assert_eq!(run.status, 0, "{}", run.stderr);
     let m = std::fs::read_to_string(t.path("m.json")).unwrap();
     assert!(m.contains("arn:aws:states:us-east-1:123456789012:activity:x"));
+}
+
+/// The waits `topsail compile` notes, as (waiter, waited for) from its stderr.
+fn noted_waits(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split("on Step Functions ").nth(1))
+        .map(|rest| rest.replace(", which it does not need", ""))
+        .collect()
+}
+
+#[test]
+fn durations_from_a_recorded_run_move_the_added_wait() {
+    // a->c, b->c, b->d: not series-parallel, so one wait must be added.
+    // With nothing known, `d` waits for `a` (two levels of two steps). Once a
+    // run has shown that `a` and `d` are slow and `b` and `c` quick, the cheap
+    // wait is a quick one (`a` for `b`, or `c` for `d`), and `d` runs beside `a`.
+    let t = Test::new().file(
+        "pipeline.topsail",
+        "pipeline n\n\na:\n    run sleep 1\n\nb:\n    run true\n\n\
+         c: a b\n    run true\n\nd: b\n    run sleep 1\n",
+    );
+    let compile = |extra: &[&str]| {
+        let out = command(t.dir.path())
+            .args(["compile", "--to", "asl"])
+            .args(extra)
+            .output()
+            .expect("topsail runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    };
+    let (blind, stderr) = compile(&[]);
+    assert_eq!(noted_waits(&stderr), ["`d` also waits for `a`"], "{stderr}");
+
+    // No run recorded yet: a clear usage error.
+    let out = command(t.dir.path())
+        .args(["compile", "--durations-from", "last"])
+        .output()
+        .expect("topsail runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no recorded run matches `last`"),
+        "{stderr}"
+    );
+
+    let out = command(t.dir.path())
+        .args(["run", "--jobs", "4"])
+        .output()
+        .expect("topsail runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (measured, stderr) = compile(&["--durations-from", "last"]);
+    assert!(stderr.contains("step durations from run "), "{stderr}");
+    assert!(stderr.contains("4 of 4 steps measured"), "{stderr}");
+    let waits = noted_waits(&stderr);
+    assert!(
+        waits == ["`a` also waits for `b`"] || waits == ["`c` also waits for `d`"],
+        "{stderr}"
+    );
+    assert_ne!(blind, measured);
+    lint(&measured, "N shape with measured durations");
+    // The same record gives the same bytes.
+    assert_eq!(compile(&["--durations-from", "last"]).0, measured);
 }

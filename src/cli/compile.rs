@@ -1,6 +1,7 @@
 //! `topsail compile [FILE] --to asl|asl-yaml|dot|mermaid [--out PATH]
-//! [--activity-arn ARN] [--approval-queue-url URL]`: the Step Functions
-//! definition (or the DAG as a picture). Same bytes for the same input.
+//! [--activity-arn ARN] [--approval-queue-url URL] [--durations-from RUN]`:
+//! the Step Functions definition (or the DAG as a picture). Same bytes for
+//! the same input (and the same recorded run).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ pub struct Args {
     /// The SQS queue approvals are posted to (default: a placeholder `topsail deploy` fills in)
     #[arg(long, value_name = "URL", default_value = asl::APPROVAL_QUEUE_PLACEHOLDER)]
     pub approval_queue_url: String,
+    #[command(flatten)]
+    pub durations: super::DurationArgs,
     #[command(flatten)]
     pub context: super::ContextArgs,
 }
@@ -51,10 +54,14 @@ pub fn run(args: Args) -> ExitCode {
         Target::Dot => crate::graph::dot(&pipeline),
         Target::Mermaid => crate::graph::mermaid(&pipeline),
         Target::Asl | Target::AslYaml => {
+            let durations = match args.durations.durations(args.file.as_deref(), &pipeline) {
+                Ok(d) => d,
+                Err(code) => return code,
+            };
             let options = asl::Options {
                 activity_arn: args.activity_arn,
                 approval_queue_url: args.approval_queue_url,
-                weights: None,
+                durations,
             };
             match asl::compile(&pipeline, &options) {
                 Ok(compiled) => {

@@ -20,6 +20,8 @@ pub struct Args {
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]
+    pub durations: super::DurationArgs,
+    #[command(flatten)]
     pub context: super::ContextArgs,
 }
 
@@ -29,6 +31,10 @@ pub fn run(args: Args) -> ExitCode {
             Ok(x) => x,
             Err(code) => return code,
         };
+    let durations = match args.durations.durations(args.file.as_deref(), &pipeline) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let name = crate::sfn::resource_name(args.name.as_deref().unwrap_or(&pipeline.name));
     let rt = match crate::sfn::runtime() {
         Ok(rt) => rt,
@@ -36,7 +42,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     let result = rt.block_on(async {
         let c = Clients::new(&args.aws).await?;
-        deploy::deploy(&c, &pipeline, &name, args.role_arn.as_deref()).await
+        deploy::deploy(&c, &pipeline, &name, args.role_arn.as_deref(), durations).await
     });
     match result {
         Ok(d) => {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::run::record::{RUNS_DIR, list_runs, read_logs};
+use crate::run::record::{RUNS_DIR, find_run, read_logs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,33 +19,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let runs = match list_runs(&args.dir) {
-        Ok(r) => r,
-        Err(e) => return super::fail_usage(format!("cannot read the run records: {e}")),
-    };
-    let matching: Vec<_> = if args.run == "last" {
-        runs.into_iter().take(1).collect()
-    } else {
-        runs.into_iter()
-            .filter(|(id, _)| id.starts_with(&args.run))
-            .collect()
-    };
-    let (id, json) = match matching.as_slice() {
-        [one] => one.clone(),
-        [] => {
-            return super::fail_usage(format!(
-                "no recorded run matches `{}` (see `topsail runs`)",
-                args.run
-            ));
-        }
-        many => {
-            let ids: Vec<&str> = many.iter().map(|(i, _)| i.as_str()).collect();
-            return super::fail_usage(format!(
-                "`{}` matches several runs: {}",
-                args.run,
-                ids.join(", ")
-            ));
-        }
+    let (id, json) = match find_run(&args.dir, &args.run) {
+        Ok(run) => run,
+        Err(e) => return super::fail_usage(e),
     };
     let run_dir = args.dir.join(RUNS_DIR).join(&id);
     let units: Vec<String> = json

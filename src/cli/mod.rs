@@ -156,6 +156,81 @@ pub fn load_pipeline_with(
     }
 }
 
+/// `--durations-from RUN`, shared by `compile` and `deploy`: weigh steps by
+/// how long they took in a recorded local run, so that where the DAG is not
+/// series-parallel the waiting is added where it costs least.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DurationArgs {
+    /// Weigh steps by their durations in a recorded run (`last`, a run id or unique prefix, or a run.json path) when choosing where a non-series-parallel DAG waits
+    #[arg(long, value_name = "RUN")]
+    pub durations_from: Option<String>,
+}
+
+impl DurationArgs {
+    /// Each step's measured duration in seconds (indexed by `StepId`;
+    /// `None`: not measured), or nothing without the flag. Runs are looked
+    /// up beside the pipeline file, as `topsail run` records them.
+    pub fn durations(
+        &self,
+        file: Option<&Path>,
+        pipeline: &Pipeline,
+    ) -> Result<Vec<Option<f64>>, ExitCode> {
+        let Some(spec) = &self.durations_from else {
+            return Ok(Vec::new());
+        };
+        let path = Path::new(spec);
+        let (what, json) = if path.is_file() || path.join("run.json").is_file() {
+            let file = if path.is_file() {
+                path.to_path_buf()
+            } else {
+                path.join("run.json")
+            };
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| fail_usage(format!("cannot read {}: {e}", file.display())))?;
+            let json = serde_json::from_str(&text)
+                .map_err(|e| fail_usage(format!("{} is not a run record: {e}", file.display())))?;
+            (file.display().to_string(), json)
+        } else {
+            let pipeline_file = resolve_file(file)?;
+            let dir = pipeline_file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let (id, json) = crate::run::record::find_run(dir, spec).map_err(fail_usage)?;
+            let json = json.ok_or_else(|| {
+                fail_usage(format!(
+                    "run {id} has no readable run.json (was it interrupted?)"
+                ))
+            })?;
+            (format!("run {id}"), json)
+        };
+        let measured = crate::run::record::step_durations(&json);
+        let durations: Vec<Option<f64>> = pipeline
+            .steps
+            .iter()
+            .map(|s| measured.get(&s.name).copied())
+            .collect();
+        let known = durations.iter().flatten().count();
+        if known == 0 {
+            return Err(fail_usage(format!(
+                "{what} has no succeeded step of pipeline `{}`\n  \
+                 help: run it first (`topsail run`), or leave out --durations-from",
+                pipeline.name
+            )));
+        }
+        eprintln!(
+            "note: step durations from {what}: {known} of {} steps measured{}",
+            pipeline.steps.len(),
+            if known < pipeline.steps.len() {
+                " (the others count as typical)"
+            } else {
+                ""
+            }
+        );
+        Ok(durations)
+    }
+}
+
 /// `--context NAME` (repeatable), shared by every command that reads a file:
 /// the contexts a legacy service manifest is read with.
 #[derive(Debug, Clone, Default, clap::Args)]

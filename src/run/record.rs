@@ -159,9 +159,92 @@ pub fn list_runs(dir: &Path) -> std::io::Result<Vec<(String, Option<serde_json::
         .collect())
 }
 
+/// The recorded run `spec` names under `dir`: `last`, a run id, or a
+/// unique prefix of one; with its `run.json` when it could be read.
+pub fn find_run(dir: &Path, spec: &str) -> Result<(String, Option<serde_json::Value>), String> {
+    let runs = list_runs(dir).map_err(|e| format!("cannot read the run records: {e}"))?;
+    let mut matching: Vec<_> = if spec == "last" {
+        runs.into_iter().take(1).collect()
+    } else {
+        runs.into_iter()
+            .filter(|(id, _)| id.starts_with(spec))
+            .collect()
+    };
+    match matching.len() {
+        1 => Ok(matching.remove(0)),
+        0 => Err(format!(
+            "no recorded run matches `{spec}` in {} (see `topsail runs`)",
+            dir.join(RUNS_DIR).display()
+        )),
+        _ => {
+            let ids: Vec<&str> = matching.iter().map(|(i, _)| i.as_str()).collect();
+            Err(format!("`{spec}` matches several runs: {}", ids.join(", ")))
+        }
+    }
+}
+
+/// How long each step took in a recorded run (`run.json`), in seconds, by
+/// step name: steps that succeeded; for a `foreach` step its slowest
+/// instance (the instances run side by side).
+pub fn step_durations(run: &serde_json::Value) -> HashMap<String, f64> {
+    let mut out: HashMap<String, f64> = HashMap::new();
+    let units = run.get("steps").and_then(|s| s.as_array());
+    for u in units.into_iter().flatten() {
+        let (Some(step), Some(status), Some(ms)) = (
+            u.get("step").and_then(|s| s.as_str()),
+            u.get("status").and_then(|s| s.as_str()),
+            u.get("duration_ms").and_then(serde_json::Value::as_u64),
+        ) else {
+            continue;
+        };
+        if status == "succeeded" {
+            let d = out.entry(step.to_string()).or_insert(0.0);
+            *d = d.max(ms as f64 / 1000.0);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_come_from_succeeded_steps_and_the_slowest_instance() {
+        let run = serde_json::json!({"steps": [
+            {"name": "a", "step": "a", "status": "succeeded", "duration_ms": 1500},
+            {"name": "f[x]", "step": "f", "status": "succeeded", "duration_ms": 200},
+            {"name": "f[y]", "step": "f", "status": "succeeded", "duration_ms": 900},
+            {"name": "b", "step": "b", "status": "failed", "duration_ms": 10},
+            {"name": "c", "step": "c", "status": "skipped", "duration_ms": 0},
+            {"name": "odd"}
+        ]});
+        let d = step_durations(&run);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!(d["a"], 1.5);
+        assert_eq!(d["f"], 0.9);
+    }
+
+    #[test]
+    fn runs_are_found_by_last_id_or_unique_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in ["20261125-100000-aaaa", "20261125-110000-bbbb"] {
+            let d = dir.path().join(RUNS_DIR).join(id);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("run.json"), format!(r#"{{"run_id": "{id}"}}"#)).unwrap();
+        }
+        assert_eq!(
+            find_run(dir.path(), "last").unwrap().0,
+            "20261125-110000-bbbb"
+        );
+        let (id, json) = find_run(dir.path(), "20261125-10").unwrap();
+        assert_eq!(id, "20261125-100000-aaaa");
+        assert_eq!(json.unwrap()["run_id"], "20261125-100000-aaaa");
+        let many = find_run(dir.path(), "2026").unwrap_err();
+        assert!(many.contains("matches several runs"), "{many}");
+        let none = find_run(dir.path(), "1999").unwrap_err();
+        assert!(none.starts_with("no recorded run matches `1999`"), "{none}");
+    }
 
     #[test]
     fn run_log_lines_come_back_per_unit_in_order() {

@@ -51,6 +51,7 @@ pub async fn deploy(
     pipeline: &Pipeline,
     name: &str,
     role_arn: Option<&str>,
+    durations: Vec<Option<f64>>,
 ) -> Result<Deployed, String> {
     let (activity_arn, activity) = ensure_activity(c, &activity_name(name)).await?;
     let queue_url = if has_approvals(pipeline) {
@@ -63,7 +64,7 @@ pub async fn deploy(
         approval_queue_url: queue_url
             .as_ref()
             .map_or_else(|| asl::APPROVAL_QUEUE_PLACEHOLDER.into(), |q| q.0.clone()),
-        weights: None,
+        durations,
     };
     let compiled = asl::compile(pipeline, &options).map_err(|diags| {
         let msgs: Vec<String> = diags.iter().map(|d| d.message.clone()).collect();
