@@ -372,6 +372,34 @@ fn run_secrets_never_appear_in_logs_records_or_plan() {
 }
 
 #[test]
+fn run_an_output_holding_a_secret_fails_the_step_and_stores_nothing() {
+    let value = "s3cr3t-Xy7-value";
+    let t = run_test(
+        "pipeline p\nsecret API_TOKEN\n\n\
+         pass:\n    secret API_TOKEN\n    output TOKEN\n    run:\n        \
+         echo \"TOKEN=Bearer $API_TOKEN\" >> \"$TOPSAIL_OUTPUT\"\n\n\
+         after: pass\n    run echo \"got {{ pass.TOKEN }}\"\n",
+    )
+    .env("API_TOKEN", value)
+    .args(&["run"]);
+    let r = t.run();
+    assert_eq!(r.status, 1, "{}", show(&r));
+    assert!(
+        r.stdout
+            .contains("output `TOKEN` holds the value of secret `API_TOKEN`"),
+        "{}",
+        show(&r)
+    );
+    assert!(r.stdout.contains("topsail.SecretInOutput"), "{}", show(&r));
+    assert!(!r.stdout.contains(value) && !r.stderr.contains(value));
+    assert!(!r.stdout.contains("got "), "{}", show(&r));
+    for entry in walk(&t.path(".topsail")) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(!text.contains(value), "secret in {}", entry.display());
+    }
+}
+
+#[test]
 fn run_missing_secret_value_fails_the_step() {
     // The harness passes its own environment on: this test needs the secret unset there.
     assert!(

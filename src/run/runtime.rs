@@ -27,6 +27,9 @@ pub mod errors {
     pub const TIMEOUT: &str = "States.Timeout";
     pub const OUTPUT_MISSING: &str = "topsail.OutputMissing";
     pub const SECRET_MISSING: &str = "topsail.SecretMissing";
+    /// An output holds a secret's value (outputs are stored: the run record,
+    /// Step Functions' execution history).
+    pub const SECRET_IN_OUTPUT: &str = "topsail.SecretInOutput";
     pub const REJECTED: &str = "topsail.Rejected";
     /// Docker unreachable, image missing, container could not start, bad value.
     pub const RUNTIME: &str = "topsail.RuntimeError";
@@ -546,6 +549,28 @@ fn read_outputs(spec: &StepSpec, dir: &AttemptDir, io: &StepIo) -> Outcome {
             "warning: output `{k}` is set but not declared with `output {k}`"
         ));
         set.shift_remove(&k);
+    }
+    // Outputs are kept (run.json; on Step Functions the execution history,
+    // where masking would also change what later steps get), so a secret
+    // must not travel in one. GitHub Actions drops such outputs; failing
+    // says so instead of losing data quietly, and fails alike in both places.
+    let secrets: Vec<(&str, &str)> = spec
+        .env
+        .iter()
+        .filter(|(k, v)| spec.secret_names.contains(k) && !v.trim().is_empty())
+        .map(|(k, v)| (k.as_str(), v.trim()))
+        .collect();
+    for (output, value) in &set {
+        if let Some((secret, _)) = secrets.iter().find(|(_, v)| value.contains(v)) {
+            return Outcome::failed(
+                errors::SECRET_IN_OUTPUT,
+                format!(
+                    "output `{output}` holds the value of secret `{secret}`; outputs are \
+                     stored (run record, Step Functions history), so a secret cannot pass \
+                     through one: give the steps that need it `secret {secret}` instead"
+                ),
+            );
+        }
     }
     Outcome::Succeeded(set)
 }
