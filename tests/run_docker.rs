@@ -202,6 +202,85 @@ fn docker_sigterm_removes_running_containers() {
     assert_tmp_empty(&t);
 }
 
+/// A `topsail run` in the background, stopped with SIGTERM (so it removes
+/// its containers) when dropped, also when an assertion fails first.
+struct Background(std::process::Child);
+
+impl Background {
+    /// Start `topsail run` in `t`'s directory and wait for its container.
+    fn start(t: &crate::common::Test, pipeline: &str) -> Background {
+        let child = crate::common::command(t.dir.path())
+            .args(["run"])
+            .env("TMPDIR", t.path("tmp"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while containers_of(pipeline).is_empty() {
+            assert!(Instant::now() < deadline, "the container never started");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Background(child)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A SIGKILLed topsail cannot remove its containers; the next topsail that
+/// uses the engine on this machine removes them (and only those).
+#[test]
+fn docker_containers_of_a_killed_topsail_are_removed_by_the_next_one() {
+    require_docker();
+    let sleeper = |name: &str| {
+        run_test(&format!(
+            "pipeline {name}\nimage \"{IMAGE}\"\na:\n    run sleep 120\n"
+        ))
+    };
+    // A live run: its container must survive the clean-up.
+    let live_name = unique("dock-live");
+    let live_dir = sleeper(&live_name);
+    let _live = Background::start(&live_dir, &live_name);
+
+    let name = unique("dock-kill");
+    let victim_dir = sleeper(&name);
+    let mut victim = Background::start(&victim_dir, &name);
+    victim.0.kill().unwrap(); // SIGKILL: no chance to clean up
+    victim.0.wait().unwrap();
+    assert_eq!(
+        containers_of(&name).len(),
+        1,
+        "the killed run's container should still be there"
+    );
+
+    let next = run_test(&format!(
+        "pipeline {}\nimage \"{IMAGE}\"\na:\n    run true\n",
+        unique("dock-next")
+    ))
+    .args(&["run"]);
+    let r = next.run();
+    assert_eq!(r.status, 0, "{}", show(&r));
+    assert!(
+        r.stderr.contains("(step `a`) left by topsail process")
+            && r.stderr.contains("which was killed"),
+        "{}",
+        show(&r)
+    );
+    assert!(containers_of(&name).is_empty(), "the orphan is still there");
+    assert_eq!(
+        containers_of(&live_name).len(),
+        1,
+        "a live run's container was removed"
+    );
+}
+
 /// A container the kernel's OOM killer ends says so; the engine's
 /// `State.OOMKilled` tells it apart from a plain exit 137 (see
 /// `docker_timeout_failure_and_retries`). The language has no memory limit

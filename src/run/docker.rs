@@ -4,6 +4,10 @@
 //! same path as on the host (so `TMPDIR` and `$TOPSAIL_OUTPUT` mean the same
 //! inside and out, and a step may start sibling containers). Containers carry
 //! `topsail.run` / `topsail.step` labels and are removed whatever happens.
+//! A topsail process killed outright (SIGKILL, OOM) cannot remove its own:
+//! each container also names its owner process (`topsail.owner`), and the
+//! next topsail on the same machine that talks to the engine removes the
+//! containers whose owner is gone.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,6 +29,8 @@ use crate::run::runtime::{AttemptDir, BoxFuture, Exit, Line, Runtime, StepIo, St
 pub const LABEL_RUN: &str = "topsail.run";
 pub const LABEL_STEP: &str = "topsail.step";
 pub const LABEL_PIPELINE: &str = "topsail.pipeline";
+/// `BOOT_ID:PID:START`: the topsail process that made the container (Linux).
+pub const LABEL_OWNER: &str = "topsail.owner";
 
 /// Connects on first use, so a pipeline with only host steps never needs Docker.
 #[derive(Default)]
@@ -85,7 +91,11 @@ impl DockerRuntime {
 
     async fn client(&self) -> Result<&Docker, String> {
         self.client
-            .get_or_init(connect)
+            .get_or_init(|| async {
+                let docker = connect().await?;
+                remove_orphans(&docker).await;
+                Ok(docker)
+            })
             .await
             .as_ref()
             .map_err(Clone::clone)
@@ -118,11 +128,14 @@ impl DockerRuntime {
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}")),
         );
-        let labels = HashMap::from([
+        let mut labels = HashMap::from([
             (LABEL_RUN.to_string(), spec.run_id.clone()),
             (LABEL_STEP.to_string(), spec.name.clone()),
             (LABEL_PIPELINE.to_string(), spec.pipeline.clone()),
         ]);
+        if let Some(owner) = process_identity(std::process::id()) {
+            labels.insert(LABEL_OWNER.to_string(), owner);
+        }
         let root = dir.root.display().to_string();
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
@@ -421,8 +434,91 @@ fn send(io: &StepIo, stream: Stream, bytes: &[u8]) {
     });
 }
 
+/// `BOOT_ID:PID:START` of a live process on this machine (`START` is when
+/// it started, in clock ticks since boot, so a reused pid does not match),
+/// or `None` where /proc does not tell (not Linux, or no such process).
+fn process_identity(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime); the command name before it is in parentheses and
+    // may hold spaces, so count from the last `)` (field 2 ends there).
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    Some(format!("{}:{pid}:{start}", boot.trim()))
+}
+
+/// Whether the owner label `owner` names a process that is gone: one from
+/// this boot of this machine whose pid is free or now another process.
+/// Containers of other machines (a shared engine) or other boots are left.
+fn owner_is_gone(owner: &str) -> bool {
+    let mut parts = owner.splitn(3, ':');
+    let (Some(boot), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(this_boot) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else {
+        return false;
+    };
+    if boot != this_boot.trim() {
+        return false;
+    }
+    match pid.parse::<u32>() {
+        Ok(pid) => process_identity(pid).as_deref() != Some(owner),
+        Err(_) => false,
+    }
+}
+
+/// Remove the containers of topsail processes that were killed before they
+/// could (see the module comment). Best effort: a failure only warns.
+async fn remove_orphans(docker: &Docker) {
+    let list = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&HashMap::from([("label", vec![LABEL_OWNER])]))
+        .build();
+    let Ok(containers) = docker.list_containers(Some(list)).await else {
+        return;
+    };
+    for c in containers {
+        let (Some(id), Some(labels)) = (c.id, c.labels) else {
+            continue;
+        };
+        let Some(owner) = labels.get(LABEL_OWNER).filter(|o| owner_is_gone(o)) else {
+            continue;
+        };
+        let remove = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        let pid = owner.split(':').nth(1).unwrap_or("?");
+        let step = labels.get(LABEL_STEP).map_or("?", String::as_str);
+        match docker.remove_container(&id, Some(remove)).await {
+            Ok(()) => eprintln!(
+                "topsail: removed container {} (step `{step}`) left by topsail process {pid}, which was killed",
+                &id[..id.len().min(12)]
+            ),
+            Err(e) => eprintln!(
+                "topsail: warning: could not remove container {id} left by a killed topsail: {}",
+                short(&e)
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_label_tells_live_from_gone_processes() {
+        let me = process_identity(std::process::id()).expect("Linux has /proc");
+        assert!(!owner_is_gone(&me));
+        // Same boot and pid, another start time: the pid was reused.
+        let (prefix, _) = me.rsplit_once(':').unwrap();
+        assert!(owner_is_gone(&format!("{prefix}:1")));
+        // Another boot, or another machine sharing the engine: not ours to judge.
+        let other = me.replacen(&me[..8], "00000000", 1);
+        assert!(!owner_is_gone(&other));
+        assert!(!owner_is_gone("garbage"));
+    }
+
     use super::split_tag;
 
     #[test]
