@@ -77,8 +77,10 @@ const SEARCH_CUTS: usize = 8;
 /// it, and a 10,000-step pipeline still compiles in well under 200 ms.
 const SEARCH_BUDGET: usize = 80_000;
 
-/// Pieces bigger than this estimate their cuts on fewer duration samples
-/// (their cuts cost little compared with the many small ones under them).
+/// Pieces bigger than this look for cuts in one order only (earliest
+/// start), estimated on fewer duration samples: in a large pipeline the
+/// decomposition spends most of its time on them, while most waiting is
+/// decided in the many small pieces under them.
 const BIG_PIECE: usize = 1_000;
 const BIG_PIECE_SAMPLES: usize = 4;
 
@@ -290,22 +292,30 @@ impl Cx<'_> {
             ));
         }
         // Not series-parallel here: add the least harmful waiting.
-        let critical = nodes.iter().map(|&v| self.tail[v]).fold(0.0, f64::max);
-        let mut by_lst = nodes.clone();
-        by_lst.sort_by(|&a, &b| {
-            (critical - self.tail[a])
-                .total_cmp(&(critical - self.tail[b]))
-                .then(self.pos[a].cmp(&self.pos[b]))
-        });
-        let added_lst = self.scan(&by_lst);
-        self.used = if nodes.len() > BIG_PIECE {
+        let big = nodes.len() > BIG_PIECE;
+        let by_lst = if big {
+            // Its cuts cost little next to the many small pieces below it:
+            // one order is enough.
+            Vec::new()
+        } else {
+            let critical = nodes.iter().map(|&v| self.tail[v]).fold(0.0, f64::max);
+            let mut by_lst = nodes.clone();
+            by_lst.sort_by(|&a, &b| {
+                (critical - self.tail[a])
+                    .total_cmp(&(critical - self.tail[b]))
+                    .then(self.pos[a].cmp(&self.pos[b]))
+            });
+            by_lst
+        };
+        let added_lst = if big { Vec::new() } else { self.scan(&by_lst) };
+        self.used = if big {
             self.lanes.min(BIG_PIECE_SAMPLES)
         } else {
             self.lanes
         };
         self.fill_samples(&nodes);
         let cost_est = self.costs(&by_est);
-        let cost_lst = self.costs(&by_lst);
+        let cost_lst = if big { Vec::new() } else { self.costs(&by_lst) };
         // Cheapest on average over the samples, then fewest added edges.
         let orders = [by_est, by_lst];
         let mut cuts: Vec<Cut> = [(0, added_est, cost_est), (1, added_lst, cost_lst)]
