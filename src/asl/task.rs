@@ -118,7 +118,7 @@ pub struct TaskInput {
     pub heartbeat_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loop_var: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Values::is_empty")]
     pub values: Values,
 }
 
@@ -157,7 +157,7 @@ impl From<OutputDecl> for OutputDeclText {
 pub struct Values {
     /// Every param, as in the execution input after defaults were filled
     /// (none when the step's texts use no param).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub params: IndexMap<String, serde_json::Value>,
     /// The outputs of earlier steps this step refers to: step -> output ->
     /// value (a step's outputs used, or all of them).
@@ -173,6 +173,15 @@ pub struct Values {
 pub struct Failed {
     pub step: String,
     pub error: String,
+}
+
+impl Values {
+    fn is_empty(&self) -> bool {
+        self.params.is_empty()
+            && self.steps.is_empty()
+            && self.item.is_none()
+            && self.failed.is_none()
+    }
 }
 
 /// What the worker answers on success.
@@ -387,5 +396,42 @@ mod tests {
         let script = input.text(&input.script).unwrap();
         let out = crate::model::render_script(&script, &input, None).unwrap();
         assert_eq!(out, "echo 'x y' 3");
+    }
+
+    #[test]
+    fn version_1_and_version_2_inputs_read_the_same() {
+        let v1 = serde_json::json!({
+            "version": 1, "pipeline": "p", "run_id": "r1", "step": "s",
+            "image": null, "shell": null, "script": "echo",
+            "env": {}, "workdir": null,
+            "outputs": [{"name": "A", "key": "A"}, {"name": "B-C", "key": "B_C"}],
+            "secrets": [], "timeout_seconds": null, "heartbeat_seconds": 60,
+            "loop_var": null, "values": {"params": {}, "steps": {}}
+        });
+        let v2 = serde_json::json!({
+            "version": 2, "pipeline": "p", "run_id": "r1", "step": "s", "script": "echo",
+            "outputs": [{"name": "A"}, {"name": "B-C", "key": "B_C"}],
+            "heartbeat_seconds": 60
+        });
+        let a = TaskInput::read(&v1.to_string()).unwrap();
+        let b = TaskInput::read(&v2.to_string()).unwrap();
+        assert_eq!(TaskInput { version: 2, ..a }, b);
+        assert_eq!(b.outputs[0].key, "A");
+        // Written back, the defaults are left out again.
+        assert_eq!(serde_json::to_value(&b).unwrap(), v2);
+    }
+
+    #[test]
+    fn other_versions_are_refused_before_their_shape_is_read() {
+        for v in [0, TASK_INPUT_VERSION + 1] {
+            let e = TaskInput::read(&format!(r#"{{"version": {v}, "something": "else"}}"#))
+                .unwrap_err();
+            assert!(e.starts_with(&format!("task input version {v} ")), "{e}");
+        }
+        let e = TaskInput::read(r#"{"version": 2}"#).unwrap_err();
+        assert!(
+            e.starts_with("cannot read the task input: missing field"),
+            "{e}"
+        );
     }
 }
