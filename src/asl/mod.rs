@@ -26,7 +26,7 @@
 //!   Parallel the `steps` of the branches that add outputs are merged with
 //!   `States.JsonMerge`, which is shallow and enough (one key per step, and
 //!   the keys branches share hold the same values). See
-//!   [`Emitter::merge_states`] for the shape, which costs a few bytes per
+//!   `Emitter::merge_states` for the shape, which costs a few bytes per
 //!   branch, not per step.
 //!
 //! Known differences from a local run, both from Step Functions itself: a
@@ -36,7 +36,7 @@
 //!
 //! The back end reads only the model; limits of Step Functions are reported
 //! as diagnostics on the steps' spans. The definition is built as a
-//! [`json::J`] tree in a fixed order and printed from it, so output is
+//! `json::J` tree in a fixed order and printed from it, so output is
 //! byte-stable.
 
 mod cond;
