@@ -538,13 +538,20 @@ impl<'a> Emitter<'a> {
     }
 
     fn note_wait(&mut self, waiter: StepId, on: Vec<StepId>, more: usize) {
-        let names: Vec<String> = on
-            .iter()
-            .map(|s| format!("`{}`", self.p.step(*s).name))
-            .collect();
-        let mut list = names.join(", ");
+        // Built in one string: a DAG far from series-parallel gets thousands.
+        let mut list = String::new();
+        for (i, s) in on.iter().enumerate() {
+            if i > 0 {
+                list.push_str(", ");
+            }
+            list.push('`');
+            list.push_str(&self.p.step(*s).name);
+            list.push('`');
+        }
         if more > 0 {
-            list = format!("{list} and {more} more");
+            list.push_str(" and ");
+            list.push_str(decimal(more as u64, &mut [0u8; 20]));
+            list.push_str(" more");
         }
         let step = self.p.step(waiter);
         let mut d = Diagnostic::note(
