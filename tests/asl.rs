@@ -268,6 +268,10 @@ fn a_pipeline_with_every_feature_compiles_to_its_golden_asl() {
     let p = feature_pipeline();
     let c = asl::compile(&p, &asl::Options::default()).expect("compiles");
     let json = c.to_json();
+    assert_eq!(
+        json,
+        serde_json::to_string_pretty(&c.definition).unwrap() + "\n"
+    );
     golden("features.json", &json);
     golden("features.yaml", &c.to_yaml());
     lint(&json, "features.json");
@@ -460,4 +464,42 @@ fn durations_from_a_recorded_run_move_the_added_wait() {
     lint(&measured, "N shape with measured durations");
     // The same record gives the same bytes.
     assert_eq!(compile(&["--durations-from", "last"]).0, measured);
+}
+
+#[test]
+fn wide_parallels_merge_within_the_intrinsics_limit() {
+    // 0 -> 1..=25 -> 26: one Parallel of 25 branches that all add outputs.
+    let n = 27;
+    let mut edges: Vec<(usize, usize)> = (1..n - 1).map(|i| (0, i)).collect();
+    edges.extend((1..n - 1).map(|i| (i, n - 1)));
+    let c = asl::compile(&synth::dag_pipeline(n, &edges), &asl::Options::default()).unwrap();
+    let json = c.to_json();
+    lint(&json, "a Parallel of 25 branches");
+    // The text printed while compiling is the text of the definition.
+    assert_eq!(
+        json,
+        serde_json::to_string_pretty(&c.definition).unwrap() + "\n"
+    );
+    let states = c.definition["States"].as_object().unwrap();
+    let merges: Vec<&str> = states
+        .keys()
+        .filter(|k| k.starts_with("Merge "))
+        .map(String::as_str)
+        .collect();
+    // 11 branches, then 10 and 4 more merged into `$.steps`.
+    assert_eq!(merges, ["Merge 1", "Merge 1 (2)", "Merge 1 (3)"]);
+    let mut merged = BTreeSet::new();
+    for m in &merges {
+        let expr = states[*m]["Parameters"]["steps.$"].as_str().unwrap();
+        assert!(expr.matches("States.").count() <= 10, "{expr}");
+        merged.extend(
+            expr.split("$.new.b")
+                .skip(1)
+                .map(|s| s.split('.').next().unwrap().to_string()),
+        );
+    }
+    assert_eq!(merged.len(), 25, "{merged:?}");
+    // Every merge state but the last keeps the branches' outputs.
+    assert!(states["Merge 1 (2)"]["Parameters"]["new.$"].is_string());
+    assert!(states["Merge 1 (3)"]["Parameters"].get("new.$").is_none());
 }

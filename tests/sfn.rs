@@ -4,6 +4,7 @@
 //! Host steps (`--allow-host`) keep these fast; Docker is the subject of
 //! sfn_same.rs.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -295,4 +296,68 @@ fn allow_image_refuses_a_task() {
         "{r:#}"
     );
     assert!(!w.log().contains("mining"), "{}", w.log());
+}
+
+/// A Parallel of 14 branches that all add outputs (more than one merge
+/// state: Step Functions allows 10 intrinsic functions in a field), one of
+/// them with a Parallel of its own, then a step that reads every output.
+#[test]
+fn outputs_of_many_parallel_branches_all_reach_the_join() {
+    let mut src = String::from(
+        "pipeline wide\n\nstart:\n    output V\n    run echo \"V=s\" >> \"$TOPSAIL_OUTPUT\"\n",
+    );
+    let mut all = Vec::new();
+    for i in 1..=12 {
+        write!(
+            src,
+            "\np{i}: start\n    output V\n    run echo \"V={{{{ start.V }}}}{i}\" >> \"$TOPSAIL_OUTPUT\"\n"
+        )
+        .unwrap();
+        all.push(format!("p{i}.V"));
+    }
+    // An output whose key is not its name (picked by path, not whole).
+    src.push_str("\np13: start\n    output V-X\n    run echo \"V-X=x\" >> \"$TOPSAIL_OUTPUT\"\n");
+    all.push("p13.V-X".into());
+    // The 14th branch: q, then q1 and q2 side by side, then q3.
+    for (name, needs, value) in [
+        ("q", "start", "q"),
+        ("q1", "q", "{{ q.V }}1"),
+        ("q2", "q", "{{ q.V }}2"),
+        ("q3", "q1 q2", "{{ q1.V }}{{ q2.V }}"),
+    ] {
+        write!(
+            src,
+            "\n{name}: {needs}\n    output V\n    run echo \"V={value}\" >> \"$TOPSAIL_OUTPUT\"\n"
+        )
+        .unwrap();
+    }
+    all.push("q3.V".into());
+    let needs: Vec<&str> = all.iter().filter_map(|r| r.split('.').next()).collect();
+    let refs: Vec<String> = all.iter().map(|r| format!("{{{{ {r} }}}}")).collect();
+    write!(
+        src,
+        "\njoin: {}\n    output ALL\n    run echo \"ALL={}\" >> \"$TOPSAIL_OUTPUT\"\n",
+        needs.join(" "),
+        refs.join(",")
+    )
+    .unwrap();
+    let t = Test::new().file("p.topsail", &src);
+    let dir = t.dir.path();
+    let (code, asl, err) = run(dir, &["compile", "p.topsail", "--to", "asl"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(asl.contains("\"Merge 1 (2)\""), "{asl}");
+    let machine = unique("wide");
+    let activity = deploy(dir, "p.topsail", &machine);
+    let _a = host_worker(&t, &activity, "wa", &[]);
+    let _b = host_worker(&t, &activity, "wb", &[]);
+    let exec = unique("ex");
+    let (code, out) =
+        Follow::start(dir, "p.topsail", &machine, &exec, &[]).finish(Duration::from_mins(3));
+    assert_eq!(code, 0, "{out}");
+    let r = record(dir, &exec);
+    let want: Vec<String> = (1..=12)
+        .map(|i| format!("s{i}"))
+        .chain(["x".to_string(), "q1q2".to_string()])
+        .collect();
+    assert_eq!(unit(&r, "join")["outputs"]["ALL"], want.join(","), "{r:#}");
 }

@@ -6,14 +6,14 @@
 //!   execution (`topsail.MissingParam`, `topsail.BadParam`) when a required
 //!   param is missing or a param has the wrong JSON type; defaults are then
 //!   merged in, and the state becomes `{"params": {...}, "steps": {}}`.
-//! - Each step is a Task on the activity (input: [`task::TaskInput`]); its
-//!   declared outputs land in `$.steps.KEY` (KEY: the step name made
-//!   JSONPath-safe, see [`Compiled::step_keys`]). `when` is a Choice whose
-//!   other branch is a Pass writing empty outputs; `foreach` is an inline Map;
-//!   an approval is an SQS `sendMessage.waitForTaskToken` task; `retry` is a
-//!   Retrier on `States.ALL` (every failure the worker reports, and
-//!   `States.Timeout`, as locally); `catch` runs a copy of the handler and
-//!   then a Fail state.
+//! - Each step is a Task on the activity (input: [`task::TaskInput`], fields
+//!   at their default left out); its declared outputs land in
+//!   `$.steps.KEY` (KEY: the step name made JSONPath-safe, see
+//!   [`Compiled::step_keys`]). `when` is a Choice whose other branch is a
+//!   Pass writing empty outputs; `foreach` is an inline Map; an approval is
+//!   an SQS `sendMessage.waitForTaskToken` task; `retry` is a Retrier on
+//!   `States.ALL` (every failure the worker reports, and `States.Timeout`, as
+//!   locally); `catch` runs a copy of the handler and then a Fail state.
 //! - Every script Task has HeartbeatSeconds (the step's `heartbeat`, else
 //!   [`DEFAULT_HEARTBEAT_SECONDS`] kept below its timeout) and, first among
 //!   its Retriers, one on `States.HeartbeatTimeout` and
@@ -21,9 +21,13 @@
 //!   died or was stopped runs again on another worker, apart from the step's
 //!   own `retry`, so no task is lost with its worker.
 //! - The DAG becomes nested Parallel states following the series-parallel
-//!   decomposition in [`sp`]; after a Parallel the outputs each branch added
-//!   are picked by explicit path and merged with `States.JsonMerge` (shallow,
-//!   which is enough: one key per step).
+//!   decomposition in [`sp`]. A branch ends with the whole state, whose
+//!   `steps` holds every earlier output and the branch's own; so after a
+//!   Parallel the `steps` of the branches that add outputs are merged with
+//!   `States.JsonMerge`, which is shallow and enough (one key per step, and
+//!   the keys branches share hold the same values). See
+//!   `Emitter::merge_states` for the shape, which costs a few bytes per
+//!   branch, not per step.
 //!
 //! Known differences from a local run, both from Step Functions itself: a
 //! failing step stops the other branches of its Parallel at once (locally,
@@ -31,10 +35,12 @@
 //! formatted by `States.Format` as a JSON array, not space-separated.
 //!
 //! The back end reads only the model; limits of Step Functions are reported
-//! as diagnostics on the steps' spans. JSON objects are built in a fixed
-//! insertion order (serde_json's `preserve_order`), so output is byte-stable.
+//! as diagnostics on the steps' spans. The definition is built as a
+//! `json::J` tree in a fixed order and printed from it, so output is
+//! byte-stable.
 
 mod cond;
+mod json;
 
 pub mod analyse;
 pub mod sp;
@@ -44,15 +50,16 @@ pub mod yaml;
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Map, Value as Json, json};
+use serde_json::Value as Json;
 
 use crate::diagnostics::{Diagnostic, codes};
 use crate::model::{
     Action, ForeachItems, Pipeline, Ref, Step, StepId, Text, Type, Value, format_duration,
 };
 use crate::syntax::Span;
+use json::{J, Obj, Out, Str, decimal};
 use sp::Tree;
-use task::{TASK_INPUT_VERSION, encode_text, errors};
+use task::{TASK_INPUT_VERSION, encode_text_parts, errors};
 
 /// Replaced by `topsail deploy` with the real activity ARN.
 pub const ACTIVITY_ARN_PLACEHOLDER: &str = "arn:aws:states:REGION:ACCOUNT:activity:topsail";
@@ -111,15 +118,22 @@ pub struct Compiled {
     pub diagnostics: Vec<Diagnostic>,
     /// Step name -> its key under `$.steps`.
     pub step_keys: Vec<(String, String)>,
+    /// `definition` as pretty JSON, printed while compiling (from the same
+    /// tree, so it is the text of `definition` as [`compile`] returned it).
+    pretty: String,
 }
 
 impl Compiled {
     /// Pretty JSON with a final newline.
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(&self.definition)
-            .expect("a serde_json::Value always serializes");
-        s.push('\n');
-        s
+        self.pretty.clone()
+    }
+
+    /// Compact JSON: what `topsail deploy` sends, and the text whose size
+    /// Step Functions limits to [`MAX_DEFINITION_BYTES`] (indentation would
+    /// count too).
+    pub fn to_compact_json(&self) -> String {
+        serde_json::to_string(&self.definition).expect("a serde_json::Value always serializes")
     }
 
     pub fn to_yaml(&self) -> String {
@@ -181,7 +195,8 @@ fn shape(succs: &[Vec<usize>], weights: &[f64], spreads: &[f64], members: &[Step
 }
 
 fn compile_here(p: &Pipeline, o: &Options) -> Result<Compiled, Vec<Diagnostic>> {
-    let mut e = Emitter::new(p, o);
+    let names = Names::new(p);
+    let mut e = Emitter::new(p, o, &names);
     e.check_params();
     e.check_payload();
     // The DAG of the steps that run on their own (handlers run only in catch paths).
@@ -191,14 +206,14 @@ fn compile_here(p: &Pipeline, o: &Options) -> Result<Compiled, Vec<Diagnostic>> 
         .filter(|s| !s.is_handler)
         .map(|s| s.id)
         .collect();
-    let local: HashMap<StepId, usize> = members.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+    // StepId -> index in `members`.
+    let mut local = vec![None; p.steps.len()];
+    for (i, s) in members.iter().enumerate() {
+        local[s.0] = Some(i);
+    }
     let succs: Vec<Vec<usize>> = members
         .iter()
-        .map(|&id| {
-            p.dependants(id)
-                .filter_map(|d| local.get(&d).copied())
-                .collect()
-        })
+        .map(|&id| p.dependants(id).filter_map(|d| local[d.0]).collect())
         .collect();
     let (weights, spreads) = weights(o, &members);
     let Shape {
@@ -233,14 +248,14 @@ fn compile_here(p: &Pipeline, o: &Options) -> Result<Compiled, Vec<Diagnostic>> 
     }
     let definition = e.definition(tree.as_ref());
     e.check_names();
-    if let Some(size) = oversize(&definition) {
+    if definition.compact_len(MAX_DEFINITION_BYTES) > MAX_DEFINITION_BYTES {
         let span = p.steps.last().map_or_else(Span::default, |s| s.span);
         e.diags.push(
             Diagnostic::error(
                 codes::ASL_LIMIT,
                 span,
                 format!(
-                    "the state machine definition is more than {size} bytes; Step Functions accepts at most {MAX_DEFINITION_BYTES}"
+                    "the state machine definition is more than {MAX_DEFINITION_BYTES} bytes; Step Functions accepts at most {MAX_DEFINITION_BYTES}"
                 ),
             )
             .label("the pipeline ends here")
@@ -254,12 +269,15 @@ fn compile_here(p: &Pipeline, o: &Options) -> Result<Compiled, Vec<Diagnostic>> 
     let step_keys = p
         .steps
         .iter()
-        .map(|s| (s.name.clone(), e.keys[s.id.0].clone()))
+        .map(|s| (s.name.clone(), names.keys[s.id.0].clone()))
         .collect();
+    let mut pretty = definition.pretty();
+    pretty.push('\n');
     Ok(Compiled {
-        definition,
+        definition: definition.to_value(),
         diagnostics: e.diags,
         step_keys,
+        pretty,
     })
 }
 
@@ -314,43 +332,11 @@ fn depth_and_deepest(t: &Tree) -> (usize, StepId) {
     }
 }
 
-/// `Some(bytes)` when the compact JSON text is over [`MAX_DEFINITION_BYTES`]:
-/// counted without building the text, and only up to the first byte too many
-/// (a 10,000-step definition is ten times the limit).
-fn oversize(v: &Json) -> Option<usize> {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            if self.0 > MAX_DEFINITION_BYTES {
-                return Err(std::io::Error::other("over the limit"));
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    serde_json::to_writer(&mut c, v)
-        .is_err()
-        .then_some(MAX_DEFINITION_BYTES)
-}
-
-fn leaves(t: &Tree, out: &mut Vec<StepId>) {
-    match t {
-        Tree::Leaf(i) => out.push(StepId(*i)),
-        Tree::Series(c) | Tree::Parallel(c) => c.iter().for_each(|c| leaves(c, out)),
-    }
-}
-
 /// A JSONPath-safe key: `-` and `.` become `_`; a clash gets `_2`, `_3`...
 fn safe_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut used = HashSet::new();
-    names
+    let bases: Vec<String> = names
         .map(|n| {
-            let base: String = n
-                .chars()
+            n.chars()
                 .map(|c| {
                     if c.is_ascii_alphanumeric() || c == '_' {
                         c
@@ -358,7 +344,23 @@ fn safe_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
                         '_'
                     }
                 })
-                .collect();
+                .collect()
+        })
+        .collect();
+    // Almost always no two clash, and the bases are the keys.
+    let distinct = if bases.len() <= 16 {
+        (1..bases.len()).all(|i| !bases[..i].contains(&bases[i]))
+    } else {
+        let mut seen = HashSet::with_capacity(bases.len());
+        bases.iter().all(|b| seen.insert(b.as_str()))
+    };
+    if distinct {
+        return bases;
+    }
+    let mut used = HashSet::new();
+    bases
+        .into_iter()
+        .map(|base| {
             let mut key = base.clone();
             let mut i = 2;
             while !used.insert(key.clone()) {
@@ -394,7 +396,24 @@ fn ceil_seconds(d: std::time::Duration) -> u64 {
     d.as_millis().div_ceil(1000).max(1) as u64
 }
 
-type States = Vec<(String, Map<String, Json>)>;
+type States<'a> = Vec<(Str<'a>, J<'a>)>;
+
+/// The states of a tree node, entered at `entry`.
+struct Fragment<'a> {
+    entry: Str<'a>,
+    states: States<'a>,
+    /// Some step in it writes outputs into `$.steps`.
+    stores: bool,
+}
+
+/// The states merging a Parallel's outputs, and the ResultSelector they need.
+struct Merges<'a> {
+    picks: J<'a>,
+    states: States<'a>,
+}
+
+/// Step Functions: at most this many intrinsic functions in one field.
+const MAX_INTRINSICS: usize = 10;
 
 /// Who a state belongs to, for diagnostics on its name.
 #[derive(Clone, Copy)]
@@ -404,22 +423,18 @@ enum Owner {
     None,
 }
 
-struct Emitter<'a> {
-    p: &'a Pipeline,
-    o: &'a Options,
+/// What states refer to steps and outputs by.
+struct Names<'a> {
+    /// Each step's key under `$.steps` (by `StepId`).
     keys: Vec<String>,
+    /// Each step's outputs' keys (by `StepId`, then output).
     out_keys: Vec<Vec<String>>,
     by_name: HashMap<&'a str, StepId>,
-    parallels: usize,
-    names: Vec<(String, Owner)>,
-    diags: Vec<Diagnostic>,
 }
 
-impl<'a> Emitter<'a> {
-    fn new(p: &'a Pipeline, o: &'a Options) -> Self {
+impl<'a> Names<'a> {
+    fn new(p: &'a Pipeline) -> Self {
         Self {
-            p,
-            o,
             keys: safe_keys(p.steps.iter().map(|s| s.name.as_str())),
             out_keys: p
                 .steps
@@ -427,6 +442,58 @@ impl<'a> Emitter<'a> {
                 .map(|s| safe_keys(s.outputs.iter().map(String::as_str)))
                 .collect(),
             by_name: p.steps.iter().map(|s| (s.name.as_str(), s.id)).collect(),
+        }
+    }
+
+    /// The step and the index of the output a `step.output` reference names.
+    fn resolve(&self, p: &Pipeline, step: &str, output: &str) -> Result<(StepId, usize), String> {
+        let id = *self
+            .by_name
+            .get(step)
+            .ok_or_else(|| format!("unknown step `{step}`"))?;
+        let i = p
+            .step(id)
+            .outputs
+            .iter()
+            .position(|o| o == output)
+            .ok_or_else(|| format!("`{step}` declares no output `{output}`"))?;
+        Ok((id, i))
+    }
+
+    fn output_path(&self, p: &Pipeline, step: &str, output: &str) -> Result<String, String> {
+        let (id, i) = self.resolve(p, step, output)?;
+        Ok(format!(
+            "$.steps.{}.{}",
+            self.keys[id.0], self.out_keys[id.0][i]
+        ))
+    }
+}
+
+/// What a script step's texts refer to, resolved once (its Task input is
+/// written from it at each printing).
+struct Uses {
+    params: bool,
+    /// Each output used, once, in the order of first use.
+    outputs: Vec<(StepId, usize)>,
+}
+
+struct Emitter<'a> {
+    p: &'a Pipeline,
+    o: &'a Options,
+    n: &'a Names<'a>,
+    parallels: usize,
+    /// State names that may be too long or hold control characters, for
+    /// `check_names` (most names are fine and are not kept).
+    names: Vec<(String, Owner)>,
+    diags: Vec<Diagnostic>,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(p: &'a Pipeline, o: &'a Options, n: &'a Names<'a>) -> Self {
+        Self {
+            p,
+            o,
+            n,
             parallels: 0,
             names: Vec::new(),
             diags: Vec::new(),
@@ -489,13 +556,20 @@ impl<'a> Emitter<'a> {
     }
 
     fn note_wait(&mut self, waiter: StepId, on: Vec<StepId>, more: usize) {
-        let names: Vec<String> = on
-            .iter()
-            .map(|s| format!("`{}`", self.p.step(*s).name))
-            .collect();
-        let mut list = names.join(", ");
+        // Built in one string: a DAG far from series-parallel gets thousands.
+        let mut list = String::new();
+        for (i, s) in on.iter().enumerate() {
+            if i > 0 {
+                list.push_str(", ");
+            }
+            list.push('`');
+            list.push_str(&self.p.step(*s).name);
+            list.push('`');
+        }
         if more > 0 {
-            list = format!("{list} and {more} more");
+            list.push_str(" and ");
+            list.push_str(decimal(more as u64, &mut [0u8; 20]));
+            list.push_str(" more");
         }
         let step = self.p.step(waiter);
         let mut d = Diagnostic::note(
@@ -547,57 +621,67 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn name(&mut self, name: String, owner: Owner) -> String {
-        self.names.push((name.clone(), owner));
+    /// A state name; kept for `check_names` when it may break a limit.
+    fn name(&mut self, name: impl Into<Str<'a>>, owner: Owner) -> Str<'a> {
+        let name = name.into();
+        // Bytes bound chars: a name of at most MAX_STATE_NAME bytes is short enough.
+        if name.len() > MAX_STATE_NAME || name.chars().any(char::is_control) {
+            self.names.push((name.to_string(), owner));
+        }
         name
     }
 
-    fn definition(&mut self, tree: Option<&Tree>) -> Json {
-        let mut states: States = Vec::new();
+    fn definition(&mut self, tree: Option<&Tree>) -> J<'a> {
+        let mut states: States<'a> = Vec::new();
         let start = match tree {
             Some(t) => {
-                let (entry, s) = self.fragment(t, None);
-                states.extend(s);
-                Some(entry)
+                let f = self.fragment(t, None);
+                states = f.states;
+                Some(f.entry)
             }
             None => None,
         };
-        let mut all = self.params_states(start.as_deref());
+        let mut all = self.params_states(start);
+        let start_at = all[0].0.clone();
         all.extend(states);
-        let mut m = Map::new();
-        m.insert(
-            "Comment".into(),
-            json!(format!("topsail pipeline {}", self.p.name)),
-        );
-        m.insert("StartAt".into(), json!(all[0].0));
-        m.insert("States".into(), states_obj(all));
-        Json::Object(m)
+        let mut m = Obj::new();
+        m.push("Comment", format!("topsail pipeline {}", self.p.name));
+        m.push("StartAt", start_at);
+        m.push("States", states_obj(all));
+        J::Obj(m)
     }
 
-    fn params_states(&mut self, start: Option<&str>) -> States {
-        let mut out: States = Vec::new();
-        let check = self.name("Check params".into(), Owner::None);
-        let no_params = self.name("No params".into(), Owner::None);
-        let fill = self.name("Fill defaults".into(), Owner::None);
-        let init = self.name("Init state".into(), Owner::None);
-        let mut choices =
-            vec![json!({"Variable": "$.params", "IsPresent": false, "Next": no_params})];
-        let mut fails: States = Vec::new();
-        let mut defaults = Map::new();
+    fn params_states(&mut self, start: Option<Str<'a>>) -> States<'a> {
+        let mut out: States<'a> = Vec::new();
+        let check = self.name("Check params", Owner::None);
+        let no_params = self.name("No params", Owner::None);
+        let fill = self.name("Fill defaults", Owner::None);
+        let init = self.name("Init state", Owner::None);
+        let mut choices = vec![J::Obj(obj([
+            ("Variable", "$.params".into()),
+            ("IsPresent", false.into()),
+            ("Next", no_params.clone().into()),
+        ]))];
+        let mut fails: States<'a> = Vec::new();
+        let mut defaults = Obj::new();
         for (i, prm) in self.p.params.values().enumerate() {
             let path = format!("$.params.{}", prm.name);
             if let Some(d) = &prm.default {
-                defaults.insert(prm.name.clone(), d.to_json());
+                defaults.push(prm.name.as_str(), J::from(&d.to_json()));
             } else {
                 let fail = self.name(format!("Missing param {}", prm.name), Owner::Param(i));
-                choices.push(json!({"Variable": path, "IsPresent": false, "Next": fail}));
+                choices.push(J::Obj(obj([
+                    ("Variable", path.clone().into()),
+                    ("IsPresent", false.into()),
+                    ("Next", fail.clone().into()),
+                ])));
                 fails.push((fail, fail_state(
                     errors::MISSING_PARAM,
-                    &format!(
+                    format!(
                         "the execution input has no params.{} (a required {} param); start it with {{\"params\": {{\"{}\": ...}}}}",
                         prm.name, prm.ty, prm.name
                     ),
-                )));
+                ).into()));
             }
             let is = match prm.ty {
                 Type::String | Type::Duration => "IsString",
@@ -606,24 +690,31 @@ impl<'a> Emitter<'a> {
                 Type::List => continue,
             };
             let fail = self.name(format!("Bad param {}", prm.name), Owner::Param(i));
-            choices.push(json!({
-                "And": [
-                    {"Variable": path, "IsPresent": true},
-                    {"Variable": path, is: false},
-                ],
-                "Next": fail,
-            }));
+            choices.push(J::Obj(obj([
+                (
+                    "And",
+                    J::Arr(vec![
+                        J::Obj(obj([
+                            ("Variable", path.clone().into()),
+                            ("IsPresent", true.into()),
+                        ])),
+                        J::Obj(obj([("Variable", path.into()), (is, false.into())])),
+                    ]),
+                ),
+                ("Next", fail.clone().into()),
+            ])));
             fails.push((
                 fail,
                 fail_state(
                     errors::BAD_PARAM,
-                    &format!(
+                    format!(
                         "params.{} in the execution input is not {} {}",
                         prm.name,
                         if prm.ty == Type::Int { "an" } else { "a" },
                         prm.ty
                     ),
-                ),
+                )
+                .into(),
             ));
         }
         let after_check = if defaults.is_empty() {
@@ -634,136 +725,219 @@ impl<'a> Emitter<'a> {
         out.push((
             check.clone(),
             obj([
-                ("Type", json!("Choice")),
-                ("Choices", Json::Array(choices)),
-                ("Default", json!(after_check)),
-            ]),
+                ("Type", "Choice".into()),
+                ("Choices", J::Arr(choices)),
+                ("Default", after_check.into()),
+            ])
+            .into(),
         ));
         out.push((
             no_params,
             obj([
-                ("Type", json!("Pass")),
-                ("Result", json!({})),
-                ("ResultPath", json!("$.params")),
-                ("Next", json!(check)),
-            ]),
+                ("Type", "Pass".into()),
+                ("Result", Obj::new().into()),
+                ("ResultPath", "$.params".into()),
+                ("Next", check.into()),
+            ])
+            .into(),
         ));
         out.extend(fails);
         let params = if defaults.is_empty() {
-            json!("$.params")
+            "$.params"
         } else {
             out.push((
                 fill,
                 obj([
-                    ("Type", json!("Pass")),
-                    ("Result", Json::Object(defaults)),
-                    ("ResultPath", json!("$.defaults")),
-                    ("Next", json!(init)),
-                ]),
+                    ("Type", "Pass".into()),
+                    ("Result", defaults.into()),
+                    ("ResultPath", "$.defaults".into()),
+                    ("Next", init.clone().into()),
+                ])
+                .into(),
             ));
-            json!("States.JsonMerge($.defaults, $.params, false)")
+            "States.JsonMerge($.defaults, $.params, false)"
         };
         let mut s = obj([
-            ("Type", json!("Pass")),
-            ("Parameters", json!({"params.$": params, "steps": {}})),
+            ("Type", "Pass".into()),
+            (
+                "Parameters",
+                obj([("params.$", params.into()), ("steps", Obj::new().into())]).into(),
+            ),
         ]);
         link(&mut s, start);
-        out.push((init, s));
+        out.push((init, s.into()));
         out
     }
 
-    /// The states of a tree node, entered at the returned name, going to
-    /// `next` (or ending the branch) when done.
-    fn fragment(&mut self, t: &Tree, next: Option<&str>) -> (String, States) {
+    /// The states of a tree node, going to `next` (or ending the branch)
+    /// when done.
+    fn fragment(&mut self, t: &Tree, next: Option<Str<'a>>) -> Fragment<'a> {
         match t {
             Tree::Leaf(i) => self.step_fragment(StepId(*i), next),
             Tree::Series(children) => {
                 // Built back to front (each part needs the name of the next),
                 // then laid out front to back.
-                let mut parts: Vec<States> = Vec::with_capacity(children.len());
-                let mut next = next.map(str::to_string);
+                let mut parts: Vec<States<'a>> = Vec::with_capacity(children.len());
+                let mut next = next;
+                let mut stores = false;
                 for c in children.iter().rev() {
-                    let (entry, s) = self.fragment(c, next.as_deref());
-                    parts.push(s);
-                    next = Some(entry);
+                    let f = self.fragment(c, next);
+                    parts.push(f.states);
+                    stores |= f.stores;
+                    next = Some(f.entry);
                 }
-                let all = parts.into_iter().rev().flatten().collect();
-                (next.expect("a Series has children"), all)
+                Fragment {
+                    entry: next.expect("a Series has children"),
+                    states: parts.into_iter().rev().flatten().collect(),
+                    stores,
+                }
             }
             Tree::Parallel(children) => {
                 self.parallels += 1;
                 let n = self.parallels;
                 let par = self.name(format!("Parallel {n}"), Owner::None);
-                let merge = self.name(format!("Merge {n}"), Owner::None);
-                let mut branches = Vec::new();
-                let mut picks = Map::new();
+                let mut branches = Vec::with_capacity(children.len());
+                // The branches that add outputs, by index.
+                let mut adding = Vec::new();
                 for (i, c) in children.iter().enumerate() {
-                    let (entry, s) = self.fragment(c, None);
-                    // Built in place: `json!` would deep-copy the branch's states.
-                    let mut b = Map::new();
-                    b.insert("StartAt".into(), Json::String(entry));
-                    b.insert("States".into(), states_obj(s));
-                    branches.push(Json::Object(b));
-                    let mut ls = Vec::new();
-                    leaves(c, &mut ls);
-                    for id in ls {
-                        let step = self.p.step(id);
-                        if !step.outputs.is_empty() && step.foreach.is_none() {
-                            let key = &self.keys[id.0];
-                            picks.insert(format!("{key}.$"), json!(format!("$[{i}].steps.{key}")));
-                        }
+                    let f = self.fragment(c, None);
+                    branches.push(J::Obj(obj([
+                        ("StartAt", f.entry.into()),
+                        ("States", states_obj(f.states)),
+                    ])));
+                    if f.stores {
+                        adding.push(i);
                     }
                 }
-                let mut s = obj([
-                    ("Type", json!("Parallel")),
-                    ("Branches", Json::Array(branches)),
-                ]);
-                let mut out: States = Vec::new();
-                if picks.is_empty() {
-                    // No branch adds outputs: keep the input as it was.
-                    s.insert("ResultPath".into(), Json::Null);
-                    link(&mut s, next);
-                    out.push((par.clone(), s));
-                } else {
-                    s.insert("ResultSelector".into(), Json::Object(picks));
-                    s.insert("ResultPath".into(), json!("$.new"));
-                    s.insert("Next".into(), json!(merge));
-                    out.push((par.clone(), s));
-                    let mut m = obj([
-                        ("Type", json!("Pass")),
-                        (
-                            "Parameters",
-                            json!({
-                                "params.$": "$.params",
-                                "steps.$": "States.JsonMerge($.steps, $.new, false)",
-                            }),
-                        ),
-                    ]);
-                    link(&mut m, next);
-                    out.push((merge, m));
+                let mut s = obj([("Type", "Parallel".into()), ("Branches", branches.into())]);
+                let mut out: States<'a> = Vec::new();
+                let stores = !adding.is_empty();
+                match adding[..] {
+                    [] => {
+                        // No branch adds outputs: keep the input as it was.
+                        s.push("ResultPath", J::Null);
+                        link(&mut s, next);
+                        out.push((par.clone(), s.into()));
+                    }
+                    [i] => {
+                        // One does: its output (the state with its outputs
+                        // added) is all the Parallel needs to pass on.
+                        s.push("OutputPath", format!("$[{i}]"));
+                        link(&mut s, next);
+                        out.push((par.clone(), s.into()));
+                    }
+                    _ => {
+                        let merges = self.merge_states(n, adding, next);
+                        s.push("ResultSelector", merges.picks);
+                        s.push("ResultPath", "$.new");
+                        s.push("Next", merges.states[0].0.clone());
+                        out.push((par.clone(), s.into()));
+                        out.extend(merges.states);
+                    }
                 }
-                (par, out)
+                Fragment {
+                    entry: par,
+                    states: out,
+                    stores,
+                }
             }
         }
     }
 
+    /// After Parallel `n`, the `steps` of the branches in `adding` (by
+    /// index), merged: the Parallel's ResultSelector picks each such
+    /// branch's output as `bI` (I its index) into `$.new`, and Pass states
+    /// set `steps` to
+    /// `States.JsonMerge(States.JsonMerge($.new.b0.steps, $.new.b1.steps, false), $.new.b2.steps, false)`.
+    /// Each branch is picked whole (`$[0]`, not `$[0].steps`, which the
+    /// emulator reads as a list) and by name (intrinsics take no array
+    /// index in the emulator; AWS takes both). Step Functions allows
+    /// [`MAX_INTRINSICS`] intrinsic functions in a field, so the first Pass
+    /// merges up to that many plus one branches and each further one
+    /// (`Merge n (2)`...) up to that many more into `$.steps`; all but the
+    /// last keep `$.new`.
+    fn merge_states(&mut self, n: usize, adding: Vec<usize>, next: Option<Str<'a>>) -> Merges<'a> {
+        let first = adding.len().min(MAX_INTRINSICS + 1);
+        let mut groups = vec![&adding[..first]];
+        groups.extend(adding[first..].chunks(MAX_INTRINSICS));
+        let names: Vec<Str<'a>> = (1..=groups.len())
+            .map(|g| {
+                let name = if g == 1 {
+                    format!("Merge {n}")
+                } else {
+                    format!("Merge {n} ({g})")
+                };
+                self.name(name, Owner::None)
+            })
+            .collect();
+        let mut states: States<'a> = Vec::with_capacity(groups.len());
+        let last = groups.len() - 1;
+        for (g, group) in groups.iter().enumerate() {
+            let mut args: Vec<String> = Vec::with_capacity(group.len() + 1);
+            if g > 0 {
+                args.push("$.steps".into());
+            }
+            args.extend(group.iter().map(|i| format!("$.new.b{i}.steps")));
+            let mut expr = "States.JsonMerge(".repeat(args.len() - 1);
+            expr.push_str(&args[0]);
+            for a in &args[1..] {
+                expr.push_str(", ");
+                expr.push_str(a);
+                expr.push_str(", false)");
+            }
+            let mut prm = obj([("params.$", "$.params".into()), ("steps.$", expr.into())]);
+            if g < last {
+                prm.push("new.$", "$.new");
+            }
+            let mut m = obj([("Type", "Pass".into()), ("Parameters", prm.into())]);
+            link(
+                &mut m,
+                if g == last {
+                    next.clone()
+                } else {
+                    Some(names[g + 1].clone())
+                },
+            );
+            states.push((names[g].clone(), m.into()));
+        }
+        let picks = J::lazy(move |out| {
+            out.begin_obj();
+            let mut buf = [0u8; 20];
+            for &i in &adding {
+                let i = decimal(i as u64, &mut buf);
+                out.key(&["b", i, ".$"]);
+                out.string(&["$[", i, "]"]);
+            }
+            out.end_obj();
+        });
+        Merges { picks, states }
+    }
+
     /// A step with its `when`, `foreach` and `catch`.
-    fn step_fragment(&mut self, id: StepId, next: Option<&str>) -> (String, States) {
+    fn step_fragment(&mut self, id: StepId, next: Option<Str<'a>>) -> Fragment<'a> {
         let step = self.p.step(id);
-        let mut out: States = Vec::new();
+        let mut out: States<'a> = Vec::new();
         let catch = match &step.catch {
-            Some(h) => match self.by_name.get(h.as_str()).copied() {
+            Some(h) => match self.n.by_name.get(h.as_str()).copied() {
                 Some(hid) => {
                     let failed = self.name(format!("{} (failed)", step.name), Owner::Step(id));
                     let base = format!("{h} (catching {})", step.name);
-                    let (entry, hs) = self.unit(hid, &base, Some(&failed), Some(id), false);
+                    let (entry, hs) = self.unit(
+                        hid,
+                        base.into(),
+                        Some(failed.clone()),
+                        Some(id),
+                        false,
+                        None,
+                    );
                     out.extend(hs);
                     out.push((
                         failed,
                         fail_state(
                             errors::STEP_FAILED,
-                            &format!("step {} failed; its catch handler {h} ran", step.name),
-                        ),
+                            format!("step {} failed; its catch handler {h} ran", step.name),
+                        )
+                        .into(),
                     ));
                     Some(entry)
                 }
@@ -771,35 +945,31 @@ impl<'a> Emitter<'a> {
             },
             None => None,
         };
-        let (entry, mut main) = self.unit(id, &step.name.clone(), next, None, true);
-        if let Some(handler) = catch {
-            // The Catch goes on the state that runs the step (Task or Map).
-            if let Some((_, s)) = main.iter_mut().find(|(n, _)| *n == step.name) {
-                insert_before_next(
-                    s,
-                    "Catch",
-                    json!([{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failed", "Next": handler}]),
-                );
-            }
-        }
+        let (entry, mut main) = self.unit(id, step.name.as_str().into(), next, None, true, catch);
         main.extend(out);
-        (entry, main)
+        Fragment {
+            entry,
+            states: main,
+            stores: stores_outputs(step),
+        }
     }
 
-    /// `when` Choice + Task or Map (+ skip Pass), named after `base`.
+    /// `when` Choice + Task or Map (+ skip Pass), named after `base`; the
+    /// Task or Map goes to `catch` on failure.
     fn unit(
         &mut self,
         id: StepId,
-        base: &str,
-        next: Option<&str>,
+        base: Str<'a>,
+        next: Option<Str<'a>>,
         failed: Option<StepId>,
         store: bool,
-    ) -> (String, States) {
+        catch: Option<Str<'a>>,
+    ) -> (Str<'a>, States<'a>) {
         let step = self.p.step(id);
         let owner = Owner::Step(id);
-        let run_name = self.name(base.to_string(), owner);
+        let run_name = self.name(base.clone(), owner);
         let loop_when = step.foreach.is_some() && when_uses_loop(step);
-        let mut out: States = Vec::new();
+        let mut out: States<'a> = Vec::new();
         let mut entry = run_name.clone();
         if let Some(w) = step.when.as_ref().filter(|_| !loop_when) {
             match self.when_rule(step, w, false) {
@@ -807,10 +977,13 @@ impl<'a> Emitter<'a> {
                 Some(rule) => {
                     let choice = self.name(format!("{base} (when)"), owner);
                     let skip = self.name(format!("{base} (skipped)"), owner);
-                    out.push((choice.clone(), choice_state(rule, &run_name, &skip)));
+                    out.push((
+                        choice.clone(),
+                        choice_state(rule, run_name.clone(), skip.clone()).into(),
+                    ));
                     let mut s = self.skip_state(id, store);
-                    link(&mut s, next);
-                    out.push((skip.clone(), s));
+                    link(&mut s, next.clone());
+                    out.push((skip, s.into()));
                     entry = choice;
                 }
             }
@@ -823,27 +996,28 @@ impl<'a> Emitter<'a> {
                     out.push((
                         items_state.clone(),
                         obj([
-                            ("Type", json!("Pass")),
+                            ("Type", "Pass".into()),
                             (
                                 "Result",
-                                Json::Array(items.iter().map(Value::to_json).collect()),
+                                J::Arr(items.iter().map(|v| J::from(&v.to_json())).collect()),
                             ),
-                            ("ResultPath", json!("$.foreach")),
-                            ("Next", json!(run_name)),
-                        ]),
+                            ("ResultPath", "$.foreach".into()),
+                            ("Next", run_name.clone().into()),
+                        ])
+                        .into(),
                     ));
                     if entry == run_name {
                         entry = items_state;
-                    } else if let Some((_, c)) =
+                    } else if let Some((_, J::Obj(c))) =
                         out.iter_mut().find(|(n, _)| n.ends_with(" (when)"))
                     {
-                        retarget(c, &run_name, &items_state);
+                        retarget(c, &run_name, items_state);
                     }
                     "$.foreach".to_string()
                 }
             };
             let item_name = self.name(format!("{base} (item)"), owner);
-            let mut inner: States = Vec::new();
+            let mut inner: States<'a> = Vec::new();
             let mut inner_entry = item_name.clone();
             if let Some(w) = step.when.as_ref().filter(|_| loop_when) {
                 match self.when_rule(step, w, true) {
@@ -851,43 +1025,48 @@ impl<'a> Emitter<'a> {
                     Some(rule) => {
                         let choice = self.name(format!("{base} (item when)"), owner);
                         let skip = self.name(format!("{base} (item skipped)"), owner);
-                        inner.push((choice.clone(), choice_state(rule, &item_name, &skip)));
-                        inner.push((skip, obj([("Type", json!("Succeed"))])));
+                        inner.push((
+                            choice.clone(),
+                            choice_state(rule, item_name.clone(), skip.clone()).into(),
+                        ));
+                        inner.push((skip, obj([("Type", "Succeed".into())]).into()));
                         inner_entry = choice;
                     }
                 }
             }
-            let mut task = self.task_state(step, true, failed, false);
-            link(&mut task, None);
+            let task = self.task_state(step, true, failed, false, None, None);
             inner.push((item_name, task));
             let mut m = obj([
-                ("Type", json!("Map")),
-                ("ItemsPath", json!(items_path)),
+                ("Type", "Map".into()),
+                ("ItemsPath", items_path.into()),
                 (
                     "ItemSelector",
-                    json!({
-                        "item.$": "$$.Map.Item.Value",
-                        "params.$": "$.params",
-                        "steps.$": "$.steps",
-                    }),
+                    obj([
+                        ("item.$", "$$.Map.Item.Value".into()),
+                        ("params.$", "$.params".into()),
+                        ("steps.$", "$.steps".into()),
+                    ])
+                    .into(),
                 ),
                 (
                     "ItemProcessor",
-                    Json::Object(obj([
-                        ("ProcessorConfig", json!({"Mode": "INLINE"})),
-                        ("StartAt", Json::String(inner_entry)),
+                    obj([
+                        ("ProcessorConfig", obj([("Mode", "INLINE".into())]).into()),
+                        ("StartAt", inner_entry.into()),
                         ("States", states_obj(inner)),
-                    ])),
+                    ])
+                    .into(),
                 ),
-                ("MaxConcurrency", json!(0)),
-                ("ResultPath", Json::Null),
+                ("MaxConcurrency", 0u64.into()),
+                ("ResultPath", J::Null),
             ]);
+            if let Some(c) = catch {
+                m.push("Catch", catch_rule(c));
+            }
             link(&mut m, next);
-            m
+            m.into()
         } else {
-            let mut t = self.task_state(step, false, failed, store);
-            link(&mut t, next);
-            t
+            self.task_state(step, false, failed, store, catch, next)
         };
         // Keep the run state right after its Choice for readability.
         let at = out
@@ -904,9 +1083,7 @@ impl<'a> Emitter<'a> {
         w: &crate::model::Cond,
         in_map: bool,
     ) -> Option<cond::Rule> {
-        let keys = &self.keys;
-        let out_keys = &self.out_keys;
-        let by_name = &self.by_name;
+        let n = self.n;
         let pname = self.p.name.clone();
         let sname = step.name.clone();
         let path_of = |r: &Ref| -> Result<Option<String>, String> {
@@ -914,9 +1091,7 @@ impl<'a> Emitter<'a> {
                 Ref::Param(n) => Some(format!("$.params.{n}")),
                 Ref::Loop(_) if in_map => Some("$.item".into()),
                 Ref::Loop(_) => return Err("the loop variable is only known per item".into()),
-                Ref::Output { step, output } => {
-                    Some(output_path(by_name, keys, out_keys, self.p, step, output)?)
-                }
+                Ref::Output { step, output } => Some(n.output_path(self.p, step, output)?),
                 Ref::FailedError => Some("$.failed.Error".into()),
                 Ref::RunId => {
                     return Err("`run.id` cannot be tested in a Step Functions Choice".into());
@@ -954,180 +1129,36 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn skip_state(&self, id: StepId, store: bool) -> Map<String, Json> {
+    fn skip_state(&self, id: StepId, store: bool) -> Obj<'a> {
         let step = self.p.step(id);
-        let mut s = obj([("Type", json!("Pass"))]);
-        if store && !step.outputs.is_empty() && step.foreach.is_none() {
-            let empty: Map<String, Json> = self.out_keys[id.0]
+        let mut s = obj([("Type", "Pass".into())]);
+        if store && stores_outputs(step) {
+            let empty: Obj<'a> = self.n.out_keys[id.0]
                 .iter()
-                .map(|k| (k.clone(), json!("")))
+                .map(|k| (k.clone(), J::from("")))
                 .collect();
-            s.insert("Result".into(), Json::Object(empty));
-            s.insert(
-                "ResultPath".into(),
-                json!(format!("$.steps.{}", self.keys[id.0])),
-            );
+            s.push("Result", empty);
+            s.push("ResultPath", format!("$.steps.{}", self.n.keys[id.0]));
         } else {
-            s.insert("ResultPath".into(), Json::Null);
+            s.push("ResultPath", J::Null);
         }
         s
     }
 
-    /// The Task running one attempt of `step` (no Next yet).
+    /// The Task running one attempt of `step`, going to `catch` on failure
+    /// and then to `next` (none: the end of its branch). A script step's
+    /// Task, most of the definition, is written directly from the step when
+    /// printed ([`script_task`]); what can be wrong is reported here.
     fn task_state(
         &mut self,
-        step: &Step,
+        step: &'a Step,
         in_map: bool,
         failed: Option<StepId>,
         store: bool,
-    ) -> Map<String, Json> {
-        let mut texts: Vec<&Text> = Vec::new();
-        let mut s = Map::new();
-        s.insert("Type".into(), json!("Task"));
-        match &step.action {
-            Action::Script(script) => {
-                texts.push(&script.run);
-                texts.extend(script.image.iter());
-                texts.extend(step.env.values());
-                texts.extend(step.workdir.iter());
-                s.insert("Resource".into(), json!(self.o.activity_arn));
-                let mut prm = Map::new();
-                prm.insert("version".into(), json!(TASK_INPUT_VERSION));
-                prm.insert("pipeline".into(), json!(self.p.name));
-                prm.insert("run_id.$".into(), json!("$$.Execution.Name"));
-                prm.insert("step".into(), json!(step.name));
-                prm.insert(
-                    "image".into(),
-                    script
-                        .image
-                        .as_ref()
-                        .map(encode_text)
-                        .map_or(Json::Null, Json::String),
-                );
-                prm.insert(
-                    "shell".into(),
-                    script.shell.clone().map_or(Json::Null, Json::String),
-                );
-                prm.insert("script".into(), json!(encode_text(&script.run)));
-                prm.insert(
-                    "env".into(),
-                    Json::Object(
-                        step.env
-                            .iter()
-                            .map(|(k, v)| (k.clone(), json!(encode_text(v))))
-                            .collect(),
-                    ),
-                );
-                prm.insert(
-                    "workdir".into(),
-                    step.workdir
-                        .as_ref()
-                        .map(encode_text)
-                        .map_or(Json::Null, Json::String),
-                );
-                prm.insert(
-                    "outputs".into(),
-                    Json::Array(
-                        step.outputs
-                            .iter()
-                            .zip(&self.out_keys[step.id.0])
-                            .map(|(n, k)| json!({"name": n, "key": k}))
-                            .collect(),
-                    ),
-                );
-                prm.insert("secrets".into(), json!(step.secrets));
-                prm.insert(
-                    "timeout_seconds".into(),
-                    step.timeout.map_or(Json::Null, |t| json!(ceil_seconds(t))),
-                );
-                if let Some(hb) = step
-                    .heartbeat
-                    .map(ceil_seconds)
-                    .or_else(|| default_heartbeat(step))
-                {
-                    prm.insert("heartbeat_seconds".into(), json!(hb));
-                }
-                prm.insert(
-                    "loop_var".into(),
-                    step.foreach.as_ref().map_or(Json::Null, |f| json!(f.var)),
-                );
-                let mut values = Map::new();
-                values.insert("params.$".into(), json!("$.params"));
-                values.insert(
-                    "steps".into(),
-                    Json::Object(self.needed_outputs(step, &texts)),
-                );
-                if in_map {
-                    values.insert("item.$".into(), json!("$.item"));
-                }
-                if let Some(f) = failed {
-                    values.insert(
-                        "failed".into(),
-                        json!({"step": self.p.step(f).name, "error.$": "$.failed.Error"}),
-                    );
-                }
-                prm.insert("values".into(), Json::Object(values));
-                s.insert("Parameters".into(), Json::Object(prm));
-            }
-            Action::Approval { message } => {
-                s.insert(
-                    "Resource".into(),
-                    json!("arn:aws:states:::sqs:sendMessage.waitForTaskToken"),
-                );
-                let mut body = Map::new();
-                body.insert("version".into(), json!(TASK_INPUT_VERSION));
-                body.insert("kind".into(), json!(APPROVAL_KIND));
-                body.insert("pipeline".into(), json!(self.p.name));
-                body.insert("execution.$".into(), json!("$$.Execution.Id"));
-                body.insert("run_id.$".into(), json!("$$.Execution.Name"));
-                body.insert("step".into(), json!(step.name));
-                match self.format_message(step, message, in_map, failed) {
-                    Ok(Json::String(lit)) if message.refs().next().is_none() => {
-                        body.insert("message".into(), json!(lit));
-                    }
-                    Ok(expr) => {
-                        body.insert("message.$".into(), expr);
-                    }
-                    Err(msg) => self.diags.push(
-                        Diagnostic::error(
-                            codes::ASL_LIMIT,
-                            step.span,
-                            format!("approval message of `{}`: {msg}", step.name),
-                        )
-                        .label("this message cannot be built in Step Functions"),
-                    ),
-                }
-                body.insert("token.$".into(), json!("$$.Task.Token"));
-                s.insert(
-                    "Parameters".into(),
-                    Json::Object(obj([
-                        ("QueueUrl", json!(self.o.approval_queue_url)),
-                        ("MessageBody", Json::Object(body)),
-                    ])),
-                );
-            }
-        }
-        if store
-            && !step.outputs.is_empty()
-            && step.foreach.is_none()
-            && matches!(step.action, Action::Script(_))
-        {
-            let sel: Map<String, Json> = self.out_keys[step.id.0]
-                .iter()
-                .map(|k| (format!("{k}.$"), json!(format!("$.outputs.{k}"))))
-                .collect();
-            s.insert("ResultSelector".into(), Json::Object(sel));
-            s.insert(
-                "ResultPath".into(),
-                json!(format!("$.steps.{}", self.keys[step.id.0])),
-            );
-        } else {
-            s.insert("ResultPath".into(), Json::Null);
-        }
-        if let Some(t) = step.timeout {
-            s.insert("TimeoutSeconds".into(), json!(ceil_seconds(t)));
-        }
-        let script = matches!(step.action, Action::Script(_));
+        catch: Option<Str<'a>>,
+        next: Option<Str<'a>>,
+    ) -> J<'a> {
+        let failed: Option<&'a str> = failed.map(|f| self.p.step(f).name.as_str());
         if let Some(h) = step.heartbeat {
             let hb = ceil_seconds(h);
             if step.timeout.is_some_and(|t| hb >= ceil_seconds(t)) {
@@ -1145,88 +1176,121 @@ impl<'a> Emitter<'a> {
                     .help("shorten the heartbeat or lengthen the timeout"),
                 );
             }
-            s.insert("HeartbeatSeconds".into(), json!(hb));
-        } else if let Some(hb) = default_heartbeat(step).filter(|_| script) {
-            s.insert("HeartbeatSeconds".into(), json!(hb));
         }
-        if script {
-            // A task whose worker died (heartbeat timed out) or was stopped
-            // is not the step's failure: run it again on another worker,
-            // before and apart from the step's own `retry`.
-            s.insert(
-                "Retry".into(),
-                json!([{
-                    "ErrorEquals": [errors::HEARTBEAT_TIMEOUT, errors::WORKER_SHUTDOWN],
-                    "MaxAttempts": WORKER_LOST_ATTEMPTS,
-                    "IntervalSeconds": 1,
-                    "BackoffRate": 1.5,
-                }]),
+        if let Some(r) = &step.retry
+            && (r.backoff < 1.0 || r.backoff.is_nan())
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    codes::ASL_LIMIT,
+                    step.span,
+                    format!("the retry backoff of `{}` is below 1.0", step.name),
+                )
+                .label("Step Functions needs BackoffRate >= 1.0")
+                .help("use a backoff of 1.0 (constant interval) or more"),
             );
         }
-        if let Some(r) = &step.retry {
-            if r.backoff < 1.0 || r.backoff.is_nan() {
-                self.diags.push(
+        let Action::Approval { message } = &step.action else {
+            let task = ScriptTask {
+                p: self.p,
+                o: self.o,
+                n: self.n,
+                step,
+                uses: self.uses(step),
+                in_map,
+                failed,
+                store,
+                catch,
+                next,
+            };
+            return J::lazy(move |out| script_task(out, &task));
+        };
+        let mut body = Obj::new();
+        body.push("version", TASK_INPUT_VERSION);
+        body.push("kind", APPROVAL_KIND);
+        body.push("pipeline", self.p.name.as_str());
+        body.push("execution.$", "$$.Execution.Id");
+        body.push("run_id.$", "$$.Execution.Name");
+        body.push("step", step.name.as_str());
+        match message.as_literal() {
+            Some(lit) => body.push("message", lit),
+            None => match self.format_message(step, message, in_map, failed) {
+                Ok(expr) => body.push("message.$", expr),
+                Err(msg) => self.diags.push(
                     Diagnostic::error(
                         codes::ASL_LIMIT,
                         step.span,
-                        format!("the retry backoff of `{}` is below 1.0", step.name),
+                        format!("approval message of `{}`: {msg}", step.name),
                     )
-                    .label("Step Functions needs BackoffRate >= 1.0")
-                    .help("use a backoff of 1.0 (constant interval) or more"),
-                );
-            }
-            let rule = json!({
-                    "ErrorEquals": ["States.ALL"],
-                    "MaxAttempts": r.max_attempts,
-                    "IntervalSeconds": ceil_seconds(r.interval),
-                    "BackoffRate": r.backoff,
-            });
-            match s.get_mut("Retry") {
-                Some(Json::Array(rules)) => rules.push(rule),
-                _ => {
-                    s.insert("Retry".into(), json!([rule]));
-                }
-            }
+                    .label("this message cannot be built in Step Functions"),
+                ),
+            },
         }
-        s
+        body.push("token.$", "$$.Task.Token");
+        let mut s = obj([
+            ("Type", "Task".into()),
+            (
+                "Resource",
+                "arn:aws:states:::sqs:sendMessage.waitForTaskToken".into(),
+            ),
+            (
+                "Parameters",
+                obj([
+                    ("QueueUrl", self.o.approval_queue_url.as_str().into()),
+                    ("MessageBody", body.into()),
+                ])
+                .into(),
+            ),
+            ("ResultPath", J::Null),
+        ]);
+        if let Some(t) = step.timeout {
+            s.push("TimeoutSeconds", ceil_seconds(t));
+        }
+        if let Some(h) = step.heartbeat {
+            s.push("HeartbeatSeconds", ceil_seconds(h));
+        }
+        if step.retry.is_some() {
+            s.push("Retry", J::lazy(move |out| retriers(out, step, false)));
+        }
+        if let Some(c) = catch {
+            s.push("Catch", catch_rule(c));
+        }
+        link(&mut s, next);
+        s.into()
     }
 
-    /// `{"build": {"VERSION.$": "$.steps.build.VERSION"}}` for every output the texts use.
-    fn needed_outputs(&mut self, step: &Step, texts: &[&Text]) -> Map<String, Json> {
-        let mut m: Map<String, Json> = Map::new();
-        for t in texts {
-            for r in t.refs() {
-                if let Ref::Output { step: s, output } = r {
-                    match output_path(&self.by_name, &self.keys, &self.out_keys, self.p, s, output)
-                    {
-                        Ok(path) => {
-                            let entry = m.entry(s.clone()).or_insert_with(|| json!({}));
-                            if let Json::Object(o) = entry {
-                                o.insert(format!("{output}.$"), json!(path));
-                            }
-                        }
-                        Err(msg) => {
-                            self.diags
-                                .push(Diagnostic::error(codes::ASL_LIMIT, step.span, msg));
-                        }
+    /// What a script step's texts use; a reference to an output that does
+    /// not exist is reported here.
+    fn uses(&mut self, step: &Step) -> Uses {
+        let mut uses = Uses {
+            params: false,
+            outputs: Vec::new(),
+        };
+        for r in step_texts(step).flat_map(Text::refs) {
+            match r {
+                Ref::Param(_) => uses.params = true,
+                Ref::Output { step: s, output } => match self.n.resolve(self.p, s, output) {
+                    Ok(o) if !uses.outputs.contains(&o) => uses.outputs.push(o),
+                    Ok(_) => {}
+                    Err(msg) => {
+                        self.diags
+                            .push(Diagnostic::error(codes::ASL_LIMIT, step.span, msg));
                     }
-                }
+                },
+                _ => {}
             }
         }
-        m
+        uses
     }
 
-    /// The approval message: a literal, or a `States.Format(...)` expression.
+    /// The approval message that is not a literal: a `States.Format(...)` expression.
     fn format_message(
         &self,
         step: &Step,
         text: &Text,
         in_map: bool,
-        failed: Option<StepId>,
-    ) -> Result<Json, String> {
-        if let Some(lit) = text.as_literal() {
-            return Ok(json!(lit));
-        }
+        failed: Option<&str>,
+    ) -> Result<String, String> {
         let mut template = String::new();
         let mut args = Vec::new();
         let esc = |s: &str| {
@@ -1247,14 +1311,7 @@ impl<'a> Emitter<'a> {
                         Ref::Param(n) => format!("$.params.{n}"),
                         Ref::Loop(_) if in_map => "$.item".into(),
                         Ref::Loop(_) => return Err("the loop variable is unknown here".into()),
-                        Ref::Output { step: s, output } => output_path(
-                            &self.by_name,
-                            &self.keys,
-                            &self.out_keys,
-                            self.p,
-                            s,
-                            output,
-                        )?,
+                        Ref::Output { step: s, output } => self.n.output_path(self.p, s, output)?,
                         Ref::RunId => "$$.Execution.Name".into(),
                         Ref::FailedError if failed.is_some() => "$.failed.Error".into(),
                         Ref::PipelineName => {
@@ -1266,10 +1323,8 @@ impl<'a> Emitter<'a> {
                             continue;
                         }
                         Ref::FailedStep | Ref::FailedError => {
-                            let f = failed
-                                .map(|f| self.p.step(f).name.clone())
-                                .ok_or("`failed` is only known in a catch handler")?;
-                            template.push_str(&esc(&f));
+                            let f = failed.ok_or("`failed` is only known in a catch handler")?;
+                            template.push_str(&esc(f));
                             continue;
                         }
                     };
@@ -1284,28 +1339,255 @@ impl<'a> Emitter<'a> {
             expr.push_str(&a);
         }
         expr.push(')');
-        Ok(json!(expr))
+        Ok(expr)
     }
 }
 
-fn output_path(
-    by_name: &HashMap<&str, StepId>,
-    keys: &[String],
-    out_keys: &[Vec<String>],
+/// The texts of a script step the worker renders: its script, image, env
+/// values and workdir.
+fn step_texts(step: &Step) -> impl Iterator<Item = &Text> {
+    let script = match &step.action {
+        Action::Script(s) => Some(s),
+        Action::Approval { .. } => None,
+    };
+    script
+        .map(|s| &s.run)
+        .into_iter()
+        .chain(script.and_then(|s| s.image.as_ref()))
+        .chain(step.env.values())
+        .chain(step.workdir.iter())
+}
+
+/// A script step's Task state, as [`Emitter::task_state`] saw it.
+struct ScriptTask<'a> {
+    p: &'a Pipeline,
+    o: &'a Options,
+    n: &'a Names<'a>,
+    step: &'a Step,
+    uses: Uses,
+    in_map: bool,
+    failed: Option<&'a str>,
+    /// Its outputs go to `$.steps` (not in a Map, not a handler's copy).
+    store: bool,
+    catch: Option<Str<'a>>,
+    next: Option<Str<'a>>,
+}
+
+/// Write a script step's Task state (keys in the order of every state:
+/// Type, Resource, Parameters, results, limits, Retry, Catch, Next/End).
+fn script_task(out: &mut dyn Out, t: &ScriptTask) {
+    let step = t.step;
+    out.begin_obj();
+    out.field("Type", "Task");
+    out.field("Resource", &t.o.activity_arn);
+    out.key(&["Parameters"]);
+    task_input(out, t.p, t.n, step, &t.uses, t.in_map, t.failed);
+    if t.store && stores_outputs(step) {
+        out.key(&["ResultSelector"]);
+        out.begin_obj();
+        for k in &t.n.out_keys[step.id.0] {
+            out.key(&[k, ".$"]);
+            out.string(&["$.outputs.", k]);
+        }
+        out.end_obj();
+        out.key(&["ResultPath"]);
+        out.string(&["$.steps.", &t.n.keys[step.id.0]]);
+    } else {
+        out.key(&["ResultPath"]);
+        out.scalar(&J::Null);
+    }
+    if let Some(s) = step.timeout {
+        out.key(&["TimeoutSeconds"]);
+        out.int(ceil_seconds(s));
+    }
+    if let Some(hb) = step
+        .heartbeat
+        .map(ceil_seconds)
+        .or_else(|| default_heartbeat(step))
+    {
+        out.key(&["HeartbeatSeconds"]);
+        out.int(hb);
+    }
+    out.key(&["Retry"]);
+    retriers(out, step, true);
+    if let Some(c) = &t.catch {
+        out.key(&["Catch"]);
+        catch_rule(c.clone()).emit(out);
+    }
+    if let Some(n) = &t.next {
+        out.field("Next", n);
+    } else {
+        out.key(&["End"]);
+        out.scalar(&J::Bool(true));
+    }
+    out.end_obj();
+}
+
+/// The input of a script step's Task ([`task::TaskInput`]), without the
+/// fields at their default; `values` holds what the step's texts use.
+fn task_input<'s>(
+    out: &mut dyn Out,
     p: &Pipeline,
-    step: &str,
-    output: &str,
-) -> Result<String, String> {
-    let id = by_name
-        .get(step)
-        .ok_or_else(|| format!("unknown step `{step}`"))?;
-    let i = p
-        .step(*id)
-        .outputs
-        .iter()
-        .position(|o| o == output)
-        .ok_or_else(|| format!("`{step}` declares no output `{output}`"))?;
-    Ok(format!("$.steps.{}.{}", keys[id.0], out_keys[id.0][i]))
+    n: &Names,
+    step: &'s Step,
+    uses: &Uses,
+    in_map: bool,
+    failed: Option<&str>,
+) {
+    let mut parts: Vec<&'s str> = Vec::new();
+    let mut text = |out: &mut dyn Out, key: &str, t: &'s Text| {
+        parts.clear();
+        encode_text_parts(t, &mut parts);
+        out.key(&[key]);
+        out.string(&parts);
+    };
+    out.begin_obj();
+    out.key(&["version"]);
+    out.int(TASK_INPUT_VERSION.into());
+    out.field("pipeline", &p.name);
+    out.field("run_id.$", "$$.Execution.Name");
+    out.field("step", &step.name);
+    if let Action::Script(script) = &step.action {
+        if let Some(image) = &script.image {
+            text(out, "image", image);
+        }
+        if let Some(shell) = &script.shell {
+            out.field("shell", shell);
+        }
+        text(out, "script", &script.run);
+    }
+    if !step.env.is_empty() {
+        out.key(&["env"]);
+        out.begin_obj();
+        for (k, v) in &step.env {
+            text(out, k, v);
+        }
+        out.end_obj();
+    }
+    if let Some(w) = &step.workdir {
+        text(out, "workdir", w);
+    }
+    if !step.outputs.is_empty() {
+        out.key(&["outputs"]);
+        out.begin_arr();
+        for (name, key) in step.outputs.iter().zip(&n.out_keys[step.id.0]) {
+            out.begin_obj();
+            out.field("name", name);
+            if key != name {
+                out.field("key", key);
+            }
+            out.end_obj();
+        }
+        out.end_arr();
+    }
+    if !step.secrets.is_empty() {
+        out.key(&["secrets"]);
+        out.begin_arr();
+        for s in &step.secrets {
+            out.str(s);
+        }
+        out.end_arr();
+    }
+    if let Some(t) = step.timeout {
+        out.key(&["timeout_seconds"]);
+        out.int(ceil_seconds(t));
+    }
+    if let Some(hb) = step
+        .heartbeat
+        .map(ceil_seconds)
+        .or_else(|| default_heartbeat(step))
+        .filter(|hb| *hb != DEFAULT_HEARTBEAT_SECONDS)
+    {
+        out.key(&["heartbeat_seconds"]);
+        out.int(hb);
+    }
+    if let Some(f) = &step.foreach {
+        out.field("loop_var", &f.var);
+    }
+    if uses.params || !uses.outputs.is_empty() || in_map || failed.is_some() {
+        out.key(&["values"]);
+        out.begin_obj();
+        if uses.params {
+            out.field("params.$", "$.params");
+        }
+        if !uses.outputs.is_empty() {
+            // By step, in the order of use. A step whose outputs' keys are
+            // their names is passed whole (`{"build.$": "$.steps.build"}`,
+            // shorter); else each output used is picked by path
+            // (`{"build": {"image-id.$": "$.steps.build.image_id"}}`).
+            out.key(&["steps"]);
+            out.begin_obj();
+            let used = &uses.outputs;
+            for (i, (id, _)) in used.iter().enumerate() {
+                if used[..i].iter().any(|u| u.0 == *id) {
+                    continue;
+                }
+                let (name, key) = (&p.step(*id).name, &n.keys[id.0]);
+                let (outputs, out_keys) = (&p.step(*id).outputs, &n.out_keys[id.0]);
+                if outputs == out_keys {
+                    out.key(&[name, ".$"]);
+                    out.string(&["$.steps.", key]);
+                    continue;
+                }
+                out.key(&[name]);
+                out.begin_obj();
+                for (_, o) in used[i..].iter().filter(|u| u.0 == *id) {
+                    out.key(&[&outputs[*o], ".$"]);
+                    out.string(&["$.steps.", key, ".", &out_keys[*o]]);
+                }
+                out.end_obj();
+            }
+            out.end_obj();
+        }
+        if in_map {
+            out.field("item.$", "$.item");
+        }
+        if let Some(f) = failed {
+            out.key(&["failed"]);
+            out.begin_obj();
+            out.field("step", f);
+            out.field("error.$", "$.failed.Error");
+            out.end_obj();
+        }
+        out.end_obj();
+    }
+    out.end_obj();
+}
+
+/// The Retry of a Task: for a script, first the retrier of a task whose
+/// worker died (heartbeat timed out) or was stopped, which is not the
+/// step's failure: run it again on another worker, before and apart from
+/// the step's own `retry` (IntervalSeconds at its default, 1).
+fn retriers(out: &mut dyn Out, step: &Step, script: bool) {
+    out.begin_arr();
+    if script {
+        out.begin_obj();
+        out.key(&["ErrorEquals"]);
+        out.begin_arr();
+        out.str(errors::HEARTBEAT_TIMEOUT);
+        out.str(errors::WORKER_SHUTDOWN);
+        out.end_arr();
+        out.key(&["MaxAttempts"]);
+        out.int(WORKER_LOST_ATTEMPTS.into());
+        out.key(&["BackoffRate"]);
+        out.scalar(&J::Float(1.5));
+        out.end_obj();
+    }
+    if let Some(r) = &step.retry {
+        out.begin_obj();
+        out.key(&["ErrorEquals"]);
+        out.begin_arr();
+        out.str("States.ALL");
+        out.end_arr();
+        out.key(&["MaxAttempts"]);
+        out.int(r.max_attempts.into());
+        out.key(&["IntervalSeconds"]);
+        out.int(ceil_seconds(r.interval));
+        out.key(&["BackoffRate"]);
+        out.scalar(&J::Float(r.backoff));
+        out.end_obj();
+    }
+    out.end_arr();
 }
 
 fn when_uses_loop(step: &Step) -> bool {
@@ -1322,69 +1604,66 @@ fn when_uses_loop(step: &Step) -> bool {
     step.when.as_ref().is_some_and(uses)
 }
 
-fn choice_state(rule: cond::Rule, then: &str, otherwise: &str) -> Map<String, Json> {
+/// The step writes its outputs into `$.steps` (a `foreach` step's outputs
+/// are not kept).
+fn stores_outputs(step: &Step) -> bool {
+    !step.outputs.is_empty() && step.foreach.is_none()
+}
+
+fn choice_state<'a>(rule: cond::Rule, then: Str<'a>, otherwise: Str<'a>) -> Obj<'a> {
     let mut choice = match rule {
-        cond::Rule::Json(j) => j,
+        cond::Rule::Json(j) => Obj::from(&j),
         // Always false: a rule that never matches keeps the state valid.
-        cond::Rule::Const(_) => {
-            let mut m = Map::new();
-            m.insert("Variable".into(), json!("$.params"));
-            m.insert("IsPresent".into(), json!(false));
-            m
-        }
+        cond::Rule::Const(_) => obj([("Variable", "$.params".into()), ("IsPresent", false.into())]),
     };
-    choice.insert("Next".into(), json!(then));
+    choice.insert("Next", then);
     obj([
-        ("Type", json!("Choice")),
-        ("Choices", Json::Array(vec![Json::Object(choice)])),
-        ("Default", json!(otherwise)),
+        ("Type", "Choice".into()),
+        ("Choices", J::Arr(vec![choice.into()])),
+        ("Default", otherwise.into()),
     ])
 }
 
-fn retarget(choice: &mut Map<String, Json>, from: &str, to: &str) {
-    if let Some(Json::Array(cs)) = choice.get_mut("Choices") {
+fn retarget<'a>(choice: &mut Obj<'a>, from: &str, to: Str<'a>) {
+    if let Some(J::Arr(cs)) = choice.get_mut("Choices") {
         for c in cs {
-            if c.get("Next").and_then(Json::as_str) == Some(from) {
-                c["Next"] = json!(to);
+            if let J::Obj(c) = c
+                && matches!(c.get_mut("Next"), Some(J::Str(n)) if n == from)
+            {
+                c.insert("Next", to.clone());
             }
         }
     }
 }
 
-fn fail_state(error: &str, cause: &str) -> Map<String, Json> {
+fn fail_state<'a>(error: &'static str, cause: String) -> Obj<'a> {
     obj([
-        ("Type", json!("Fail")),
-        ("Error", json!(error)),
-        ("Cause", json!(cause)),
+        ("Type", "Fail".into()),
+        ("Error", error.into()),
+        ("Cause", cause.into()),
     ])
 }
 
-fn link(s: &mut Map<String, Json>, next: Option<&str>) {
+fn link<'a>(s: &mut Obj<'a>, next: Option<Str<'a>>) {
     match next {
-        Some(n) => s.insert("Next".into(), json!(n)),
-        None => s.insert("End".into(), json!(true)),
-    };
+        Some(n) => s.push("Next", n),
+        None => s.push("End", true),
+    }
 }
 
-/// Insert `key` before `Next`/`End` so every state reads in the same order.
-fn insert_before_next(s: &mut Map<String, Json>, key: &str, value: Json) {
-    let tail: Vec<(String, Json)> = ["Next", "End"]
-        .iter()
-        .filter_map(|k| s.shift_remove(*k).map(|v| ((*k).to_string(), v)))
-        .collect();
-    s.insert(key.into(), value);
-    s.extend(tail);
+/// The Catch of the state running a step with a catch handler.
+fn catch_rule(handler: Str<'_>) -> J<'_> {
+    J::Arr(vec![J::Obj(obj([
+        ("ErrorEquals", J::Arr(vec!["States.ALL".into()])),
+        ("ResultPath", "$.failed".into()),
+        ("Next", handler.into()),
+    ]))])
 }
 
-fn states_obj(states: States) -> Json {
-    Json::Object(
-        states
-            .into_iter()
-            .map(|(n, s)| (n, Json::Object(s)))
-            .collect(),
-    )
+fn states_obj(states: States<'_>) -> J<'_> {
+    J::Obj(states.into_iter().collect())
 }
 
-fn obj<const N: usize>(items: [(&str, Json); N]) -> Map<String, Json> {
-    items.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+fn obj<'a, const N: usize>(items: [(&'static str, J<'a>); N]) -> Obj<'a> {
+    items.into_iter().collect()
 }

@@ -6,36 +6,47 @@
 //! # Task input (the activity task's `input`, JSON)
 //! ```json
 //! {
-//!   "version": 1,
+//!   "version": 2,
 //!   "pipeline": "release",
 //!   "run_id": "<$$.Execution.Name>",
 //!   "step": "deploy",
-//!   "image": "amazon/aws-cli:2",            // null: run on the host with /bin/sh
-//!   "shell": null,                          // null: `sh -e`
+//!   "image": "amazon/aws-cli:2",            // absent: run on the host with /bin/sh
+//!   "shell": "bash -e",                     // absent: `sh -e`
 //!   "script": "./deploy.sh --version {{ build.VERSION }}",
-//!   "env": {"REGION": "{{ r }}"},
-//!   "workdir": null,                        // null: /workspace
-//!   "outputs": [{"name": "VERSION", "key": "VERSION"}],
-//!   "secrets": ["REGISTRY_TOKEN"],          // names only; values come from the worker's env
-//!   "timeout_seconds": 1200,                // null: none (Step Functions enforces it too)
-//!   "heartbeat_seconds": 60,                // the state's HeartbeatSeconds (absent: none)
-//!   "loop_var": "r",                        // the foreach variable, or null
-//!   "values": {
-//!     "params": {"region": "us-east-1"},
-//!     "steps": {"build": {"VERSION": "1.2"}},
+//!   "env": {"REGION": "{{ r }}"},           // absent: none
+//!   "workdir": "/src",                      // absent: /workspace
+//!   "outputs": [{"name": "VERSION"}, {"name": "image-id", "key": "image_id"}],  // absent: none
+//!   "secrets": ["REGISTRY_TOKEN"],          // names only; values come from the worker's env; absent: none
+//!   "timeout_seconds": 1200,                // absent: none (Step Functions enforces it too)
+//!   "heartbeat_seconds": 30,                // the state's HeartbeatSeconds; absent: 60 or none
+//!   "loop_var": "r",                        // the foreach variable; absent: none
+//!   "values": {                             // absent when all its fields are
+//!     "params": {"region": "us-east-1"},    // every param; absent: the texts use none
+//!     "steps": {"build": {"VERSION": "1.2"}},  // outputs of the steps the texts use; absent: none
 //!     "item": "eu-west-1",                  // the foreach item (as text), or absent
 //!     "failed": {"step": "deploy", "error": "topsail.StepFailed"}  // catch handlers only
 //!   }
 //! }
 //! ```
+//! The state machine leaves out every field at its default (absent above):
+//! every Task state carries an input, and these are most of the definition.
+//! An output's `key` is absent when it is the name. (`null`, which version 1
+//! wrote for the optional texts and numbers, reads as absent.)
+//!
 //! `script`, `image`, `env` values and `workdir` are texts in their source
 //! form: `{{ name }}` holes, a literal `{{` written `{{ "{{" }}`. The worker
 //! turns them back into [`Text`] with [`TaskInput::text`] and renders them with
 //! [`crate::model::render_script`] / [`crate::model::render_text`], using the
 //! input itself as the [`Scope`]; so a value is quoted exactly as locally.
 //!
+//! Version 1 had every field present (`null`, `{}` or `[]` at the default),
+//! every output's `key` and always the params. It reads the same way, so a
+//! worker reads versions [`OLDEST_TASK_INPUT_VERSION`] to
+//! [`TASK_INPUT_VERSION`]; a worker older than version 2 cannot read
+//! version 2 inputs (it fails them as `topsail.BadTaskInput`).
+//!
 //! # Task output (the worker's `SendTaskSuccess` output, JSON)
-//! `{"version": 1, "outputs": {"<key>": "<value>", ...}}`: one entry per
+//! `{"version": 2, "outputs": {"<key>": "<value>", ...}}`: one entry per
 //! declared output, keyed by its `key` (a JSONPath-safe spelling of the name;
 //! the state machine picks each one by path). Failures are reported with
 //! `SendTaskFailure` and an error name from [`errors`].
@@ -45,8 +56,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Piece, Ref, Scope, Text, Value};
 
-/// Bumped when the shape changes incompatibly; the worker refuses others.
-pub const TASK_INPUT_VERSION: u32 = 1;
+/// Bumped when the shape changes incompatibly; the worker refuses versions
+/// outside [`OLDEST_TASK_INPUT_VERSION`]..=this.
+pub const TASK_INPUT_VERSION: u32 = 2;
+/// The oldest version a worker still reads (see the module doc).
+pub const OLDEST_TASK_INPUT_VERSION: u32 = 1;
 
 /// Error names a worker reports with `SendTaskFailure` (timeouts are
 /// reported by Step Functions itself as `States.Timeout`).
@@ -73,43 +87,81 @@ pub mod errors {
     pub const BAD_PARAM: &str = "topsail.BadParam";
 }
 
+// Fields at their default are left out when written and read as the
+// default when absent, as the module doc says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskInput {
     pub version: u32,
     pub pipeline: String,
     pub run_id: String,
     pub step: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<String>,
     pub script: String,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputDecl>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
-    /// Absent in inputs from before the field existed: then the worker
-    /// heartbeats at a fixed interval.
+    /// Absent: the state's HeartbeatSeconds is the default 60 s
+    /// ([`crate::asl::DEFAULT_HEARTBEAT_SECONDS`]), or it has none, or the
+    /// input is from before the field existed; the worker then heartbeats
+    /// every 20 s, which suits all three.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loop_var: Option<String>,
+    #[serde(default, skip_serializing_if = "Values::is_empty")]
     pub values: Values,
 }
 
 /// A declared output: its name in the language and the key the worker
-/// writes it under in [`TaskOutput::outputs`].
+/// writes it under in [`TaskOutput::outputs`] (in the input, `key` is
+/// absent when it is the name).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "OutputDeclText", into = "OutputDeclText")]
 pub struct OutputDecl {
     pub name: String,
     pub key: String,
 }
 
+#[derive(Serialize, Deserialize)]
+struct OutputDeclText {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+impl From<OutputDeclText> for OutputDecl {
+    fn from(o: OutputDeclText) -> Self {
+        let key = o.key.unwrap_or_else(|| o.name.clone());
+        OutputDecl { name: o.name, key }
+    }
+}
+
+impl From<OutputDecl> for OutputDeclText {
+    fn from(o: OutputDecl) -> Self {
+        let key = (o.key != o.name).then_some(o.key);
+        OutputDeclText { name: o.name, key }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Values {
-    /// Every param, as in the execution input after defaults were filled.
-    #[serde(default)]
+    /// Every param, as in the execution input after defaults were filled
+    /// (none when the step's texts use no param).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub params: IndexMap<String, serde_json::Value>,
-    /// The outputs of earlier steps this step refers to: step -> output -> value.
-    #[serde(default)]
+    /// The outputs of earlier steps this step refers to: step -> output ->
+    /// value (a step's outputs used, or all of them).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub steps: IndexMap<String, IndexMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<String>,
@@ -123,6 +175,15 @@ pub struct Failed {
     pub error: String,
 }
 
+impl Values {
+    fn is_empty(&self) -> bool {
+        self.params.is_empty()
+            && self.steps.is_empty()
+            && self.item.is_none()
+            && self.failed.is_none()
+    }
+}
+
 /// What the worker answers on success.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskOutput {
@@ -131,6 +192,24 @@ pub struct TaskOutput {
 }
 
 impl TaskInput {
+    /// Read a task input: its version first, so that an input of a version
+    /// this worker does not read is refused as such, whatever its shape.
+    pub fn read(input: &str) -> Result<TaskInput, String> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u32,
+        }
+        let v: Versioned =
+            serde_json::from_str(input).map_err(|e| format!("cannot read the task input: {e}"))?;
+        if !(OLDEST_TASK_INPUT_VERSION..=TASK_INPUT_VERSION).contains(&v.version) {
+            return Err(format!(
+                "task input version {} (this worker reads versions {OLDEST_TASK_INPUT_VERSION} to {TASK_INPUT_VERSION}): upgrade topsail on the worker or redeploy",
+                v.version
+            ));
+        }
+        serde_json::from_str(input).map_err(|e| format!("cannot read the task input: {e}"))
+    }
+
     /// Parse one of this input's texts (script, image, env value, workdir).
     pub fn text(&self, source: &str) -> Result<Text, String> {
         decode_text(source, self.loop_var.as_deref())
@@ -160,18 +239,41 @@ impl Scope for TaskInput {
 /// A text in source form, with a literal `{{` written `{{ "{{" }}` so that
 /// [`decode_text`] gives back exactly the same pieces.
 pub fn encode_text(text: &Text) -> String {
-    let mut out = String::new();
+    let mut parts = Vec::new();
+    encode_text_parts(text, &mut parts);
+    parts.concat()
+}
+
+/// [`encode_text`] as pieces to join, appended to `parts`: nothing is built
+/// (the state machine writes thousands of them).
+pub fn encode_text_parts<'t>(text: &'t Text, parts: &mut Vec<&'t str>) {
     for p in &text.parts {
         match p {
-            Piece::Lit(s) => out.push_str(&s.replace("{{", "{{ \"{{\" }}")),
+            Piece::Lit(s) => {
+                let mut rest = s.as_str();
+                while let Some(i) = rest.find("{{") {
+                    parts.push(&rest[..i]);
+                    parts.push("{{ \"{{\" }}");
+                    rest = &rest[i + 2..];
+                }
+                parts.push(rest);
+            }
             Piece::Ref(r) => {
-                out.push_str("{{ ");
-                out.push_str(&r.to_string());
-                out.push_str(" }}");
+                parts.push("{{ ");
+                // As `Ref`'s Display writes it.
+                match r {
+                    Ref::Param(n) | Ref::Loop(n) => parts.push(n),
+                    Ref::Output { step, output } => parts.extend([step.as_str(), ".", output]),
+                    Ref::PipelineName => parts.push("pipeline.name"),
+                    Ref::RunId => parts.push("run.id"),
+                    Ref::StepName => parts.push("step.name"),
+                    Ref::FailedStep => parts.push("failed.step"),
+                    Ref::FailedError => parts.push("failed.error"),
+                }
+                parts.push(" }}");
             }
         }
     }
-    out
 }
 
 /// The inverse of [`encode_text`]. `loop_var` tells a bare name that is the
@@ -263,6 +365,21 @@ mod tests {
         };
         let src = encode_text(&t);
         assert_eq!(decode_text(&src, Some("r")), Ok(t));
+        for r in [
+            Ref::PipelineName,
+            Ref::RunId,
+            Ref::StepName,
+            Ref::FailedStep,
+            Ref::FailedError,
+        ] {
+            let t = Text {
+                parts: vec![Piece::Ref(r.clone())],
+            };
+            assert_eq!(encode_text(&t), format!("{{{{ {r} }}}}"));
+        }
+        let t = Text::literal("a{{b{{{c}}");
+        assert_eq!(encode_text(&t), "a{{ \"{{\" }}b{{ \"{{\" }}{c}}");
+        assert_eq!(decode_text(&encode_text(&t), None), Ok(t));
         assert!(decode_text("{{ oops", None).is_err());
     }
 
@@ -279,5 +396,42 @@ mod tests {
         let script = input.text(&input.script).unwrap();
         let out = crate::model::render_script(&script, &input, None).unwrap();
         assert_eq!(out, "echo 'x y' 3");
+    }
+
+    #[test]
+    fn version_1_and_version_2_inputs_read_the_same() {
+        let v1 = serde_json::json!({
+            "version": 1, "pipeline": "p", "run_id": "r1", "step": "s",
+            "image": null, "shell": null, "script": "echo",
+            "env": {}, "workdir": null,
+            "outputs": [{"name": "A", "key": "A"}, {"name": "B-C", "key": "B_C"}],
+            "secrets": [], "timeout_seconds": null, "heartbeat_seconds": 60,
+            "loop_var": null, "values": {"params": {}, "steps": {}}
+        });
+        let v2 = serde_json::json!({
+            "version": 2, "pipeline": "p", "run_id": "r1", "step": "s", "script": "echo",
+            "outputs": [{"name": "A"}, {"name": "B-C", "key": "B_C"}],
+            "heartbeat_seconds": 60
+        });
+        let a = TaskInput::read(&v1.to_string()).unwrap();
+        let b = TaskInput::read(&v2.to_string()).unwrap();
+        assert_eq!(TaskInput { version: 2, ..a }, b);
+        assert_eq!(b.outputs[0].key, "A");
+        // Written back, the defaults are left out again.
+        assert_eq!(serde_json::to_value(&b).unwrap(), v2);
+    }
+
+    #[test]
+    fn other_versions_are_refused_before_their_shape_is_read() {
+        for v in [0, TASK_INPUT_VERSION + 1] {
+            let e = TaskInput::read(&format!(r#"{{"version": {v}, "something": "else"}}"#))
+                .unwrap_err();
+            assert!(e.starts_with(&format!("task input version {v} ")), "{e}");
+        }
+        let e = TaskInput::read(r#"{"version": 2}"#).unwrap_err();
+        assert!(
+            e.starts_with("cannot read the task input: missing field"),
+            "{e}"
+        );
     }
 }

@@ -73,7 +73,8 @@ pub async fn deploy(
             msgs.join("; ")
         )
     })?;
-    let definition = compiled.to_json();
+    // Compact: Step Functions counts indentation against its size limit too.
+    let definition = compiled.to_compact_json();
     let existing = find_state_machine(&c.sfn, name).await?;
     let (state_machine_arn, state_machine) = if let Some(arn) = existing {
         let d = c

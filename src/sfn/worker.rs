@@ -26,8 +26,8 @@ use indexmap::IndexMap;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::asl::MAX_PAYLOAD_BYTES;
 use crate::asl::task::{TASK_INPUT_VERSION, TaskInput, TaskOutput, errors};
+use crate::asl::{DEFAULT_HEARTBEAT_SECONDS, MAX_PAYLOAD_BYTES};
 use crate::model::{format_duration, render_script, render_text};
 use crate::run::runtime::{Line, Outcome, StepIo, StepSpec, Stream, errors as run_errors};
 use crate::run::{Runtimes, Secrets, runtime};
@@ -199,20 +199,12 @@ struct Task {
 
 impl Task {
     async fn handle(&self, input: &str, mut kill: watch::Receiver<bool>) {
-        let ti: TaskInput = match serde_json::from_str(input) {
+        // The version first: an input this worker cannot read says why.
+        let ti = match TaskInput::read(input) {
             Ok(t) => t,
-            Err(e) => {
-                log(
-                    &self.opts.name,
-                    "?",
-                    &format!("cannot read the task input: {e}"),
-                );
-                self.fail(
-                    "?",
-                    errors::BAD_INPUT,
-                    &format!("cannot read the task input: {e}"),
-                )
-                .await;
+            Err(msg) => {
+                log(&self.opts.name, "?", &msg);
+                self.fail("?", errors::BAD_INPUT, &msg).await;
                 return;
             }
         };
@@ -220,15 +212,6 @@ impl Task {
             Some(i) => format!("{} {}[{i}]", ti.run_id, ti.step),
             None => format!("{} {}", ti.run_id, ti.step),
         };
-        if ti.version != TASK_INPUT_VERSION {
-            let msg = format!(
-                "task input version {} (this worker reads version {TASK_INPUT_VERSION}): upgrade topsail on the worker or redeploy",
-                ti.version
-            );
-            log(&self.opts.name, &unit, &msg);
-            self.fail(&unit, errors::BAD_INPUT, &msg).await;
-            return;
-        }
         let secrets = Secrets::new(
             ti.secrets
                 .iter()
@@ -257,12 +240,10 @@ impl Task {
             self.runtimes.host.clone()
         };
         // A third of HeartbeatSeconds: two heartbeats may be late or lost
-        // before Step Functions gives up on this worker.
-        let every = ti
-            .heartbeat_seconds
-            .map_or(Duration::from_secs(20), |h| {
-                Duration::from_secs_f64(h as f64 / 3.0)
-            })
+        // before Step Functions gives up on this worker. Absent: the default
+        // (or none, or an old input), see `TaskInput::heartbeat_seconds`.
+        let hb = ti.heartbeat_seconds.unwrap_or(DEFAULT_HEARTBEAT_SECONDS);
+        let every = Duration::from_secs_f64(hb as f64 / 3.0)
             .clamp(Duration::from_millis(250), Duration::from_secs(20));
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
