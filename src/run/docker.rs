@@ -494,6 +494,11 @@ async fn remove_orphans(docker: &Docker) {
                 "topsail: removed container {} (step `{step}`) left by topsail process {pid}, which was killed",
                 &id[..id.len().min(12)]
             ),
+            // Another topsail got there first (404 gone, 409 being removed).
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => {}
             Err(e) => eprintln!(
                 "topsail: warning: could not remove container {id} left by a killed topsail: {}",
                 short(&e)
