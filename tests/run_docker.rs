@@ -9,7 +9,7 @@ use crate::run::{assert_tmp_empty, run_json, run_test, show, status, unit};
 
 const IMAGE: &str = "topsail-test/busybox:latest";
 
-fn require_docker() {
+pub fn require_docker() {
     let ok = Command::new("docker")
         .args(["image", "inspect", IMAGE])
         .stdout(Stdio::null())

@@ -5,15 +5,12 @@
 //! record and the one `start --follow` builds from the execution history.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::common::{Test, command, repo};
 use crate::support::{ROLE, Worker, record, run, unique};
-
-const IMAGE: &str = "topsail-test/busybox:latest";
 
 const BUSYBOX_OK: &str = r#"pipeline bb
 image "topsail-test/busybox:latest"
@@ -65,19 +62,6 @@ handler:
     output E
     run echo "E={{ failed.step }} {{ failed.error }}" >> "$TOPSAIL_OUTPUT"
 "#;
-
-fn require_image() {
-    let ok = std::process::Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "Docker or the image {IMAGE} is missing: run scripts/setup/images.sh"
-    );
-}
 
 /// What must mean the same: per unit, status, attempts and outputs (times
 /// of day in outputs, like hello's STAMP, masked).
@@ -187,7 +171,7 @@ fn hello_means_the_same_locally_and_on_step_functions() {
 
 #[test]
 fn busybox_pipelines_mean_the_same_locally_and_on_step_functions() {
-    require_image();
+    crate::run_docker::require_docker();
     same_meaning("bb.topsail", BUSYBOX_OK);
     same_meaning("bbcatch.topsail", BUSYBOX_CATCH);
 }
