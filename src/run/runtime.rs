@@ -706,7 +706,7 @@ mod tests {
         assert_eq!(mode(private), 0o700);
         let name = dir.root.file_name().unwrap().to_str().unwrap();
         assert!(
-            name.starts_with("topsail-hold-s-1_______outside_escaped-s____x_y_-"),
+            name.starts_with("topsail-hold-s-1_______outside_escaped-s_______x_y_-"),
             "{name}"
         );
         let host = AttemptDir::create_lean(base.path(), &spec("true", None, None)).unwrap();
