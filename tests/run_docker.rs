@@ -300,18 +300,6 @@ fn docker_containers_of_a_topsail_in_another_pid_namespace_are_left_alone() {
     let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
     let ours = ours.to_str().unwrap();
     let id = containers_of(&live_name).pop().unwrap();
-    let label = Command::new("docker")
-        .args([
-            "inspect",
-            "--format",
-            "{{ index .Config.Labels \"topsail.owner\" }}",
-            &id,
-        ])
-        .output()
-        .unwrap();
-    let label = String::from_utf8_lossy(&label.stdout);
-    let ns_id = ours.trim_start_matches("pid:[").trim_end_matches(']');
-    assert_eq!(label.split(':').nth(1), Some(ns_id), "owner label {label}");
 
     let next = run_test(&format!(
         "pipeline {}\na:\n    image \"{IMAGE}\"\n    run true\nb:\n    run echo \"ns=$(readlink /proc/self/ns/pid)\"\n",
@@ -339,9 +327,22 @@ fn docker_containers_of_a_topsail_in_another_pid_namespace_are_left_alone() {
     assert!(!stderr.contains("removed container"), "{stderr}");
     assert_eq!(
         containers_of(&live_name),
-        vec![id],
+        vec![id.clone()],
         "the live run's container was removed by a topsail in another pid namespace"
     );
+    // The owner label names the pid namespace it was made in.
+    let label = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{ index .Config.Labels \"topsail.owner\" }}",
+            &id,
+        ])
+        .output()
+        .unwrap();
+    let label = String::from_utf8_lossy(&label.stdout);
+    let ns_id = ours.trim_start_matches("pid:[").trim_end_matches(']');
+    assert_eq!(label.split(':').nth(1), Some(ns_id), "owner label {label}");
     assert_tmp_empty(&next);
 }
 
