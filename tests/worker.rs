@@ -154,13 +154,12 @@ fn serve(conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
         let reply = match target.rsplit('.').next().unwrap_or("") {
             "GetActivityTask" => {
                 let task = state.lock().unwrap().queue.pop_front();
-                match task {
-                    Some((token, input)) => json!({"taskToken": token, "input": input}),
-                    None => {
-                        // A short long-poll: the worker asks again.
-                        std::thread::sleep(Duration::from_millis(100));
-                        json!({})
-                    }
+                if let Some((token, input)) = task {
+                    json!({"taskToken": token, "input": input})
+                } else {
+                    // A short long-poll: the worker asks again.
+                    std::thread::sleep(Duration::from_millis(100));
+                    json!({})
                 }
             }
             op @ ("SendTaskSuccess" | "SendTaskFailure") => {
@@ -595,7 +594,7 @@ fn other_users_cannot_touch_a_running_steps_attempt_dir() {
         let image_line = image
             .map(|i| format!("    image \"{i}\"\n"))
             .unwrap_or_default();
-        let body: String = VICTIM.lines().map(|l| format!("        {l}\n")).collect();
+        let body: String = VICTIM.lines().flat_map(|l| ["        ", l, "\n"]).collect();
         let pipeline = format!(
             "a:\n{image_line}    env SIGNAL = \"{}\"\n    output V\n    run:\n{body}\nb: a\n    run echo \"got={{{{ a.V }}}}\"\n",
             if image.is_some() {
