@@ -404,17 +404,43 @@ fn worker_serves_no_secret_unless_told() {
     none.stop();
     assert!(none.log().contains("secrets: none)"), "{}", none.log());
 
-    let env_list = [("TOPSAIL_WORKER_SECRETS", "A_TOKEN"), env[0], env[1]];
+    let env_list = [
+        ("TOPSAIL_WORKER_SECRETS", "A_TOKEN,C_UNSET"),
+        env[0],
+        env[1],
+    ];
     let mut listed = FakeWorker::start(t.dir.path(), &sfn, &env_list, &["--allow-host"]);
     let a = asks(&mut sfn, "A_TOKEN");
     let b = asks(&mut sfn, "B_TOKEN");
+    let c = asks(&mut sfn, "C_UNSET");
     // Allowed, but a secret's value cannot travel in an output.
     let answer = sfn.answer(&a, WAIT);
     assert_eq!(failure(&answer).0, "topsail.SecretInOutput");
     let answer = sfn.answer(&b, WAIT);
     assert_eq!(failure(&answer).0, "topsail.SecretNotAllowed");
+    // Allowed but not in the worker's environment.
+    let answer = sfn.answer(&c, WAIT);
+    assert_eq!(failure(&answer).0, "topsail.SecretMissing");
     listed.stop();
+    let log = listed.log();
+    assert!(log.contains("secrets: A_TOKEN C_UNSET (not set))"), "{log}");
     assert!(!sfn.bodies().contains("token-value"), "{}", sfn.bodies());
+    assert!(!log.contains("token-value"), "{log}");
+}
+
+/// A secret name the language could not declare is a usage error.
+#[test]
+fn worker_secret_names_are_checked() {
+    let r = Test::new()
+        .args(&["worker", "--activity-arn", ACTIVITY, "--secret", "A-B"])
+        .run();
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--secret A-B: a secret name is `[A-Za-z_][A-Za-z0-9_]*`"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// A host step on a worker starts from a minimal environment, not the
