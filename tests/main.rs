@@ -14,3 +14,4 @@ mod run_docker;
 mod sfn;
 mod sfn_same;
 mod support;
+mod worker;

@@ -7,7 +7,14 @@
 //!
 //! Safety: a task names its own script and image, so whoever can start
 //! executions chooses what runs here. Host steps run only with
-//! `--allow-host`, images only when they match an `--allow-image` glob.
+//! `--allow-host`, images only when they match an `--allow-image` glob, and
+//! a task gets only the secrets the operator named with `--secret` (none by
+//! default; asking for another is `topsail.SecretNotAllowed`). Every name
+//! from the task input that reaches a path, an environment variable or a
+//! container label is checked first ([`check_identifiers`]): a bad one is
+//! `topsail.BadTaskInput`. A host step does not inherit the worker's
+//! environment (its AWS credentials, say): it gets
+//! [`crate::run::host::BASE_ENV`] and what the task itself carries.
 //!
 //! Shutdown (SIGTERM, Ctrl-C): stop polling, give running tasks `--grace` to
 //! finish, then stop them and report `topsail.WorkerShutdown` (retried on
@@ -40,6 +47,9 @@ pub struct WorkerOptions {
     pub concurrency: usize,
     pub allow_host: bool,
     pub allow_images: Vec<String>,
+    /// The secrets tasks may ask for (`--secret NAME`): names only; the
+    /// values are read from the worker's environment when a task asks.
+    pub secrets: Vec<String>,
     pub grace: Duration,
     /// Host steps' working directory; mounted at /workspace in containers.
     pub dir: PathBuf,
@@ -64,7 +74,7 @@ pub async fn serve(
         &opts.name,
         "",
         &format!(
-            "polling {} (concurrency {}, host steps {}, images: {})",
+            "polling {} (concurrency {}, host steps {}, images: {}, secrets: {})",
             opts.activity_arn,
             opts.concurrency,
             if opts.allow_host {
@@ -76,6 +86,22 @@ pub async fn serve(
                 "none".to_string()
             } else {
                 opts.allow_images.join(" ")
+            },
+            if opts.secrets.is_empty() {
+                "none".to_string()
+            } else {
+                // Names only; an allowed secret the worker lacks is said now.
+                opts.secrets
+                    .iter()
+                    .map(|n| {
+                        if std::env::var_os(n).is_some() {
+                            n.clone()
+                        } else {
+                            format!("{n} (not set)")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
             }
         ),
     );
@@ -208,15 +234,33 @@ impl Task {
                 return;
             }
         };
+        // Names next: they reach paths, the environment and container labels.
+        if let Err(msg) = check_identifiers(&ti) {
+            log(
+                &self.opts.name,
+                "?",
+                &format!("refused: {msg} [{}]", errors::BAD_INPUT),
+            );
+            self.fail("?", errors::BAD_INPUT, &msg).await;
+            return;
+        }
         let unit = match &ti.values.item {
             Some(i) => format!("{} {}[{i}]", ti.run_id, ti.step),
             None => format!("{} {}", ti.run_id, ti.step),
         };
-        let secrets = Secrets::new(
-            ti.secrets
-                .iter()
-                .filter_map(|n| std::env::var(n).ok().map(|v| (n.clone(), v))),
-        );
+        let secrets = match task_secrets(&ti, &self.opts) {
+            Ok(s) => s,
+            Err(cause) => {
+                let error = errors::SECRET_NOT_ALLOWED;
+                log(
+                    &self.opts.name,
+                    &unit,
+                    &format!("refused: {cause} [{error}]"),
+                );
+                self.fail(&unit, error, &cause).await;
+                return;
+            }
+        };
         let spec = match build_spec(&ti, &self.opts, &secrets) {
             Ok(s) => s,
             Err((error, cause)) => {
@@ -418,6 +462,115 @@ impl Task {
     }
 }
 
+/// The values of the secrets the task asks for, each one the operator
+/// allowed (`--secret`), from the worker's environment; or why not, naming
+/// the secret, never a value. A secret allowed but not set is left out:
+/// [`build_spec`] reports it as `topsail.SecretMissing`.
+fn task_secrets(ti: &TaskInput, opts: &WorkerOptions) -> Result<Secrets, String> {
+    if let Some(name) = ti.secrets.iter().find(|n| !opts.secrets.contains(n)) {
+        return Err(format!(
+            "the task asks for secret `{name}`, which worker {} does not serve ({}); \
+             the worker's operator allows it with `--secret {name}` (or by adding it to \
+             TOPSAIL_WORKER_SECRETS)",
+            opts.name,
+            if opts.secrets.is_empty() {
+                "it serves no secret".to_string()
+            } else {
+                format!("it serves: {}", opts.secrets.join(", "))
+            }
+        ));
+    }
+    Ok(Secrets::new(ti.secrets.iter().filter_map(|n| {
+        std::env::var(n).ok().map(|v| (n.clone(), v))
+    })))
+}
+
+/// Whether `s` is a name of the language: `[A-Za-z_][A-Za-z0-9_-]*`
+/// (`dashes`), or an env or secret name, `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_name(s: &str, dashes: bool) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (dashes && c == '-'))
+}
+
+/// Longest name accepted from a task input (Step Functions' execution names
+/// have at most 80 characters; step names are much shorter in practice).
+const MAX_NAME: usize = 256;
+
+/// Check every name from a task input that reaches a path (the attempt
+/// directory), an environment variable or a container label, before any of
+/// it is used: a crafted input must not steer the worker outside its temp
+/// dir or set odd variables. The state machine only writes names that pass.
+pub fn check_identifiers(ti: &TaskInput) -> Result<(), String> {
+    let bad = |what: &str, value: &str, rule: &str| {
+        let shown: String = value
+            .chars()
+            .take(80)
+            .flat_map(char::escape_debug)
+            .collect();
+        Err(format!("the task input's {what} \"{shown}\" is not {rule}"))
+    };
+    const NAME: &str = "a name (`[A-Za-z_][A-Za-z0-9_-]*`)";
+    const VAR: &str = "an environment variable name (`[A-Za-z_][A-Za-z0-9_]*`)";
+    if ti.pipeline.len() > MAX_NAME || !is_name(&ti.pipeline, true) {
+        return bad("pipeline", &ti.pipeline, NAME);
+    }
+    // An imported step is `module.step`.
+    if ti.step.len() > MAX_NAME || !ti.step.split('.').all(|p| is_name(p, true)) {
+        return bad("step", &ti.step, "a step name (`NAME` or `MODULE.NAME`)");
+    }
+    if !is_run_id(&ti.run_id) {
+        return bad(
+            "run_id",
+            &ti.run_id,
+            "an execution name (1 to 80 characters, no whitespace, control characters,              `/`, `\\` or other characters Step Functions refuses, not starting with `.`)",
+        );
+    }
+    if let Some(v) = &ti.loop_var
+        && !is_name(v, true)
+    {
+        return bad("loop_var", v, NAME);
+    }
+    for o in &ti.outputs {
+        if !is_name(&o.name, true) {
+            return bad("output name", &o.name, NAME);
+        }
+        if !is_name(&o.key, false) {
+            return bad(
+                "output key",
+                &o.key,
+                "an output key (`[A-Za-z_][A-Za-z0-9_]*`)",
+            );
+        }
+    }
+    for n in &ti.secrets {
+        if !is_name(n, false) {
+            return bad("secret name", n, VAR);
+        }
+    }
+    for k in ti.env.keys() {
+        if !is_name(k, false) {
+            return bad("env name", k, VAR);
+        }
+    }
+    if let Some(i) = &ti.values.item
+        && i.contains('\0')
+    {
+        return bad("foreach item", i, "a text without NUL bytes");
+    }
+    Ok(())
+}
+
+/// An execution name as Step Functions accepts one (`$$.Execution.Name`),
+/// less a leading `.` (no `.` or `..`, no hidden names).
+fn is_run_id(s: &str) -> bool {
+    let refused =
+        |c: char| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c);
+    (1..=80).contains(&s.chars().count()) && !s.starts_with('.') && !s.chars().any(refused)
+}
+
 /// The task as a [`StepSpec`], every `{{ }}` rendered from the task's own
 /// values; or the error name and cause to report without running anything.
 fn build_spec(
@@ -486,6 +639,14 @@ fn build_spec(
         Some(s) => Some(render_text(&text("workdir", s)?, ti).map_err(|e| bad("workdir", e))?),
         None => None,
     };
+    if let Some(w) = &workdir
+        && (!w.starts_with('/') || w.contains('\0'))
+    {
+        return Err((
+            errors::BAD_INPUT,
+            format!("workdir `{}` is not an absolute path", w.escape_debug()),
+        ));
+    }
     Ok(StepSpec {
         run_id: ti.run_id.clone(),
         pipeline: ti.pipeline.clone(),
@@ -564,6 +725,7 @@ mod tests {
             concurrency: 1,
             allow_host: host,
             allow_images: images.iter().map(|s| (*s).to_string()).collect(),
+            secrets: Vec::new(),
             grace: Duration::from_secs(1),
             dir: PathBuf::from("."),
             tmp_base: std::env::temp_dir(),
@@ -582,5 +744,51 @@ mod tests {
         let e = build_spec(&input(Some("evil:1")), &opts(true, &["good:*"]), &s).unwrap_err();
         assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
         assert!(build_spec(&input(Some("good:1")), &opts(false, &["good:*"]), &s).is_ok());
+    }
+
+    #[test]
+    fn only_the_secrets_the_operator_named_are_read() {
+        let mut ti = input(None);
+        ti.secrets = vec!["PATH".into()];
+        let e = task_secrets(&ti, &opts(true, &[])).unwrap_err();
+        assert!(
+            e.contains("secret `PATH`") && e.contains("--secret PATH"),
+            "{e}"
+        );
+        assert!(e.contains("it serves no secret"), "{e}");
+        let mut o = opts(true, &[]);
+        o.secrets = vec!["PATH".into()];
+        let s = task_secrets(&ti, &o).unwrap();
+        assert_eq!(s.get("PATH"), std::env::var("PATH").ok().as_deref());
+    }
+
+    #[test]
+    fn names_in_the_task_input_are_checked() {
+        let ok = input(None);
+        assert!(check_identifiers(&ok).is_ok());
+        let mut imported = input(None);
+        imported.step = "common.build-it".into();
+        imported.run_id = "exec.1_(2)@x+y=z".into();
+        assert!(check_identifiers(&imported).is_ok());
+        type Edit = fn(&mut TaskInput);
+        let edits: [(&str, Edit); 9] = [
+            ("run_id", |t| t.run_id = "a/../../b".into()),
+            ("run_id", |t| t.run_id = "..".into()),
+            ("run_id", |t| t.run_id = "x".repeat(81)),
+            ("pipeline", |t| t.pipeline = "p q".into()),
+            ("step", |t| t.step = "a..b".into()),
+            ("env name", |t| {
+                t.env.insert("A-B".into(), "x".into());
+            }),
+            ("secret name", |t| t.secrets = vec!["A B".into()]),
+            ("loop_var", |t| t.loop_var = Some(String::new())),
+            ("foreach item", |t| t.values.item = Some("a\0b".into())),
+        ];
+        for (what, edit) in edits {
+            let mut t = input(None);
+            edit(&mut t);
+            let e = check_identifiers(&t).unwrap_err();
+            assert!(e.contains(&format!("task input's {what} ")), "{what}: {e}");
+        }
     }
 }
