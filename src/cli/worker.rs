@@ -1,6 +1,7 @@
 //! `topsail worker --activity-arn ARN`: serve a pipeline's activity (see
 //! [`crate::sfn::worker`]). SIGTERM or Ctrl-C drains it: no new tasks, the
-//! running ones get `--grace`, then exit 0.
+//! running ones get `--grace`, then exit 0. An activity it can never poll
+//! (it does not exist, access denied) ends it with exit code 2.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,8 +87,7 @@ pub fn run(args: Args) -> ExitCode {
             wait_for_signal().await;
             let _ = tx.send(true);
         });
-        serve(c, opts, Runtimes::real(), rx).await;
-        Ok::<(), String>(())
+        serve(c, opts, Runtimes::real(), rx).await
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {

@@ -53,13 +53,15 @@ const MAX_ERROR: usize = 256;
 const MAX_CAUSE: usize = 32_768;
 
 /// Serve tasks until `shutdown` becomes true, then drain. Errors only for
-/// what makes serving impossible; a failing task is reported, not returned.
+/// what makes serving impossible (GetActivityTask fails in a way no retry
+/// mends: no such activity, access denied), after draining the running
+/// tasks; a failing task is reported, not returned.
 pub async fn serve(
     c: Clients,
     opts: Arc<WorkerOptions>,
     runtimes: Runtimes,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Result<(), String> {
     log(
         &opts.name,
         "",
@@ -83,8 +85,11 @@ pub async fn serve(
     let (kill_tx, kill_rx) = watch::channel(false);
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut backoff = Duration::from_millis(500);
+    let mut fatal = None;
     loop {
-        while tasks.try_join_next().is_some() {}
+        while let Some(r) = tasks.try_join_next() {
+            joined(&opts.name, r);
+        }
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
@@ -104,6 +109,19 @@ pub async fn serve(
         };
         let polled = Instant::now();
         match answer {
+            Err(e) if cannot_pass(&e) => {
+                let detail = err(e);
+                log(
+                    &opts.name,
+                    "",
+                    &format!("GetActivityTask failed: {detail}; no retry can mend that: stopping"),
+                );
+                fatal = Some(format!(
+                    "cannot serve activity {}: GetActivityTask failed: {detail}",
+                    opts.activity_arn
+                ));
+                break;
+            }
             Err(e) => {
                 log(
                     &opts.name,
@@ -144,7 +162,9 @@ pub async fn serve(
             }
         }
     }
-    while tasks.try_join_next().is_some() {}
+    while let Some(r) = tasks.try_join_next() {
+        joined(&opts.name, r);
+    }
     let running = tasks.len();
     if running > 0 {
         log(
@@ -157,7 +177,9 @@ pub async fn serve(
             ),
         );
         let drained = tokio::time::timeout(opts.grace, async {
-            while tasks.join_next().await.is_some() {}
+            while let Some(r) = tasks.join_next().await {
+                joined(&opts.name, r);
+            }
         })
         .await;
         if drained.is_err() {
@@ -167,11 +189,63 @@ pub async fn serve(
                 "grace period over: stopping the tasks still running",
             );
             let _ = kill_tx.send(true);
-            while tasks.join_next().await.is_some() {}
+            while let Some(r) = tasks.join_next().await {
+                joined(&opts.name, r);
+            }
         }
     }
     runtime::finish_cleanup().await;
     log(&opts.name, "", "stopped");
+    fatal.map_or(Ok(()), Err)
+}
+
+/// GetActivityTask errors that no retry mends: the activity does not exist
+/// or its ARN is malformed, or these credentials may not poll it. Throttling,
+/// network and server errors pass and are retried.
+fn cannot_pass(
+    e: &aws_sdk_sfn::error::SdkError<
+        aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError,
+    >,
+) -> bool {
+    use aws_sdk_sfn::error::ProvideErrorMetadata;
+    let Some(service) = e.as_service_error() else {
+        return false;
+    };
+    service.is_activity_does_not_exist()
+        || service.is_invalid_arn()
+        || matches!(
+            service.code(),
+            Some(
+                "AccessDeniedException"
+                    | "AccessDenied"
+                    | "UnrecognizedClientException"
+                    | "InvalidClientTokenId"
+                    | "NotAuthorized"
+            )
+        )
+}
+
+/// A finished task: one that panicked is logged (its task token is then
+/// answered by no one: Step Functions times it out by its heartbeat).
+fn joined(worker: &str, r: Result<(), tokio::task::JoinError>) {
+    let Err(e) = r else { return };
+    let why = if e.is_panic() {
+        let payload = e.into_panic();
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .map_or_else(|| "panicked".into(), |m| format!("panicked: {m}"))
+    } else {
+        e.to_string()
+    };
+    log(
+        worker,
+        "",
+        &format!(
+            "internal error: a task ended abnormally ({why}); Step Functions fails it when its heartbeat times out"
+        ),
+    );
 }
 
 /// Resolves once the flag is true; never, if its sender is gone.
