@@ -33,9 +33,8 @@ fn a_step_name_given_as_the_file_says_to_use_target() {
     let r = run_in(&t, &["run", "smoke"]);
     assert_eq!(r.status, 2, "{}", show(&r));
     assert!(
-        r.stderr.contains(
-            "`smoke` is a step of pipeline.topsail: use `topsail run --target smoke`"
-        ),
+        r.stderr
+            .contains("`smoke` is a step of pipeline.topsail: use `topsail run --target smoke`"),
         "{}",
         show(&r)
     );
@@ -52,15 +51,21 @@ fn a_step_name_given_as_the_file_says_to_use_target() {
         "{}",
         show(&r)
     );
-    assert!(!r.stderr.contains("expected"), "no syntax errors: {}", show(&r));
+    assert!(
+        !r.stderr.contains("expected"),
+        "no syntax errors: {}",
+        show(&r)
+    );
 
     // Every command that takes a FILE says so too.
     for cmd in ["graph", "compile", "check"] {
         let r = run_in(&t, &[cmd, "smoke"]);
         assert_eq!(r.status, 2, "{cmd}: {}", show(&r));
         assert!(
-            r.stderr.contains("`smoke` is a step of pipeline.topsail, not a pipeline file")
-                && r.stderr.contains(&format!("`topsail {cmd} pipeline.topsail`")),
+            r.stderr
+                .contains("`smoke` is a step of pipeline.topsail, not a pipeline file")
+                && r.stderr
+                    .contains(&format!("`topsail {cmd} pipeline.topsail`")),
             "{cmd}: {}",
             show(&r)
         );
@@ -107,7 +112,10 @@ fn workdir_on_the_host_is_relative_to_the_pipeline_or_absolute() {
     let r = run_in(&t, &["run"]);
     assert_eq!(r.status, 0, "{}", show(&r));
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    assert_eq!(read(&dir.join("sub/here")).trim(), dir.join("sub").display().to_string());
+    assert_eq!(
+        read(&dir.join("sub/here")).trim(),
+        dir.join("sub").display().to_string()
+    );
     assert_eq!(read(&abs.join("here")).trim(), abs.display().to_string());
     assert_eq!(read(&dir.join("here")).trim(), dir.display().to_string());
     assert_tmp_empty(&t);
@@ -162,11 +170,10 @@ fn interrupt(child: &mut std::process::Child) -> Option<i32> {
 fn watch_does_not_rerun_for_what_the_run_itself_writes() {
     // Both write into the pipeline's directory (nothing is gitignored): an
     // output derived from a source, and a stamp that changes every run.
-    let t = run_test(
-        "derive:\n    run cat src.txt > out.txt\nstamp:\n    run date +%s%N > stamp\n",
-    )
-    .file("src.txt", "one\n")
-    .file(".gitignore", "tmp/\n");
+    let t =
+        run_test("derive:\n    run cat src.txt > out.txt\nstamp:\n    run date +%s%N > stamp\n")
+            .file("src.txt", "one\n")
+            .file(".gitignore", "tmp/\n");
     let logs = tempfile::tempdir().unwrap();
     let output = logs.path().join("output");
     let mut child = watch(&t, &output);
@@ -189,7 +196,11 @@ fn watch_does_not_rerun_for_what_the_run_itself_writes() {
     std::fs::write(t.path("src.txt"), "two\n").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while said("watching") < 2 {
-        assert!(Instant::now() < deadline, "no second run:\n{}", std::fs::read_to_string(&output).unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "no second run:\n{}",
+            std::fs::read_to_string(&output).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -221,7 +232,11 @@ fn watch_says_why_it_cancels_a_run() {
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !t.path("started").exists() {
-        assert!(Instant::now() < deadline, "no second run:\n{}", std::fs::read_to_string(&output).unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "no second run:\n{}",
+            std::fs::read_to_string(&output).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let text = std::fs::read_to_string(&output).unwrap();
@@ -278,12 +293,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
         .stdout(Stdio::piped());
     let mut child = cmd.spawn().expect("python3 runs");
     let mut out = Vec::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut out)
-        .unwrap();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
     let status = child.wait().unwrap();
     (
         status.code().unwrap_or(-1),
@@ -413,12 +423,8 @@ fn the_status_line_fits_a_narrow_terminal_and_leaves_no_ghosts() {
         if !color {
             env.push(("NO_COLOR", "1"));
         }
-        let (code, out) = on_a_terminal(
-            t.dir.path(),
-            60,
-            &env,
-            &["run", "--keep-going", "-j", "4"],
-        );
+        let (code, out) =
+            on_a_terminal(t.dir.path(), 60, &env, &["run", "--keep-going", "-j", "4"]);
         assert_eq!(code, 1, "{out}");
         assert!(out.contains("done, "), "the status line was drawn: {out:?}");
         let screen = Screen::render(60, &out);
@@ -444,7 +450,11 @@ fn the_status_line_fits_a_narrow_terminal_and_leaves_no_ghosts() {
         assert!(failure.len() > 1, "the failure is wrapped: {all}");
         let text: Vec<&str> = failure
             .iter()
-            .flat_map(|l| l.split_once('|').or_else(|| l.split_once('│')).map(|(_, b)| b))
+            .filter_map(|l| {
+                l.split_once('|')
+                    .or_else(|| l.split_once('│'))
+                    .map(|(_, b)| b)
+            })
             .flat_map(str::split_whitespace)
             .collect();
         for word in [
@@ -458,7 +468,11 @@ fn the_status_line_fits_a_narrow_terminal_and_leaves_no_ghosts() {
         ] {
             assert!(text.contains(&word), "`{word}` was split: {failure:#?}");
         }
-        assert_eq!(out.contains('\x1b'), color, "escapes only with colour: {out:?}");
+        assert_eq!(
+            out.contains('\x1b'),
+            color,
+            "escapes only with colour: {out:?}"
+        );
     }
     assert_tmp_empty(&t);
 }
@@ -472,13 +486,20 @@ fn no_color_means_no_escape_sequence_on_every_command() {
         vec![("TMPDIR", tmp.as_str())],
     ] {
         let flag: &[&str] = if env.len() == 1 { &["--no-color"] } else { &[] };
-        let args: Vec<&str> = ["run"].iter().copied().chain(flag.iter().copied()).collect();
+        let args: Vec<&str> = ["run"]
+            .iter()
+            .copied()
+            .chain(flag.iter().copied())
+            .collect();
         let (code, out) = on_a_terminal(t.dir.path(), 80, &env, &args);
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("done, "), "the status line was drawn: {out:?}");
         assert!(!out.contains('\x1b'), "an escape sequence: {out:?}");
     }
-    let bad = Test::new().file("pipeline.topsail", "a:\n    run true\nb: nosuch\n    run true\n");
+    let bad = Test::new().file(
+        "pipeline.topsail",
+        "a:\n    run true\nb: nosuch\n    run true\n",
+    );
     for args in [
         &["check", "--no-color"][..],
         &["--no-color", "check"],
@@ -493,7 +514,10 @@ fn no_color_means_no_escape_sequence_on_every_command() {
             out.contains("nosuch") || args.contains(&"fmt"),
             "{args:?}: {out}"
         );
-        assert!(!out.contains('\x1b'), "{args:?}: an escape sequence: {out:?}");
+        assert!(
+            !out.contains('\x1b'),
+            "{args:?}: an escape sequence: {out:?}"
+        );
     }
 }
 
@@ -526,12 +550,23 @@ fn a_worker_whose_activity_does_not_exist_stops_at_once() {
     let took = started.elapsed();
     let mut out = String::new();
     let mut err = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(2), "{out}\n{err}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert!(
-        err.contains(&format!("cannot serve activity {arn}")) && err.contains("ActivityDoesNotExist"),
+        err.contains(&format!("cannot serve activity {arn}"))
+            && err.contains("ActivityDoesNotExist"),
         "{out}\n{err}"
     );
     assert!(!out.contains("retrying in"), "{out}");

@@ -186,9 +186,7 @@ fn step_instead_of_file(arg: &Path) -> Option<String> {
     let pipeline = crate::check::load_with(&default, &options).ok()?.pipeline?;
     pipeline.step_by_name(name)?;
     let exists = arg.exists();
-    if arg.is_file()
-        && crate::check::load_with(arg, &options).is_ok_and(|c| c.pipeline.is_some())
-    {
+    if arg.is_file() && crate::check::load_with(arg, &options).is_ok_and(|c| c.pipeline.is_some()) {
         return None;
     }
     let default = default.display();

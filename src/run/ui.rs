@@ -67,10 +67,10 @@ fn terminal_width() -> Option<usize> {
     if !out.is_terminal() {
         return None;
     }
-    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(&out) {
-        if w > 0 {
-            return Some(usize::from(w));
-        }
+    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(&out)
+        && w > 0
+    {
+        return Some(usize::from(w));
     }
     std::env::var("COLUMNS")
         .ok()
@@ -201,12 +201,10 @@ impl Ui {
         let prefix = self.prefix(name);
         let indent = self.width.max(columns(name)) + 2 + columns(mark) + 1;
         let lines: Vec<String> = match terminal_width() {
-            Some(w) if w > indent + 10 => {
-                textwrap::wrap(text, w - indent - 1)
-                    .into_iter()
-                    .map(std::borrow::Cow::into_owned)
-                    .collect()
-            }
+            Some(w) if w > indent + 10 => textwrap::wrap(text, w - indent - 1)
+                .into_iter()
+                .map(std::borrow::Cow::into_owned)
+                .collect(),
             _ => text.lines().map(str::to_string).collect(),
         };
         let mut out = String::new();
@@ -385,4 +383,21 @@ pub fn summary_table(report: &RunReport, color: bool) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_counts_display_columns_not_bytes() {
+        assert_eq!(fit("short", 10), "short");
+        assert_eq!(fit("abcdefghijkl", 8), "abcde...");
+        // Wide characters take two columns each; é is one column, two bytes.
+        let cut = fit("構建構建構建構建", 9);
+        assert_eq!(columns(&cut), 9);
+        assert_eq!(cut, "構建構...");
+        assert_eq!(columns(&fit("éééééééééé", 6)), 6);
+        assert_eq!(fit("abcdef", 2), "..");
+    }
 }

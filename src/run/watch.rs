@@ -141,7 +141,9 @@ impl Session {
                 paths.into_iter().partition(|p| self.is_source(p));
             self.during.extend(others);
             if !sources.is_empty() {
-                self.source_pending.get_or_insert_with(Vec::new).extend(sources);
+                self.source_pending
+                    .get_or_insert_with(Vec::new)
+                    .extend(sources);
             }
         }
         let during = std::mem::take(&mut self.during);
