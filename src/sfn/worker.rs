@@ -109,15 +109,14 @@ pub async fn serve(
         };
         let polled = Instant::now();
         match answer {
-            Err(e) if cannot_pass(&e) => {
-                let detail = err(e);
+            Err(e) if let Some(why) = cannot_pass(&e) => {
                 log(
                     &opts.name,
                     "",
-                    &format!("GetActivityTask failed: {detail}; no retry can mend that: stopping"),
+                    &format!("GetActivityTask failed: {why}; no retry can mend that: stopping"),
                 );
                 fatal = Some(format!(
-                    "cannot serve activity {}: GetActivityTask failed: {detail}",
+                    "cannot serve activity {}: GetActivityTask failed: {why}",
                     opts.activity_arn
                 ));
                 break;
@@ -199,30 +198,38 @@ pub async fn serve(
     fatal.map_or(Ok(()), Err)
 }
 
-/// GetActivityTask errors that no retry mends: the activity does not exist
-/// or its ARN is malformed, or these credentials may not poll it. Throttling,
-/// network and server errors pass and are retried.
+/// GetActivityTask errors that no retry mends, said plainly (the error's
+/// code and message, and what to do): the activity does not exist or its
+/// ARN is malformed, or these credentials may not poll it. `None` for what
+/// may pass (throttling, network and server errors): those are retried.
 fn cannot_pass(
     e: &aws_sdk_sfn::error::SdkError<
         aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError,
     >,
-) -> bool {
+) -> Option<String> {
     use aws_sdk_sfn::error::ProvideErrorMetadata;
-    let Some(service) = e.as_service_error() else {
-        return false;
-    };
-    service.is_activity_does_not_exist()
-        || service.is_invalid_arn()
-        || matches!(
-            service.code(),
-            Some(
-                "AccessDeniedException"
-                    | "AccessDenied"
-                    | "UnrecognizedClientException"
-                    | "InvalidClientTokenId"
-                    | "NotAuthorized"
-            )
+    let service = e.as_service_error()?;
+    let help = if service.is_activity_does_not_exist() || service.is_invalid_arn() {
+        "check --activity-arn: `topsail deploy` prints the pipeline's activity ARN"
+    } else if matches!(
+        service.code(),
+        Some(
+            "AccessDeniedException"
+                | "AccessDenied"
+                | "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "NotAuthorized"
         )
+    ) {
+        "these credentials may not poll this activity (states:GetActivityTask)"
+    } else {
+        return None;
+    };
+    let code = service.code().unwrap_or("error");
+    Some(match service.message() {
+        Some(m) if !m.is_empty() => format!("{code}: {m} ({help})"),
+        _ => format!("{code} ({help})"),
+    })
 }
 
 /// A finished task: one that panicked is logged (its task token is then
@@ -609,6 +616,43 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn poll_error(
+        code: &str,
+    ) -> aws_sdk_sfn::error::SdkError<aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError>
+    {
+        use aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError;
+        let meta = aws_sdk_sfn::error::ErrorMetadata::builder()
+            .code(code)
+            .message("the message")
+            .build();
+        let raw = aws_sdk_sfn::config::http::HttpResponse::new(
+            400.try_into().expect("400 is a status code"),
+            "".into(),
+        );
+        aws_sdk_sfn::error::SdkError::service_error(GetActivityTaskError::generic(meta), raw)
+    }
+
+    #[test]
+    fn poll_errors_that_cannot_pass_stop_the_worker_others_are_retried() {
+        for code in ["AccessDeniedException", "UnrecognizedClientException"] {
+            let why = cannot_pass(&poll_error(code)).expect(code);
+            assert!(why.starts_with(&format!("{code}: the message (")), "{why}");
+            assert!(why.contains("may not poll"), "{why}");
+        }
+        for code in [
+            "ThrottlingException",
+            "ServiceUnavailable",
+            "ActivityWorkerLimitExceeded",
+        ] {
+            assert_eq!(cannot_pass(&poll_error(code)), None, "{code}");
+        }
+        let timeout = aws_sdk_sfn::error::SdkError::<
+            aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError,
+            aws_sdk_sfn::config::http::HttpResponse,
+        >::timeout_error("slow");
+        assert_eq!(cannot_pass(&timeout), None);
+    }
 
     #[test]
     fn globs() {
