@@ -1,7 +1,8 @@
 //! `topsail worker --activity-arn ARN`: serve a pipeline's activity (see
 //! [`crate::sfn::worker`]). SIGTERM or Ctrl-C drains it: no new tasks, the
-//! running ones get `--grace`, then exit 0. Tasks get only the secrets
-//! named with `--secret` (or `TOPSAIL_WORKER_SECRETS=A,B`).
+//! running ones get `--grace`, then exit 0. An activity it can never poll
+//! (it does not exist, access denied) ends it with exit code 2. Tasks get
+//! only the secrets named with `--secret` (or `TOPSAIL_WORKER_SECRETS=A,B`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,8 +118,7 @@ pub fn run(args: Args) -> ExitCode {
             wait_for_signal().await;
             let _ = tx.send(true);
         });
-        serve(c, opts, Runtimes::worker(), rx).await;
-        Ok::<(), String>(())
+        serve(c, opts, Runtimes::worker(), rx).await
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {

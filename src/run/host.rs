@@ -1,5 +1,5 @@
 //! The host runtime: the step's script as a child process of topsail, in the
-//! pipeline's directory, in a process group of its own so that a timeout or
+//! pipeline's directory (or its `workdir`, relative to that directory), in a process group of its own so that a timeout or
 //! a cancel kills everything the script started, not just the shell.
 //!
 //! Under `topsail run` a host step inherits the runner's environment (less
@@ -10,7 +10,7 @@
 //! only [`BASE_ENV`] from the worker, then its own env, the secrets it was
 //! given and the built-in `TOPSAIL_*` variables, as a container would.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use nix::sys::signal::{Signal, killpg};
@@ -61,12 +61,25 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool)
     let Some((program, args)) = words.split_first() else {
         return Exit::Error("the step's `shell` is empty".into());
     };
+    let cwd = workdir(&spec.pipeline_dir, spec.workdir.as_deref());
+    if !cwd.is_dir() {
+        return Exit::Error(format!(
+            "workdir `{}`: {} {}",
+            spec.workdir.as_deref().unwrap_or_default(),
+            cwd.display(),
+            if cwd.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            }
+        ));
+    }
     let mut cmd = match resolve(program, spec) {
         Some(path) => Command::new(path),
         None => Command::new(program),
     };
     cmd.args(args)
-        .current_dir(&spec.pipeline_dir)
+        .current_dir(&cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -129,6 +142,15 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool)
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
     }
     exit
+}
+
+/// Where a host step runs: its `workdir` relative to the pipeline's
+/// directory (an absolute one as it is), else the pipeline's directory.
+pub fn workdir(pipeline_dir: &Path, workdir: Option<&str>) -> PathBuf {
+    match workdir {
+        Some(w) if !w.is_empty() => pipeline_dir.join(w),
+        _ => pipeline_dir.to_path_buf(),
+    }
 }
 
 /// `program` looked up in the runner's `PATH` once per run instead of once

@@ -378,6 +378,24 @@ pub async fn run_attempt(
     run_attempt_pooled(runtime, spec, tmp_base, None, io).await
 }
 
+/// Removes an attempt directory on drop, unless [`RemoveUnlessDone::done`].
+struct RemoveUnlessDone<'a>(Option<&'a AttemptDir>);
+
+impl RemoveUnlessDone<'_> {
+    fn done(mut self) -> Self {
+        self.0 = None;
+        self
+    }
+}
+
+impl Drop for RemoveUnlessDone<'_> {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0 {
+            let _ = std::fs::remove_dir_all(&dir.root);
+        }
+    }
+}
+
 /// [`run_attempt`], taking the attempt directory of a host step from `pool`
 /// when it has one and giving it back if the step left it as it found it.
 /// The owner of the pool calls [`AttemptPool::clear`] when done.
@@ -407,7 +425,11 @@ pub async fn run_attempt_pooled(
             );
         }
     };
+    // Until the step is over: a runtime that panics (or an attempt dropped
+    // half-way) must not leave the directory behind.
+    let guard = RemoveUnlessDone(Some(&dir));
     let exit = runtime.run_step(spec, &dir, io.clone()).await;
+    drop(guard.done());
     let outcome = match exit {
         Exit::Code(0) => read_outputs(spec, &dir, &io),
         Exit::Code(137) => {

@@ -63,13 +63,15 @@ const MAX_ERROR: usize = 256;
 const MAX_CAUSE: usize = 32_768;
 
 /// Serve tasks until `shutdown` becomes true, then drain. Errors only for
-/// what makes serving impossible; a failing task is reported, not returned.
+/// what makes serving impossible (GetActivityTask fails in a way no retry
+/// mends: no such activity, access denied), after draining the running
+/// tasks; a failing task is reported, not returned.
 pub async fn serve(
     c: Clients,
     opts: Arc<WorkerOptions>,
     runtimes: Runtimes,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Result<(), String> {
     log(
         &opts.name,
         "",
@@ -109,8 +111,11 @@ pub async fn serve(
     let (kill_tx, kill_rx) = watch::channel(false);
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut backoff = Duration::from_millis(500);
+    let mut fatal = None;
     loop {
-        while tasks.try_join_next().is_some() {}
+        while let Some(r) = tasks.try_join_next() {
+            joined(&opts.name, r);
+        }
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
@@ -130,6 +135,18 @@ pub async fn serve(
         };
         let polled = Instant::now();
         match answer {
+            Err(e) if let Some(why) = cannot_pass(&e) => {
+                log(
+                    &opts.name,
+                    "",
+                    &format!("GetActivityTask failed: {why}; no retry can mend that: stopping"),
+                );
+                fatal = Some(format!(
+                    "cannot serve activity {}: GetActivityTask failed: {why}",
+                    opts.activity_arn
+                ));
+                break;
+            }
             Err(e) => {
                 log(
                     &opts.name,
@@ -170,7 +187,9 @@ pub async fn serve(
             }
         }
     }
-    while tasks.try_join_next().is_some() {}
+    while let Some(r) = tasks.try_join_next() {
+        joined(&opts.name, r);
+    }
     let running = tasks.len();
     if running > 0 {
         log(
@@ -183,7 +202,9 @@ pub async fn serve(
             ),
         );
         let drained = tokio::time::timeout(opts.grace, async {
-            while tasks.join_next().await.is_some() {}
+            while let Some(r) = tasks.join_next().await {
+                joined(&opts.name, r);
+            }
         })
         .await;
         if drained.is_err() {
@@ -193,11 +214,71 @@ pub async fn serve(
                 "grace period over: stopping the tasks still running",
             );
             let _ = kill_tx.send(true);
-            while tasks.join_next().await.is_some() {}
+            while let Some(r) = tasks.join_next().await {
+                joined(&opts.name, r);
+            }
         }
     }
     runtime::finish_cleanup().await;
     log(&opts.name, "", "stopped");
+    fatal.map_or(Ok(()), Err)
+}
+
+/// GetActivityTask errors that no retry mends, said plainly (the error's
+/// code and message, and what to do): the activity does not exist or its
+/// ARN is malformed, or these credentials may not poll it. `None` for what
+/// may pass (throttling, network and server errors): those are retried.
+fn cannot_pass(
+    e: &aws_sdk_sfn::error::SdkError<
+        aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError,
+    >,
+) -> Option<String> {
+    use aws_sdk_sfn::error::ProvideErrorMetadata;
+    let service = e.as_service_error()?;
+    let help = if service.is_activity_does_not_exist() || service.is_invalid_arn() {
+        "check --activity-arn: `topsail deploy` prints the pipeline's activity ARN"
+    } else if matches!(
+        service.code(),
+        Some(
+            "AccessDeniedException"
+                | "AccessDenied"
+                | "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "NotAuthorized"
+        )
+    ) {
+        "these credentials may not poll this activity (states:GetActivityTask)"
+    } else {
+        return None;
+    };
+    let code = service.code().unwrap_or("error");
+    Some(match service.message() {
+        Some(m) if !m.is_empty() => format!("{code}: {m} ({help})"),
+        _ => format!("{code} ({help})"),
+    })
+}
+
+/// A finished task: one that panicked is logged (its task token is then
+/// answered by no one: Step Functions times it out by its heartbeat).
+fn joined(worker: &str, r: Result<(), tokio::task::JoinError>) {
+    let Err(e) = r else { return };
+    let why = if e.is_panic() {
+        let payload = e.into_panic();
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .map_or_else(|| "panicked".into(), |m| format!("panicked: {m}"))
+    } else {
+        e.to_string()
+    };
+    log(
+        worker,
+        "",
+        &format!(
+            "internal error: a task ended abnormally ({why}); Step Functions fails it when its heartbeat times out"
+        ),
+    );
 }
 
 /// Resolves once the flag is true; never, if its sender is gone.
@@ -696,6 +777,43 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn poll_error(
+        code: &str,
+    ) -> aws_sdk_sfn::error::SdkError<aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError>
+    {
+        use aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError;
+        let meta = aws_sdk_sfn::error::ErrorMetadata::builder()
+            .code(code)
+            .message("the message")
+            .build();
+        let raw = aws_sdk_sfn::config::http::HttpResponse::new(
+            400.try_into().expect("400 is a status code"),
+            "".into(),
+        );
+        aws_sdk_sfn::error::SdkError::service_error(GetActivityTaskError::generic(meta), raw)
+    }
+
+    #[test]
+    fn poll_errors_that_cannot_pass_stop_the_worker_others_are_retried() {
+        for code in ["AccessDeniedException", "UnrecognizedClientException"] {
+            let why = cannot_pass(&poll_error(code)).expect(code);
+            assert!(why.starts_with(&format!("{code}: the message (")), "{why}");
+            assert!(why.contains("may not poll"), "{why}");
+        }
+        for code in [
+            "ThrottlingException",
+            "ServiceUnavailable",
+            "ActivityWorkerLimitExceeded",
+        ] {
+            assert_eq!(cannot_pass(&poll_error(code)), None, "{code}");
+        }
+        let timeout = aws_sdk_sfn::error::SdkError::<
+            aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError,
+            aws_sdk_sfn::config::http::HttpResponse,
+        >::timeout_error("slow");
+        assert_eq!(cannot_pass(&timeout), None);
+    }
 
     #[test]
     fn globs() {
