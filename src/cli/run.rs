@@ -62,7 +62,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     if args.dry_run {
         let plan = run::plan::render(&pipeline, &opts);
-        print!("{}", Secrets::from_env(&pipeline).mask(&plan));
+        out!("{}", Secrets::from_env(&pipeline).mask(&plan));
         return ExitCode::SUCCESS;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -173,7 +173,7 @@ async fn main_async(
         match run::watch::watch(&opts.pipeline_dir) {
             Ok((w, rx)) => Some((w, rx)),
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return 2;
             }
         }
@@ -220,7 +220,7 @@ async fn main_async(
             return report.status.exit_code();
         }
         if !changed {
-            eprintln!(
+            errln!(
                 "watching {} for changes (Ctrl-C to stop)",
                 opts.pipeline_dir.display()
             );
@@ -243,7 +243,7 @@ async fn main_async(
                 opts = o;
                 break;
             }
-            eprintln!("the pipeline has errors: fix them and save to run again");
+            errln!("the pipeline has errors: fix them and save to run again");
             let mut sig_wait = sig.clone();
             tokio::select! {
                 _ = sig_wait.wait_for(|s| *s) => return 130,
@@ -270,7 +270,7 @@ fn reload(file: &Path, args: &Args) -> Option<(Pipeline, RunOptions)> {
     match options(&pipeline, file, args) {
         Ok(o) => Some((pipeline, o)),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             None
         }
     }

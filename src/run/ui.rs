@@ -141,10 +141,11 @@ impl Ui {
         }
         let mut st = self.lock();
         if st.progress.take().is_some() {
-            print!("\r\x1b[2K");
+            let _ = write!(std::io::stdout(), "\r\x1b[2K");
         }
         let _ = std::io::stdout().flush();
-        eprintln!("topsail: {text}");
+        // Not `eprintln!`: a closed stderr must not panic (and lose the run's status).
+        let _ = writeln!(std::io::stderr(), "topsail: {text}");
     }
 
     pub fn progress(&self, running: &[&str], done: usize, total: usize) {
@@ -170,7 +171,7 @@ impl Ui {
     pub fn clear_progress(&self) {
         let mut st = self.lock();
         if st.progress.take().is_some() {
-            print!("\r\x1b[2K");
+            let _ = write!(std::io::stdout(), "\r\x1b[2K");
             let _ = std::io::stdout().flush();
         }
     }
@@ -196,7 +197,8 @@ impl Ui {
 
     pub fn summary(&self, report: &RunReport, record_dir: Option<&std::path::Path>) {
         self.clear_progress();
-        println!("{}", summary_table(report, self.color));
+        // Not `println!`: a closed stdout (`| head`) must not panic.
+        let _ = writeln!(std::io::stdout(), "{}", summary_table(report, self.color));
         let count = |s: Status| report.steps.iter().filter(|u| u.status == s).count();
         let verdict = match report.status {
             RunStatus::Succeeded => "succeeded",
@@ -215,7 +217,7 @@ impl Ui {
         if let Some(dir) = record_dir {
             let _ = write!(line, "\nrecord: {}", dir.display());
         }
-        println!("{line}");
+        let _ = writeln!(std::io::stdout(), "{line}");
     }
 }
 
