@@ -271,8 +271,14 @@ fn snippet_fits(sources: &SourceMap, span: Span) -> bool {
     }
     let bytes = text.as_bytes();
     // From the start of the line before to the end of the line after.
-    let mut from = bytes[..start].iter().rposition(|&b| b == b'\n').unwrap_or(0);
-    from = bytes[..from].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut from = bytes[..start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap_or(0);
+    from = bytes[..from]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let mut to = bytes[end..]
         .iter()
         .position(|&b| b == b'\n')

@@ -313,7 +313,7 @@ fn load_units(
             }
             let text = match located.text {
                 Some(text) => text,
-                None => match located.path.as_deref().map(read_source) {
+                None => match located.canonical.as_deref().map(read_source) {
                     Some(Ok(text)) => text,
                     Some(Err(e)) => {
                         diags.push(
@@ -330,7 +330,10 @@ fn load_units(
                     None => continue,
                 },
             };
-            let format = located.path.as_deref().map_or(Format::Topsail, Format::of_path);
+            let format = located
+                .path
+                .as_deref()
+                .map_or(Format::Topsail, Format::of_path);
             let id = sources.add(located.name, located.path, text, format);
             queue.push(Queued {
                 file: id,
@@ -348,14 +351,31 @@ fn load_units(
     units
 }
 
+/// `path` without the `.` components a join leaves inside it
+/// (`././b.topsail` -> `./b.topsail`), for the names diagnostics show.
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: PathBuf = path
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect();
+    if path.starts_with(".") && !out.starts_with("..") && out.is_relative() {
+        out = Path::new(".").join(out);
+    }
+    out
+}
+
 /// Where an import points, before anything is read.
 struct Located {
     /// The canonical path, or `std/NAME`.
     key: String,
     /// The name shown in diagnostics.
     name: String,
-    /// The canonical path of a file import.
+    /// The path of a file import as written (relative to the importer):
+    /// its own imports resolve from there, and it is what diagnostics show.
     path: Option<PathBuf>,
+    /// Where it really is (symlinks resolved, inside the project): what is read.
+    canonical: Option<PathBuf>,
     /// The text of a standard module.
     text: Option<String>,
 }
@@ -374,6 +394,7 @@ fn locate(
                 key: format!("std/{name}"),
                 name: format!("std/{name}.topsail"),
                 path: None,
+                canonical: None,
                 text: Some(text.to_string()),
             })
         } else {
@@ -415,7 +436,7 @@ fn locate(
         .as_deref()
         .and_then(Path::parent)
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let path = base.join(&import.path);
+    let path = tidy(&base.join(&import.path));
     let shown = path.display().to_string();
     let canonical = std::fs::canonicalize(&path).map_err(|e| {
         Diagnostic::error(codes::IMPORT, span, format!("cannot read `{shown}`: {e}"))
@@ -449,7 +470,8 @@ fn locate(
     Ok(Located {
         key: canonical.display().to_string(),
         name: shown,
-        path: Some(canonical),
+        path: Some(path),
+        canonical: Some(canonical),
         text: None,
     })
 }
@@ -568,6 +590,71 @@ mod tests {
             }
         }
         s
+    }
+
+    /// YAML built to expand or nest: `levels` anchors, each a list or map of
+    /// `width` aliases to earlier anchors (a billion-laughs shape when every
+    /// alias points one level down), a `depth`-deep flow nesting, merge keys
+    /// of the last anchor into a step, and sometimes the legacy manifest key
+    /// (the legacy reader copies aliases out).
+    fn yaml_shape() -> impl Strategy<Value = String> {
+        (
+            1usize..12,
+            1usize..12,
+            0usize..300,
+            any::<bool>(),
+            any::<bool>(),
+            proptest::collection::vec(0usize..8, 12),
+        )
+            .prop_map(|(levels, width, depth, as_map, legacy, back)| {
+                let mut s = String::new();
+                if legacy {
+                    s.push_str("deployment_spec:\n  x: 1\n");
+                }
+                s.push_str("x-l0: &l0 {image: alpine, n: 1}\n");
+                for k in 1..levels {
+                    let refs: Vec<String> = (0..width)
+                        .map(|i| format!("*l{}", (k - 1).saturating_sub(back[i] % k)))
+                        .collect();
+                    let body = if as_map {
+                        let pairs: Vec<String> = refs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, r)| format!("k{i}: {r}"))
+                            .collect();
+                        format!("{{{}}}", pairs.join(", "))
+                    } else {
+                        format!("[{}]", refs.join(", "))
+                    };
+                    s.push_str(&format!("x-l{k}: &l{k} {body}\n"));
+                }
+                s.push_str(&format!(
+                    "x-deep: {}x{}\n",
+                    "[".repeat(depth),
+                    "]".repeat(depth)
+                ));
+                s.push_str(&format!(
+                    "steps:\n  a:\n    <<: *l{}\n    run: echo a\n  b:\n    env: *l{}\n    run: echo b\n",
+                    levels - 1,
+                    levels / 2
+                ));
+                s
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        /// Alias and nesting shapes are read in bounded time (and so bounded
+        /// memory: nothing is built faster than it is counted) and either
+        /// accepted or refused with a diagnostic, never a panic.
+        #[test]
+        fn yaml_alias_and_nesting_shapes_are_bounded(text in yaml_shape()) {
+            let start = std::time::Instant::now();
+            holds(text.clone(), Format::Yaml)?;
+            let took = start.elapsed();
+            prop_assert!(took < std::time::Duration::from_secs(5), "{took:?} for {text}");
+        }
     }
 
     proptest! {

@@ -83,7 +83,10 @@ pub fn run(args: Args) -> ExitCode {
             for p in &list {
                 outln!(
                     "{:<w$}  {:<s$}  {}  {}",
-                    p.run_id, p.step, p.pipeline, p.message
+                    p.run_id,
+                    p.step,
+                    p.pipeline,
+                    p.message
                 );
             }
             Ok(0)

@@ -16,7 +16,13 @@ pub fn stdout(args: fmt::Arguments<'_>, newline: bool) {
     let mut out = io::stdout().lock();
     let result = out
         .write_fmt(args)
-        .and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) })
+        .and_then(|()| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
         .and_then(|()| out.flush());
     if let Err(e) = result
         && e.kind() != io::ErrorKind::BrokenPipe
@@ -29,9 +35,13 @@ pub fn stdout(args: fmt::Arguments<'_>, newline: bool) {
 /// Write to stderr; there is nowhere left to report an error on it.
 pub fn stderr(args: fmt::Arguments<'_>, newline: bool) {
     let mut err = io::stderr().lock();
-    let _ = err
-        .write_fmt(args)
-        .and_then(|()| if newline { err.write_all(b"\n") } else { Ok(()) });
+    let _ = err.write_fmt(args).and_then(|()| {
+        if newline {
+            err.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
 }
 
 /// `print!` that never panics.

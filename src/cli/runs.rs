@@ -27,7 +27,10 @@ pub fn run(args: Args) -> ExitCode {
     }
     outln!(
         "{:<22}  {:<20}  {:<11}  {:>9}  STEPS",
-        "RUN", "PIPELINE", "STATUS", "DURATION"
+        "RUN",
+        "PIPELINE",
+        "STATUS",
+        "DURATION"
     );
     for (id, json) in runs.into_iter().take(args.limit) {
         let Some(j) = json else {

@@ -4,10 +4,10 @@
 //! keys (`<<`) applied. The context collapse and JSON encoding of
 //! the old runner work on this tree, so they keep every span for diagnostics.
 
-use crate::syntax::yaml::{self, Scalar};
 #[cfg(test)]
 use crate::syntax::FileId;
 use crate::syntax::Span;
+use crate::syntax::yaml::{self, Scalar};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
@@ -134,7 +134,9 @@ pub(crate) fn from_yaml(node: &yaml::Node, text: &str) -> Node {
                 Some(Scalar::Bool(b)) => Kind::Bool(b),
                 Some(Scalar::Int(i)) => Kind::Int(i),
                 // Too big for an integer: a number, as the old loader read it.
-                Some(Scalar::BigInt) => t.parse().map_or_else(|_| Kind::Str(t.clone()), Kind::Float),
+                Some(Scalar::BigInt) => {
+                    t.parse().map_or_else(|_| Kind::Str(t.clone()), Kind::Float)
+                }
                 Some(Scalar::Float(f)) => Kind::Float(f),
                 Some(Scalar::Duration | Scalar::Str) => Kind::Str(t.clone()),
                 Some(Scalar::BadTagged) | None => Kind::Bad,

@@ -120,9 +120,9 @@ pub fn read_message(input: &mut impl BufRead) -> io::Result<Option<Message>> {
         };
         if name.trim().eq_ignore_ascii_case("Content-Length") {
             let value = value.trim();
-            let n: u128 = value
-                .parse()
-                .map_err(|_| invalid(format!("a Content-Length that is not a number: {value:?}")))?;
+            let n: u128 = value.parse().map_err(|_| {
+                invalid(format!("a Content-Length that is not a number: {value:?}"))
+            })?;
             let n = usize::try_from(n)
                 .ok()
                 .filter(|&n| n <= MAX_BODY_BYTES)
@@ -160,7 +160,10 @@ mod tests {
     fn frames_are_read_and_bounded() {
         let body = r#"{"jsonrpc":"2.0","method":"exit"}"#;
         let frame = format!("Content-Length: {}\r\n\r\n{body}", body.len());
-        assert!(matches!(read(frame.as_bytes()), Ok(Some(Message::Notification(_)))));
+        assert!(matches!(
+            read(frame.as_bytes()),
+            Ok(Some(Message::Notification(_)))
+        ));
         assert!(read(b"").expect("empty input").is_none());
         let huge = read(b"Content-Length: 99999999999999999999\r\n\r\n").expect_err("too big");
         assert!(huge.to_string().contains("limit"), "{huge}");

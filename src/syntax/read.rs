@@ -105,7 +105,8 @@ pub fn read_source(path: &Path) -> Result<String, ReadError> {
             .map_or(0, |i| i + 1);
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
         // The prefix is valid UTF-8 (that is what `valid_up_to` promises).
-        let column = std::str::from_utf8(&before[line_start..]).map_or(0, |s| s.chars().count()) + 1;
+        let column =
+            std::str::from_utf8(&before[line_start..]).map_or(0, |s| s.chars().count()) + 1;
         ReadError::NotUtf8 {
             line,
             column,

@@ -1140,7 +1140,9 @@ fn operators_error(file: FileId, at: usize) -> Diagnostic {
         Span::new(file, at, at + 2),
         "condition too long",
     )
-    .label(format!("more than {MAX_OPERATORS} operators (`&&`, `||`, `==`, `!=`) by here"))
+    .label(format!(
+        "more than {MAX_OPERATORS} operators (`&&`, `||`, `==`, `!=`) by here"
+    ))
     .help("simplify the condition, or compute it in a step and test that step's output")
 }
 

@@ -609,7 +609,9 @@ fn scan_error(e: &ScanError, text: &str, pos: &Positions) -> Diagnostic {
         .next()
         .map_or(start, |c| start + c.len_utf8());
     let info = e.info();
-    let help = if info.contains("tab") {
+    let help = if info.contains("recursion limit") {
+        "lists and maps nest too deeply here; a pipeline needs only a few levels"
+    } else if info.contains("tab") {
         "indent YAML with spaces, not tabs"
     } else if info.contains("mapping values are not allowed") || info.contains("placement of ':'") {
         "a value that contains `: ` must be quoted, e.g. `run: \"echo a: b\"`"
@@ -759,7 +761,13 @@ impl Cx<'_> {
     /// Whether `key` (the key node `k`) is new among `seen`; a repeated key
     /// is reported, pointing at both: YAML allows a key once per map, and
     /// reading both (or only one) would silently change the pipeline.
-    fn first_time(&mut self, seen: &mut Vec<(String, Span)>, key: &str, k: &Node, place: &str) -> bool {
+    fn first_time(
+        &mut self,
+        seen: &mut Vec<(String, Span)>,
+        key: &str,
+        k: &Node,
+        place: &str,
+    ) -> bool {
         if let Some((_, first)) = seen.iter().find(|(s, _)| s == key) {
             self.diags.push(
                 Diagnostic::error(
@@ -769,7 +777,9 @@ impl Cx<'_> {
                 )
                 .label("repeated key")
                 .secondary(*first, "first given here")
-                .help(format!("a key may appear once in a map: merge the two into one `{key}`")),
+                .help(format!(
+                    "a key may appear once in a map: merge the two into one `{key}`"
+                )),
             );
             return false;
         }
