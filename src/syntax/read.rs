@@ -166,7 +166,7 @@ mod tests {
                 ReadError::NotUtf8 {
                     line: 2,
                     column: 11,
-                    byte: 16
+                    byte: 14
                 }
             ),
             "{e:?}"
