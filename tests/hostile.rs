@@ -5,6 +5,7 @@
 //! panic. Every child runs under a deadline, so a regression fails instead
 //! of hanging the suite.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -97,7 +98,7 @@ fn run_limited(mut cmd: Command, deadline: Duration) -> Outcome {
 
 /// `args` run in `t`'s directory, to the end.
 fn run_args(t: &Test, args: &[&str]) -> crate::common::Run {
-    let r = run_limited(topsail(t.dir.path(), args), Duration::from_secs(60));
+    let r = run_limited(topsail(t.dir.path(), args), Duration::from_mins(1));
     crate::common::Run {
         status: r.status.unwrap_or(-1),
         stdout: r.stdout,
@@ -145,7 +146,7 @@ fn alias_bomb() -> String {
     let mut prev = "a".to_string();
     for c in ["b", "c", "d", "e", "f", "g", "h", "i"] {
         let refs = vec![format!("*{prev}"); 9].join(",");
-        s.push_str(&format!("{c}: &{c} [{refs}]\n"));
+        let _ = writeln!(s, "{c}: &{c} [{refs}]");
         prev = c.to_string();
     }
     s
@@ -394,7 +395,7 @@ fn the_alias_bomb_is_refused_fast_and_small_by_check() {
         .file(
             "nest-block.yaml",
             &(0..2000)
-                .map(|i| format!("{}k:\n", " ".repeat(i)))
+                .map(|i| " ".repeat(i) + "k:\n")
                 .collect::<String>(),
         );
     assert!(bomb.len() < 450, "{} bytes", bomb.len());

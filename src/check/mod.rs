@@ -607,6 +607,7 @@ mod tests {
             proptest::collection::vec(0usize..8, 12),
         )
             .prop_map(|(levels, width, depth, as_map, legacy, back)| {
+                use std::fmt::Write as _;
                 let mut s = String::new();
                 if legacy {
                     s.push_str("deployment_spec:\n  x: 1\n");
@@ -626,18 +627,15 @@ mod tests {
                     } else {
                         format!("[{}]", refs.join(", "))
                     };
-                    s.push_str(&format!("x-l{k}: &l{k} {body}\n"));
+                    let _ = writeln!(s, "x-l{k}: &l{k} {body}");
                 }
-                s.push_str(&format!(
-                    "x-deep: {}x{}\n",
-                    "[".repeat(depth),
-                    "]".repeat(depth)
-                ));
-                s.push_str(&format!(
+                let _ = writeln!(s, "x-deep: {}x{}", "[".repeat(depth), "]".repeat(depth));
+                let _ = write!(
+                    s,
                     "steps:\n  a:\n    <<: *l{}\n    run: echo a\n  b:\n    env: *l{}\n    run: echo b\n",
                     levels - 1,
                     levels / 2
-                ));
+                );
                 s
             })
     }

@@ -66,7 +66,7 @@ pub fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -103,7 +103,7 @@ pub fn read_source(path: &Path) -> Result<String, ReadError> {
             .iter()
             .rposition(|&b| b == b'\n')
             .map_or(0, |i| i + 1);
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = before.split(|&b| b == b'\n').count();
         // The prefix is valid UTF-8 (that is what `valid_up_to` promises).
         let column =
             std::str::from_utf8(&before[line_start..]).map_or(0, |s| s.chars().count()) + 1;
