@@ -586,6 +586,10 @@ fn the_language_server_survives_bombs_non_ascii_completion_and_huge_frames() {
     );
     let rss = hwm(pid).expect("the server's peak memory");
     assert!(rss < 100 * 1024, "{rss} KiB");
+    eprintln!(
+        "lsp, alias bomb: {cpu:.2} s CPU, {rss} KiB peak RSS, {:?} wall",
+        start.elapsed()
+    );
 
     let terms = vec!["a"; 5000].join(" && ");
     let uri = "file:///tmp/topsail-hostile/p.topsail";
