@@ -4,6 +4,7 @@
 //! and as JSON for editors and CI. Codes are stable: tools match on them.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 use serde::Serialize;
@@ -51,6 +52,8 @@ pub mod codes {
     pub const ASL_LIMIT: &str = "topsail::asl-limit";
     pub const ASL_PAYLOAD: &str = "topsail::asl-payload";
     pub const LEGACY: &str = "topsail::legacy";
+    /// A file could not be read (`check --format json` reports it as a diagnostic).
+    pub const READ: &str = "topsail::read";
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -101,7 +104,7 @@ impl Diagnostic {
         Self {
             code,
             severity,
-            message: message.into(),
+            message: bounded(message.into()),
             span,
             label: String::new(),
             secondary: Vec::new(),
@@ -111,19 +114,19 @@ impl Diagnostic {
 
     #[must_use]
     pub fn label(mut self, text: impl Into<String>) -> Self {
-        self.label = text.into();
+        self.label = bounded(text.into());
         self
     }
 
     #[must_use]
     pub fn help(mut self, text: impl Into<String>) -> Self {
-        self.help = text.into();
+        self.help = bounded(text.into());
         self
     }
 
     #[must_use]
     pub fn secondary(mut self, span: Span, text: impl Into<String>) -> Self {
-        self.secondary.push((span, text.into()));
+        self.secondary.push((span, bounded(text.into())));
         self
     }
 
@@ -132,7 +135,24 @@ impl Diagnostic {
     }
 
     /// Render for a person, with the source snippet. `color` picks ANSI styles.
+    /// A snippet whose lines are too long to show (a minified file, a 5 MB
+    /// name) is left out: the place is given as `file:line:column` instead.
     pub fn render(&self, sources: &SourceMap, color: bool, width: usize) -> String {
+        if !snippet_fits(sources, self.span) {
+            let file = sources.get(self.span.file);
+            let (line, column) = sources.line_col(self.span.file, self.span.start);
+            let mut out = format!(
+                "{}[{}]: {}\n  --> {}:{line}:{column} (the line is too long to show)\n",
+                self.severity, self.code, self.message, file.name
+            );
+            if !self.label.is_empty() {
+                let _ = writeln!(out, "  = {}", self.label);
+            }
+            if !self.help.is_empty() {
+                let _ = writeln!(out, "  help: {}", self.help);
+            }
+            return out;
+        }
         let theme = if color {
             GraphicalTheme::unicode()
         } else {
@@ -194,6 +214,84 @@ pub fn sort(diags: &mut [Diagnostic]) {
             b.span.end,
         ))
     });
+}
+
+/// The longest quoted text (between backticks) a diagnostic repeats, and the
+/// longest message, label or help line: a diagnostic about a 5 MB name says
+/// how long the name is instead of echoing it.
+const MAX_QUOTED: usize = 80;
+const MAX_TEXT: usize = 1000;
+/// The longest source line a snippet shows, and the longest span.
+const MAX_SNIPPET_LINE: usize = 1000;
+const MAX_SNIPPET_SPAN: usize = 20_000;
+
+/// `text` with every backtick-quoted part longer than [`MAX_QUOTED`]
+/// characters replaced by its length, and cut at [`MAX_TEXT`] characters.
+fn bounded(text: String) -> String {
+    if text.len() <= MAX_QUOTED {
+        return text;
+    }
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('`') {
+        let Some(len) = rest[open + 1..].find('`') else {
+            break;
+        };
+        let quoted = &rest[open + 1..open + 1 + len];
+        out.push_str(&rest[..open]);
+        let chars = quoted.chars().count();
+        if chars > MAX_QUOTED {
+            let _ = write!(
+                out,
+                "a name of {} characters",
+                crate::syntax::read::group(chars as u64)
+            );
+        } else {
+            out.push('`');
+            out.push_str(quoted);
+            out.push('`');
+        }
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    if out.chars().count() > MAX_TEXT {
+        out = out.chars().take(MAX_TEXT).collect::<String>() + "…";
+    }
+    out
+}
+
+/// Whether the snippet of `span` (its lines and one on each side, as the
+/// renderer shows them) is small enough to print.
+fn snippet_fits(sources: &SourceMap, span: Span) -> bool {
+    let text = &sources.get(span.file).text;
+    let start = span.start.min(text.len());
+    let end = span.end.clamp(start, text.len());
+    if end - start > MAX_SNIPPET_SPAN {
+        return false;
+    }
+    let bytes = text.as_bytes();
+    // From the start of the line before to the end of the line after.
+    let mut from = bytes[..start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap_or(0);
+    from = bytes[..from]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let mut to = bytes[end..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| end + i);
+    if to < bytes.len() {
+        to = bytes[to + 1..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| to + 1 + i);
+    }
+    bytes[from..to]
+        .split(|&b| b == b'\n')
+        .all(|line| line.len() <= MAX_SNIPPET_LINE)
 }
 
 pub fn has_errors(diags: &[Diagnostic]) -> bool {

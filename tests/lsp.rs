@@ -150,6 +150,29 @@ impl Server {
         );
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Bytes written to the server as they are, framing and all.
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).expect("write to the server");
+        self.stdin.flush().expect("flush");
+    }
+
+    /// Wait up to `timeout` for the server to exit on its own: its exit
+    /// code (`None` when a signal ended it). Killed past the timeout.
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(start.elapsed() < timeout, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// `shutdown` + `exit`, and wait for the process to end.
     pub fn stop(mut self) {
         let resp = self.request("shutdown", Value::Null);

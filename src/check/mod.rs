@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use crate::diagnostics::{self, Diagnostic, codes};
 use crate::model::Pipeline;
 use crate::stdlib;
-use crate::syntax::{self, FileId, Format, SourceMap, ast};
+use crate::syntax::read::{ReadError, read_source};
+use crate::syntax::{self, FileId, Format, SourceMap, Span, ast};
 
 /// The result of checking a root file and its imports.
 pub struct Checked {
@@ -57,7 +58,7 @@ fn terminal_width() -> usize {
 pub struct LoadError {
     pub path: PathBuf,
     #[source]
-    pub source: std::io::Error,
+    pub source: ReadError,
 }
 
 /// How to read the root file, beyond its text.
@@ -74,7 +75,7 @@ pub fn load(path: &Path) -> Result<Checked, LoadError> {
 
 /// [`load`] with options.
 pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Checked, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError {
+    let text = read_source(path).map_err(|source| LoadError {
         path: path.to_path_buf(),
         source,
     })?;
@@ -179,6 +180,49 @@ fn drop_cascades(sources: &SourceMap, diags: &mut Vec<Diagnostic>, syntax_errors
     });
 }
 
+/// Where imports may reach: the git repository holding the root file (the
+/// nearest ancestor directory with a `.git`), or the root file's own
+/// directory when it is in none. Canonical, so symlinks cannot escape it.
+fn project_root(root: Option<&Path>) -> PathBuf {
+    let dir = root
+        .and_then(Path::parent)
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .unwrap_or(&dir)
+        .to_path_buf()
+}
+
+/// One file to parse: which import brought it in (none for the root).
+struct Queued {
+    file: FileId,
+    alias: Option<String>,
+    /// Key of the file (canonical path, or `std/NAME`).
+    key: String,
+    /// The import's path span and the index of the importing file in the queue.
+    import: Option<(Span, usize)>,
+}
+
+/// The import chain that leads from `key` back to `key` through the file at
+/// `index`, when `key` is that file or one of the files importing it.
+fn cycle(sources: &SourceMap, queue: &[Queued], index: usize, key: &str) -> Option<String> {
+    let mut chain = vec![index];
+    let mut at = index;
+    while queue[at].key != key {
+        at = queue[at].import?.1;
+        chain.push(at);
+    }
+    let mut names: Vec<&str> = chain
+        .iter()
+        .rev()
+        .map(|&i| sources.get(queue[i].file).name.as_str())
+        .collect();
+    names.push(sources.get(queue[at].file).name.as_str());
+    Some(names.join(" -> "))
+}
+
 /// Parse the root and, breadth first, every module it imports (each once).
 fn load_units(
     sources: &mut SourceMap,
@@ -187,68 +231,172 @@ fn load_units(
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Unit> {
     let mut units = Vec::new();
-    // Keys of files already loaded (the root too), so an import cycle or a
-    // diamond loads each file once.
-    let mut seen: Vec<String> = sources
-        .get(root)
-        .path
-        .as_deref()
-        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
-        .map(|p| p.display().to_string())
-        .into_iter()
-        .collect();
-    let mut queue = vec![(root, None, true)];
+    let project = project_root(sources.get(root).path.as_deref());
+    let root_key = sources.get(root).path.as_deref().map_or_else(
+        || "<root>".to_string(),
+        |p| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string()
+        },
+    );
+    let mut queue = vec![Queued {
+        file: root,
+        alias: None,
+        key: root_key,
+        import: None,
+    }];
     let mut next = 0;
     while next < queue.len() {
-        let (file, alias, is_root) = queue[next].clone();
+        let index = next;
         next += 1;
+        let file = queue[index].file;
+        let is_root = queue[index].import.is_none();
         let (module, parse_diags) =
             syntax::parse_with(sources, file, if is_root { contexts } else { &[] });
-        diags.extend(parse_diags);
+        let module = match queue[index].import {
+            // An imported file that is no pipeline at all: its text is never
+            // quoted (it may be anything: a key file, a password list); the
+            // import says so.
+            Some((span, _))
+                if diagnostics::has_errors(&parse_diags)
+                    && module.as_ref().is_none_or(|m| m.items.is_empty()) =>
+            {
+                let errors = parse_diags.iter().filter(|d| d.is_error()).count();
+                diags.push(
+                    Diagnostic::error(
+                        codes::IMPORT,
+                        span,
+                        format!(
+                            "`{}` is not a pipeline module: it does not parse ({errors} error{})",
+                            sources.get(file).name,
+                            if errors == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .label("imported here")
+                    .help("import a `.topsail` or YAML pipeline file; `topsail check` on that file shows what is wrong"),
+                );
+                continue;
+            }
+            _ => {
+                diags.extend(parse_diags);
+                module
+            }
+        };
         let Some(module) = module else { continue };
         for item in &module.items {
             let ast::Item::Import(import) = item else {
                 continue;
             };
-            match resolve_import(sources, file, import) {
-                Ok((key, name, path, text, format)) => {
-                    if seen.contains(&key) {
+            let located = match locate(sources, file, &project, import) {
+                Ok(l) => l,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            };
+            if queue.iter().any(|q| q.key == located.key) {
+                // A diamond is fine (the file is loaded once); a cycle is not.
+                if let Some(chain) = cycle(sources, &queue, index, &located.key) {
+                    diags.push(
+                        Diagnostic::error(
+                            codes::IMPORT,
+                            import.path_span,
+                            format!("import cycle: {chain}"),
+                        )
+                        .label("this import closes the cycle")
+                        .help("a module cannot import a file that imports it; move what both need into a third module"),
+                    );
+                }
+                continue;
+            }
+            let text = match located.text {
+                Some(text) => text,
+                None => match located.canonical.as_deref().map(read_source) {
+                    Some(Ok(text)) => text,
+                    Some(Err(e)) => {
+                        diags.push(
+                            Diagnostic::error(
+                                codes::IMPORT,
+                                import.path_span,
+                                format!("cannot read `{}`: {e}", located.name),
+                            )
+                            .label("imported here")
+                            .help("the path is relative to the file that imports it"),
+                        );
                         continue;
                     }
-                    seen.push(key);
-                    let id = sources.add(name, path, text, format);
-                    queue.push((id, import.alias.as_ref().map(|a| a.name.clone()), false));
-                }
-                Err(d) => diags.push(d),
-            }
+                    None => continue,
+                },
+            };
+            let format = located
+                .path
+                .as_deref()
+                .map_or(Format::Topsail, Format::of_path);
+            let id = sources.add(located.name, located.path, text, format);
+            queue.push(Queued {
+                file: id,
+                alias: import.alias.as_ref().map(|a| a.name.clone()),
+                key: located.key,
+                import: Some((import.path_span, index)),
+            });
         }
         units.push(Unit {
             module,
-            alias,
+            alias: queue[index].alias.clone(),
             is_root,
         });
     }
     units
 }
 
-type Resolved = (String, String, Option<PathBuf>, String, Format);
+/// `path` without the `.` components a join leaves inside it
+/// (`././b.topsail` -> `./b.topsail`), for the names diagnostics show.
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: PathBuf = path
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect();
+    if path.starts_with(".") && !out.starts_with("..") && out.is_relative() {
+        out = Path::new(".").join(out);
+    }
+    out
+}
 
-fn resolve_import(
+/// Where an import points, before anything is read.
+struct Located {
+    /// The canonical path, or `std/NAME`.
+    key: String,
+    /// The name shown in diagnostics.
+    name: String,
+    /// The path of a file import as written (relative to the importer):
+    /// its own imports resolve from there, and it is what diagnostics show.
+    path: Option<PathBuf>,
+    /// Where it really is (symlinks resolved, inside the project): what is read.
+    canonical: Option<PathBuf>,
+    /// The text of a standard module.
+    text: Option<String>,
+}
+
+fn locate(
     sources: &SourceMap,
     from: FileId,
+    project: &Path,
     import: &ast::Import,
-) -> Result<Resolved, Diagnostic> {
+) -> Result<Located, Diagnostic> {
     let span = import.path_span;
     if let Some(name) = import.path.strip_prefix("std/") {
         let name = name.strip_suffix(".topsail").unwrap_or(name);
         return if let Some(text) = stdlib::get(name) {
-            Ok((
-                format!("std/{name}"),
-                format!("std/{name}.topsail"),
-                None,
-                text.to_string(),
-                Format::Topsail,
-            ))
+            Ok(Located {
+                key: format!("std/{name}"),
+                name: format!("std/{name}.topsail"),
+                path: None,
+                canonical: None,
+                text: Some(text.to_string()),
+            })
         } else {
             let mut d = Diagnostic::error(
                 codes::IMPORT,
@@ -288,22 +436,44 @@ fn resolve_import(
         .as_deref()
         .and_then(Path::parent)
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let path = base.join(&import.path);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Diagnostic::error(
+    let path = tidy(&base.join(&import.path));
+    let shown = path.display().to_string();
+    let canonical = std::fs::canonicalize(&path).map_err(|e| {
+        Diagnostic::error(codes::IMPORT, span, format!("cannot read `{shown}`: {e}"))
+            .label("imported here")
+            .help("the path is relative to the file that imports it")
+    })?;
+    if !canonical.starts_with(project) {
+        return Err(Diagnostic::error(
             codes::IMPORT,
             span,
-            format!("cannot read `{}`: {e}", path.display()),
+            format!("`{}` is outside the project", import.path),
         )
-        .label("imported here")
-        .help("the path is relative to the file that imports it")
-    })?;
-    let key = std::fs::canonicalize(&path)
-        .unwrap_or_else(|_| path.clone())
-        .display()
-        .to_string();
-    let format = Format::of_path(&path);
-    Ok((key, path.display().to_string(), Some(path), text, format))
+        .label("imports stay inside the project")
+        .help(format!(
+            "an import may only name a file under {} (the pipeline's git repository, or its directory outside one); copy the module into it",
+            project.display()
+        )));
+    }
+    if !matches!(
+        canonical.extension().and_then(|e| e.to_str()),
+        Some("topsail" | "yaml" | "yml")
+    ) {
+        return Err(Diagnostic::error(
+            codes::IMPORT,
+            span,
+            format!("`{}` is not a pipeline module", import.path),
+        )
+        .label("not a `.topsail` or YAML file")
+        .help("a module is a `.topsail`, `.yaml` or `.yml` file"));
+    }
+    Ok(Located {
+        key: canonical.display().to_string(),
+        name: shown,
+        path: Some(path),
+        canonical: Some(canonical),
+        text: None,
+    })
 }
 
 #[cfg(test)]
@@ -420,6 +590,69 @@ mod tests {
             }
         }
         s
+    }
+
+    /// YAML built to expand or nest: `levels` anchors, each a list or map of
+    /// `width` aliases to earlier anchors (a billion-laughs shape when every
+    /// alias points one level down), a `depth`-deep flow nesting, merge keys
+    /// of the last anchor into a step, and sometimes the legacy manifest key
+    /// (the legacy reader copies aliases out).
+    fn yaml_shape() -> impl Strategy<Value = String> {
+        (
+            1usize..12,
+            1usize..12,
+            0usize..300,
+            any::<bool>(),
+            any::<bool>(),
+            proptest::collection::vec(0usize..8, 12),
+        )
+            .prop_map(|(levels, width, depth, as_map, legacy, back)| {
+                use std::fmt::Write as _;
+                let mut s = String::new();
+                if legacy {
+                    s.push_str("deployment_spec:\n  x: 1\n");
+                }
+                s.push_str("x-l0: &l0 {image: alpine, n: 1}\n");
+                for k in 1..levels {
+                    let refs: Vec<String> = (0..width)
+                        .map(|i| format!("*l{}", (k - 1).saturating_sub(back[i] % k)))
+                        .collect();
+                    let body = if as_map {
+                        let pairs: Vec<String> = refs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, r)| format!("k{i}: {r}"))
+                            .collect();
+                        format!("{{{}}}", pairs.join(", "))
+                    } else {
+                        format!("[{}]", refs.join(", "))
+                    };
+                    let _ = writeln!(s, "x-l{k}: &l{k} {body}");
+                }
+                let _ = writeln!(s, "x-deep: {}x{}", "[".repeat(depth), "]".repeat(depth));
+                let _ = write!(
+                    s,
+                    "steps:\n  a:\n    <<: *l{}\n    run: echo a\n  b:\n    env: *l{}\n    run: echo b\n",
+                    levels - 1,
+                    levels / 2
+                );
+                s
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        /// Alias and nesting shapes are read in bounded time (and so bounded
+        /// memory: nothing is built faster than it is counted) and either
+        /// accepted or refused with a diagnostic, never a panic.
+        #[test]
+        fn yaml_alias_and_nesting_shapes_are_bounded(text in yaml_shape()) {
+            let start = std::time::Instant::now();
+            holds(text.clone(), Format::Yaml)?;
+            let took = start.elapsed();
+            prop_assert!(took < std::time::Duration::from_secs(5), "{took:?} for {text}");
+        }
     }
 
     proptest! {

@@ -54,7 +54,7 @@ pub fn run(args: Args) -> ExitCode {
                 None
             };
             let p = approve::answer(&c, &queues, exec, step, reject, &by).await?;
-            println!(
+            outln!(
                 "{} `{}` of execution {}",
                 if reject.is_some() {
                     "rejected"
@@ -69,7 +69,7 @@ pub fn run(args: Args) -> ExitCode {
         {
             let list = approve::pending(&c, &queues).await?;
             if list.is_empty() {
-                println!("no approvals pending");
+                outln!("no approvals pending");
                 return Ok::<u8, String>(0);
             }
             let w = list
@@ -79,11 +79,14 @@ pub fn run(args: Args) -> ExitCode {
                 .unwrap_or(9)
                 .max(9);
             let s = list.iter().map(|p| p.step.len()).max().unwrap_or(4).max(4);
-            println!("{:<w$}  {:<s$}  PIPELINE  MESSAGE", "EXECUTION", "STEP");
+            outln!("{:<w$}  {:<s$}  PIPELINE  MESSAGE", "EXECUTION", "STEP");
             for p in &list {
-                println!(
+                outln!(
                     "{:<w$}  {:<s$}  {}  {}",
-                    p.run_id, p.step, p.pipeline, p.message
+                    p.run_id,
+                    p.step,
+                    p.pipeline,
+                    p.message
                 );
             }
             Ok(0)
@@ -92,7 +95,7 @@ pub fn run(args: Args) -> ExitCode {
     match result {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(1)
         }
     }

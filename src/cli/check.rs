@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 
 use crate::diagnostics::Severity;
+use crate::syntax::read::ReadError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,6 +37,14 @@ pub fn run(args: Args) -> ExitCode {
     };
     let checked = match crate::check::load_with(&path, &args.context.load_options()) {
         Ok(c) => c,
+        Err(e) if args.format == Format::Json => {
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&read_error_json(&e))
+                    .expect("JSON values always serialize")
+            );
+            return ExitCode::from(2);
+        }
         Err(e) => return super::fail_usage(e),
     };
     let count = |s: Severity| {
@@ -61,14 +70,14 @@ pub fn run(args: Args) -> ExitCode {
                     .map(|d| d.to_json(&checked.sources))
                     .collect::<Vec<_>>(),
             });
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&doc).expect("JSON values always serialize")
             );
         }
         Format::Human => {
             if !checked.diagnostics.is_empty() {
-                eprintln!("{}", checked.render(super::stderr_color()));
+                errln!("{}", checked.render(super::stderr_color()));
             }
             let summary = match &checked.pipeline {
                 Some(p) => format!(
@@ -80,7 +89,7 @@ pub fn run(args: Args) -> ExitCode {
                 ),
                 None => format!("{}", path.display()),
             };
-            eprintln!(
+            errln!(
                 "{} {summary}; {errors} error{}, {warnings} warning{}",
                 if failed { "✗" } else { "✓" },
                 super::plural(errors),
@@ -96,4 +105,34 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The document `check --format json` prints when the file cannot be read:
+/// the same shape as for a checked file, with one `topsail::read` diagnostic
+/// (with its line and column when the text is not UTF-8).
+fn read_error_json(e: &crate::check::LoadError) -> serde_json::Value {
+    let (line, column, offset) = match e.source {
+        ReadError::NotUtf8 { line, column, byte } => (Some(line), Some(column), Some(byte)),
+        _ => (None, None, None),
+    };
+    let file = e.path.display().to_string();
+    serde_json::json!({
+        "file": file,
+        "ok": false,
+        "errors": 1,
+        "warnings": 0,
+        "steps": null,
+        "diagnostics": [{
+            "code": crate::diagnostics::codes::READ,
+            "severity": "error",
+            "message": e.to_string(),
+            "file": file,
+            "line": line,
+            "column": column,
+            "span": offset.map(|o| serde_json::json!({ "start": o, "end": o + 1 })),
+            "label": "cannot read this file",
+            "help": "pass a regular UTF-8 text file of at most 16 MiB",
+            "related": [],
+        }],
+    })
 }

@@ -75,7 +75,7 @@ pub fn run(args: Args) -> ExitCode {
                 Err(diags) => {
                     render(&checked, &diags);
                     let errors = diags.iter().filter(|d| d.is_error()).count();
-                    eprintln!(
+                    errln!(
                         "error: the pipeline cannot be compiled to Step Functions ({errors} error{})",
                         super::plural(errors)
                     );
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let Some(path) = args.out else {
-        print!("{text}");
+        out!("{text}");
         return ExitCode::SUCCESS;
     };
     match std::fs::write(&path, text) {
@@ -97,6 +97,6 @@ pub fn run(args: Args) -> ExitCode {
 fn render(checked: &crate::check::Checked, diags: &[crate::diagnostics::Diagnostic]) {
     let color = super::stderr_color();
     for d in diags {
-        eprintln!("{}", d.render(&checked.sources, color, 100));
+        errln!("{}", d.render(&checked.sources, color, 100));
     }
 }

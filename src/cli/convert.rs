@@ -34,7 +34,7 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(code) = super::load_pipeline_with(Some(&args.file), &args.context.load_options()) {
         return code;
     }
-    let text = match std::fs::read_to_string(&args.file) {
+    let text = match crate::syntax::read::read_source(&args.file) {
         Ok(t) => t,
         Err(e) => return super::fail_usage(format!("cannot read {}: {e}", args.file.display())),
     };
@@ -59,7 +59,7 @@ pub fn run(args: Args) -> ExitCode {
             Err(e) => super::fail_usage(format!("cannot write {}: {e}", path.display())),
         }
     } else {
-        print!("{out}");
+        out!("{out}");
         ExitCode::SUCCESS
     }
 }

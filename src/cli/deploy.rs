@@ -46,23 +46,23 @@ pub fn run(args: Args) -> ExitCode {
     });
     match result {
         Ok(d) => {
-            println!(
+            outln!(
                 "state machine {}: {}",
                 d.state_machine.as_str(),
                 d.state_machine_arn
             );
-            println!("activity {}: {}", d.activity.as_str(), d.activity_arn);
+            outln!("activity {}: {}", d.activity.as_str(), d.activity_arn);
             if let Some((url, change)) = &d.queue_url {
-                println!("approval queue {}: {url}", change.as_str());
+                outln!("approval queue {}: {url}", change.as_str());
             }
-            println!(
+            outln!(
                 "run workers with: topsail worker --activity-arn {}",
                 d.activity_arn
             );
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(1)
         }
     }

@@ -33,6 +33,6 @@ pub fn run(args: Args) -> ExitCode {
         Format::Dot => crate::graph::dot(&pipeline),
         Format::Mermaid => crate::graph::mermaid(&pipeline),
     };
-    print!("{text}");
+    out!("{text}");
     ExitCode::SUCCESS
 }

@@ -15,7 +15,7 @@ pub fn run(args: Args) -> ExitCode {
     match crate::lsp::serve() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: topsail lsp: {e}");
+            errln!("error: topsail lsp: {e}");
             ExitCode::from(1)
         }
     }

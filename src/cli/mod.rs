@@ -2,6 +2,9 @@
 //! `run(args) -> ExitCode`. Exit codes: 0 success, 1 the pipeline (or a step)
 //! failed or has errors, 2 usage or I/O errors, 130 interrupted.
 
+#[macro_use]
+mod out;
+
 pub mod approve;
 pub mod check;
 pub mod compile;
@@ -130,7 +133,7 @@ pub fn main() -> ExitCode {
 
 /// Print a usage or I/O error and give exit code 2.
 pub fn fail_usage(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
+    errln!("error: {message}");
     ExitCode::from(2)
 }
 
@@ -221,13 +224,13 @@ pub fn load_pipeline_with(
     let path = resolve_file(file)?;
     let mut checked = crate::check::load_with(&path, options).map_err(fail_usage)?;
     if !checked.diagnostics.is_empty() {
-        eprintln!("{}", checked.render(stderr_color()));
+        errln!("{}", checked.render(stderr_color()));
     }
     if let Some(p) = checked.pipeline.take() {
         Ok((checked, p))
     } else {
         let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-        eprintln!(
+        errln!(
             "error: {} has {errors} error{}; fix {} first (see `topsail check`)",
             path.display(),
             plural(errors),
@@ -266,7 +269,7 @@ impl DurationArgs {
             } else {
                 path.join("run.json")
             };
-            let text = std::fs::read_to_string(&file)
+            let text = crate::syntax::read::read_source(&file)
                 .map_err(|e| fail_usage(format!("cannot read {}: {e}", file.display())))?;
             let json = serde_json::from_str(&text)
                 .map_err(|e| fail_usage(format!("{} is not a run record: {e}", file.display())))?;
@@ -299,7 +302,7 @@ impl DurationArgs {
                 pipeline.name
             )));
         }
-        eprintln!(
+        errln!(
             "note: step durations from {what}: {known} of {} steps measured{}",
             pipeline.steps.len(),
             if known < pipeline.steps.len() {

@@ -61,7 +61,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     if args.dry_run {
         let plan = run::plan::render(&pipeline, &opts);
-        print!("{}", Secrets::from_env(&pipeline).mask(&plan));
+        out!("{}", Secrets::from_env(&pipeline).mask(&plan));
         return ExitCode::SUCCESS;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -197,7 +197,7 @@ async fn main_async(
         match run::watch::Session::new(&opts.pipeline_dir, &sources) {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return 2;
             }
         }
@@ -248,13 +248,13 @@ async fn main_async(
         let written = s.run_ended().await;
         if !changed {
             if !written.is_empty() {
-                eprintln!(
+                errln!(
                     "note: {} changed during the run: taken as written by the run, not a reason to run again (change {} again to rerun)",
                     describe(&written, &opts.pipeline_dir),
                     if written.len() == 1 { "it" } else { "one" }
                 );
             }
-            eprintln!(
+            errln!(
                 "watching {} for changes (Ctrl-C to stop)",
                 opts.pipeline_dir.display()
             );
@@ -263,7 +263,7 @@ async fn main_async(
                 _ = sig_wait.wait_for(|s| *s) => return 130,
                 c = s.next_change() => match c {
                     None => return report.status.exit_code(),
-                    Some(paths) => eprintln!(
+                    Some(paths) => errln!(
                         "{} changed: running again",
                         describe(&paths, &opts.pipeline_dir)
                     ),
@@ -279,7 +279,7 @@ async fn main_async(
                 s.set_sources(&sources);
                 break;
             }
-            eprintln!("the pipeline has errors: fix them and save to run again");
+            errln!("the pipeline has errors: fix them and save to run again");
             let mut sig_wait = sig.clone();
             tokio::select! {
                 _ = sig_wait.wait_for(|s| *s) => return 130,
@@ -303,7 +303,7 @@ fn reload(file: &Path, args: &Args) -> Option<(Pipeline, RunOptions, Vec<PathBuf
     match options(&pipeline, file, args) {
         Ok(o) => Some((pipeline, o, source_paths(&checked))),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             None
         }
     }

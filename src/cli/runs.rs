@@ -19,19 +19,22 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return super::fail_usage(format!("cannot read the run records: {e}")),
     };
     if runs.is_empty() {
-        println!(
+        outln!(
             "no runs recorded in {}",
             args.dir.join(crate::run::record::RUNS_DIR).display()
         );
         return ExitCode::SUCCESS;
     }
-    println!(
+    outln!(
         "{:<22}  {:<20}  {:<11}  {:>9}  STEPS",
-        "RUN", "PIPELINE", "STATUS", "DURATION"
+        "RUN",
+        "PIPELINE",
+        "STATUS",
+        "DURATION"
     );
     for (id, json) in runs.into_iter().take(args.limit) {
         let Some(j) = json else {
-            println!("{id:<22}  {:<20}  {:<11}", "?", "(no run.json)");
+            outln!("{id:<22}  {:<20}  {:<11}", "?", "(no run.json)");
             continue;
         };
         let s = |k: &str| j.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
@@ -47,7 +50,7 @@ pub fn run(args: Args) -> ExitCode {
             .get("duration_ms")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0);
-        println!(
+        outln!(
             "{id:<22}  {:<20}  {:<11}  {:>8.1}s  {} ok, {} failed, {} skipped, {} cancelled",
             s("pipeline"),
             s("status"),

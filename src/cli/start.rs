@@ -96,7 +96,7 @@ pub fn run(args: Args) -> ExitCode {
             .await
             .map_err(err)?;
         let arn = out.execution_arn().to_string();
-        println!("execution {exec_name} started: {arn}");
+        outln!("execution {exec_name} started: {arn}");
         if !args.follow {
             return Ok(0);
         }
@@ -105,7 +105,7 @@ pub fn run(args: Args) -> ExitCode {
     match code {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(2)
         }
     }
@@ -176,7 +176,7 @@ async fn follow(
         }
         ui.summary(&report, record.as_ref().map(|r| r.dir.as_path()));
     } else {
-        println!(
+        outln!(
             "execution {}",
             if status == RunStatus::Succeeded {
                 "succeeded"
@@ -186,7 +186,7 @@ async fn follow(
         );
     }
     if let Some((error, cause)) = why {
-        println!("execution error: {error}: {cause}");
+        outln!("execution error: {error}: {cause}");
     }
     Ok(u8::from(status != RunStatus::Succeeded))
 }

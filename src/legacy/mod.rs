@@ -14,18 +14,24 @@ mod script;
 mod tree;
 
 use crate::diagnostics::{Diagnostic, codes};
-use crate::syntax::{FileId, SourceMap, Span, ast};
+use crate::syntax::{FileId, SourceMap, Span, ast, yaml};
 
-/// Read `file` as a service manifest with `contexts` active, in order.
-/// `None` when it is not one (not YAML, or no `deployment_spec` at the top),
-/// so the ordinary YAML front end can take it.
-pub fn parse(
+/// Read `file`, whose bounded YAML tree has the root `root`, as a service
+/// manifest with `contexts` active, in order. `None` when it is not one (no
+/// `deployment_spec` at the top), so the ordinary YAML front end can take it.
+pub(crate) fn parse(
     sources: &SourceMap,
     file: FileId,
+    root: &yaml::Node,
     contexts: &[String],
 ) -> Option<(Option<ast::Module>, Vec<Diagnostic>)> {
     let source = sources.get(file);
-    let root = tree::load(&source.text, file)?;
+    let is_manifest = matches!(&root.kind, yaml::Kind::Map(entries)
+        if entries.iter().any(|(k, _)| k.text() == Some("deployment_spec")));
+    if !is_manifest {
+        return None;
+    }
+    let root = tree::from_yaml(root, &source.text);
     let (ds_key, ds) = root.get("deployment_spec")?;
     let mut diags = Vec::new();
     for (key, _) in root.as_map().unwrap_or_default() {

@@ -1,11 +1,13 @@
-//! The manifest as an owned tree with byte spans: saphyr's marked nodes with
-//! aliases already expanded, merge keys (`<<`) applied, and character markers
-//! turned into byte offsets once. The context collapse and JSON encoding of
+//! The manifest as an owned tree with byte spans: the bounded YAML tree of
+//! [`crate::syntax::yaml`] (the one reading of YAML for every reader, with
+//! alias expansion and nesting bounded) with aliases copied out and merge
+//! keys (`<<`) applied. The context collapse and JSON encoding of
 //! the old runner work on this tree, so they keep every span for diagnostics.
 
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
-
-use crate::syntax::{FileId, Span};
+#[cfg(test)]
+use crate::syntax::FileId;
+use crate::syntax::Span;
+use crate::syntax::yaml::{self, Scalar};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
@@ -23,7 +25,7 @@ pub(crate) enum Kind {
     Seq(Vec<Node>),
     /// Entries in document order; a later duplicate key replaces an earlier one.
     Map(Vec<(Node, Node)>),
-    /// An alias to an unknown anchor, or a scalar its tag cannot parse.
+    /// A scalar its tag cannot parse.
     Bad,
 }
 
@@ -106,67 +108,47 @@ impl Node {
     }
 }
 
-/// Parse `text` into its first document's tree; `None` for an empty file or
+/// Read `text` into its first document's tree; `None` for an empty file or
 /// invalid YAML (which the ordinary YAML front end then reports).
+#[cfg(test)]
 pub(crate) fn load(text: &str, file: FileId) -> Option<Node> {
-    let offsets = CharOffsets::new(text);
-    let docs = MarkedYaml::load_from_str(text).ok()?;
-    docs.first().map(|d| convert(d, file, text, &offsets))
+    let tree = yaml::read(text, file);
+    let root = tree.root.ok()??;
+    Some(from_yaml(&root, text))
 }
 
-/// saphyr's markers count characters; spans count bytes.
-struct CharOffsets {
-    /// Byte offset of each char that is not ASCII-only-so-far; empty while the
-    /// text is ASCII (the common case), where both agree.
-    bytes: Vec<usize>,
-    len: usize,
-}
-
-impl CharOffsets {
-    fn new(text: &str) -> Self {
-        let bytes = if text.is_ascii() {
-            Vec::new()
-        } else {
-            text.char_indices().map(|(i, _)| i).collect()
-        };
-        Self {
-            bytes,
-            len: text.len(),
+/// The owned tree of a node of the bounded YAML tree, aliases copied. The
+/// copies are bounded: the YAML reader refuses a document whose aliases
+/// expand past its limit, so this makes at most `node.size` nodes.
+pub(crate) fn from_yaml(node: &yaml::Node, text: &str) -> Node {
+    let mut span = node.span;
+    let kind = match &node.kind {
+        yaml::Kind::Scalar { text: t, .. } => {
+            // A block scalar's span ends at the next token: stop at its text.
+            span.end = span.start
+                + text
+                    .get(span.start..span.end)
+                    .map_or(0, |t| t.trim_end().len());
+            match node.scalar() {
+                Some(Scalar::Null) => Kind::Null,
+                Some(Scalar::Bool(b)) => Kind::Bool(b),
+                Some(Scalar::Int(i)) => Kind::Int(i),
+                // Too big for an integer: a number, as the old loader read it.
+                Some(Scalar::BigInt) => {
+                    t.parse().map_or_else(|_| Kind::Str(t.clone()), Kind::Float)
+                }
+                Some(Scalar::Float(f)) => Kind::Float(f),
+                Some(Scalar::Duration | Scalar::Str) => Kind::Str(t.clone()),
+                Some(Scalar::BadTagged) | None => Kind::Bad,
+            }
         }
-    }
-
-    fn byte(&self, char_index: usize) -> usize {
-        if self.bytes.is_empty() {
-            char_index.min(self.len)
-        } else {
-            self.bytes.get(char_index).copied().unwrap_or(self.len)
-        }
-    }
-}
-
-fn convert(node: &MarkedYaml<'_>, file: FileId, text: &str, offsets: &CharOffsets) -> Node {
-    let start = offsets.byte(node.span.start.index());
-    let mut end = offsets.byte(node.span.end.index()).max(start);
-    if matches!(node.data, YamlData::Value(_) | YamlData::Representation(..)) {
-        // A block scalar's marker ends at the next token: stop at its text.
-        end = start + text.get(start..end).map_or(0, |t| t.trim_end().len());
-    }
-    let span = Span::new(file, start, end);
-    let kind = match &node.data {
-        YamlData::Value(s) => scalar(s),
-        YamlData::Representation(text, _, _) => Kind::Str(text.to_string()),
-        YamlData::Sequence(items) => Kind::Seq(
-            items
-                .iter()
-                .map(|n| convert(n, file, text, offsets))
-                .collect(),
-        ),
-        YamlData::Mapping(map) => {
+        yaml::Kind::Seq(items) => Kind::Seq(items.iter().map(|n| from_yaml(n, text)).collect()),
+        yaml::Kind::Map(map) => {
             let mut entries: Vec<(Node, Node)> = Vec::new();
             let mut merged: Vec<(Node, Node)> = Vec::new();
             for (k, v) in map {
-                let key = convert(k, file, text, offsets);
-                let value = convert(v, file, text, offsets);
+                let key = from_yaml(k, text);
+                let value = from_yaml(v, text);
                 if key.as_str() == Some("<<") {
                     // Merge keys: earlier sources win among themselves, and
                     // keys written in the map itself win over all of them.
@@ -194,8 +176,6 @@ fn convert(node: &MarkedYaml<'_>, file: FileId, text: &str, offsets: &CharOffset
             }
             Kind::Map(entries)
         }
-        YamlData::Tagged(_, inner) => return convert(inner, file, text, offsets),
-        YamlData::Alias(_) | YamlData::BadValue => Kind::Bad,
     };
     Node { kind, span }
 }
@@ -211,16 +191,6 @@ fn insert(entries: &mut Vec<(Node, Node)>, key: Node, value: Node) {
         *slot = (key, value);
     } else {
         entries.push((key, value));
-    }
-}
-
-fn scalar(s: &Scalar<'_>) -> Kind {
-    match s {
-        Scalar::Null => Kind::Null,
-        Scalar::Boolean(b) => Kind::Bool(*b),
-        Scalar::Integer(i) => Kind::Int(*i),
-        Scalar::FloatingPoint(f) => Kind::Float(f.into_inner()),
-        Scalar::String(s) => Kind::Str(s.to_string()),
     }
 }
 

@@ -202,9 +202,13 @@ pub fn completion(doc: &mut Document, pos: Position) -> CompletionResponse {
             .map(|s| item(&s.name.name, CompletionItemKind::FUNCTION, "step".into()))
             .collect::<Vec<_>>()
     };
+    // Just after the last character that cannot be part of a word (which
+    // may be wider than one byte: `é`, an emoji).
     let word_start = before
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let word = &before[word_start..];
     let in_hole = before
         .rfind("{{")

@@ -12,6 +12,7 @@
 mod features;
 pub mod index;
 pub mod text;
+mod transport;
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -88,7 +89,7 @@ pub fn capabilities() -> ServerCapabilities {
 
 /// Serve on stdin/stdout until the client says `exit`.
 pub fn serve() -> Result<(), Box<dyn Error + Send + Sync>> {
-    let (connection, io_threads) = Connection::stdio();
+    let (connection, io_threads) = transport::stdio()?;
     let caps = serde_json::to_value(capabilities())?;
     connection.initialize(caps)?;
     main_loop(&connection)?;

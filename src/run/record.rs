@@ -151,7 +151,7 @@ pub fn list_runs(dir: &Path) -> std::io::Result<Vec<(String, Option<serde_json::
     Ok(ids
         .into_iter()
         .map(|id| {
-            let json = std::fs::read_to_string(root.join(&id).join("run.json"))
+            let json = crate::syntax::read::read_source(&root.join(&id).join("run.json"))
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
             (id, json)

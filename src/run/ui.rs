@@ -257,7 +257,8 @@ impl Ui {
         st.progress = None;
         let _ = out.flush();
         drop(out);
-        eprintln!("topsail: {text}");
+        // Not `eprintln!`: a closed stderr must not panic (and lose the run's status).
+        let _ = writeln!(std::io::stderr(), "topsail: {text}");
     }
 
     /// Say why the run is being cancelled (before cancelling it), for the
@@ -316,7 +317,8 @@ impl Ui {
 
     pub fn summary(&self, report: &RunReport, record_dir: Option<&std::path::Path>) {
         self.clear_progress();
-        println!("{}", summary_table(report, self.color));
+        // Not `println!`: a closed stdout (`| head`) must not panic.
+        let _ = writeln!(std::io::stdout(), "{}", summary_table(report, self.color));
         let count = |s: Status| report.steps.iter().filter(|u| u.status == s).count();
         let verdict = match (report.status, self.stop_reason()) {
             (RunStatus::Succeeded, _) => "succeeded".to_string(),
@@ -336,7 +338,7 @@ impl Ui {
         if let Some(dir) = record_dir {
             let _ = write!(line, "\nrecord: {}", dir.display());
         }
-        println!("{line}");
+        let _ = writeln!(std::io::stdout(), "{line}");
     }
 }
 

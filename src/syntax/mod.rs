@@ -1,7 +1,8 @@
 //! Source text in, AST out. Two front ends produce the same [`ast::Module`]:
 //! `.topsail` through the pest grammar in `grammar/topsail.pest`
-//! ([`topsail`]), and the YAML form through saphyr's marked node tree
-//! ([`yaml`]). Spans are made here once and carried by every AST node.
+//! ([`topsail`]), and the YAML form through a bounded node tree built from
+//! saphyr-parser events ([`yaml`]), which the legacy manifest reader
+//! ([`crate::legacy`]) reads too. Files are read from disk by [`read`] only. Spans are made here once and carried by every AST node.
 //! The reverse direction (AST -> `.topsail` text, AST -> YAML text) lives in
 //! [`print`] and [`emit_yaml`] and is used by `topsail fmt` and `topsail convert`.
 
@@ -9,6 +10,7 @@ pub mod ast;
 pub mod emit_yaml;
 pub mod interp;
 pub mod print;
+pub mod read;
 pub mod topsail;
 pub mod yaml;
 
@@ -163,7 +165,19 @@ pub fn parse_with(
 ) -> (Option<ast::Module>, Vec<Diagnostic>) {
     match sources.get(file).format {
         Format::Topsail => topsail::parse(sources, file),
-        Format::Yaml => crate::legacy::parse(sources, file, contexts)
-            .unwrap_or_else(|| yaml::parse(sources, file)),
+        Format::Yaml => {
+            // One bounded reading of the YAML, whichever reader then takes it.
+            let text = &sources.get(file).text;
+            let tree = yaml::read(text, file);
+            if let Ok(Some(root)) = &tree.root
+                && let Some((module, mut diags)) =
+                    crate::legacy::parse(sources, file, root, contexts)
+            {
+                let mut all = tree.diags;
+                all.append(&mut diags);
+                return (module, all);
+            }
+            yaml::parse_tree(text, tree)
+        }
     }
 }

@@ -52,6 +52,12 @@ const DIRECTIVES: &[&str] = &[
 /// the stack.
 const MAX_NESTING: usize = 64;
 
+/// More binary operators (`&&`, `||`, `==`, `!=`) than this in one `when`
+/// are refused before pest sees them: a chain builds an `Expr` as deep as it
+/// is long, and the checker, the evaluator and the ASL compiler all recurse
+/// over it.
+const MAX_OPERATORS: usize = 256;
+
 /// Parse one `.topsail` file. The module is always returned, holding every
 /// item that parsed (a step with a bad directive keeps its other directives);
 /// the diagnostics are every syntax problem found, in file order.
@@ -75,6 +81,9 @@ pub fn parse_expr(text: &str, file: FileId, offset: usize) -> Result<Expr, Diagn
     let mut comments = Vec::new();
     if let Some(at) = too_deep(text) {
         return Err(nesting_error(file, offset + at));
+    }
+    if let Some(at) = too_many_operators(text) {
+        return Err(operators_error(file, offset + at));
     }
     let pairs = match Grammar::parse(Rule::expr_only, text) {
         Ok(pairs) => pairs,
@@ -820,6 +829,12 @@ impl<'t> FileParser<'t> {
             self.diags.push(nesting_error(self.file, base + at));
             return None;
         }
+        if rule == Rule::when_line
+            && let Some(at) = too_many_operators(content)
+        {
+            self.diags.push(operators_error(self.file, base + at));
+            return None;
+        }
         match Grammar::parse(rule, content) {
             Ok(mut pairs) => pairs.next(),
             Err(err) => {
@@ -1079,6 +1094,56 @@ fn too_deep(s: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// Where a condition has its operator number [`MAX_OPERATORS`] + 1,
+/// outside strings and comments.
+fn too_many_operators(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut ops = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+            i += 1;
+            continue;
+        }
+        match (c, b.get(i + 1)) {
+            (b'"', _) => in_string = true,
+            (b'#', _) => return None,
+            (b'&', Some(b'&')) | (b'|', Some(b'|')) | (b'=' | b'!', Some(b'=')) => {
+                ops += 1;
+                if ops > MAX_OPERATORS {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn operators_error(file: FileId, at: usize) -> Diagnostic {
+    Diagnostic::error(
+        codes::SYNTAX,
+        Span::new(file, at, at + 2),
+        "condition too long",
+    )
+    .label(format!(
+        "more than {MAX_OPERATORS} operators (`&&`, `||`, `==`, `!=`) by here"
+    ))
+    .help("simplify the condition, or compute it in a step and test that step's output")
 }
 
 fn nesting_error(file: FileId, at: usize) -> Diagnostic {

@@ -84,8 +84,34 @@ pub fn parse(sources: &SourceMap, file: FileId) -> (Option<Module>, Vec<Diagnost
 /// Parse YAML text that is file `file`. `None` only when the YAML itself is
 /// unreadable (a syntax error); shape errors still give a partial module.
 pub fn parse_str(text: &str, file: FileId) -> (Option<Module>, Vec<Diagnostic>) {
+    parse_tree(text, read(text, file))
+}
+
+/// A YAML text read into the bounded node tree: the one reading of YAML that
+/// both this front end and the legacy manifest reader ([`crate::legacy`])
+/// work on, so no reader can expand aliases or nest without bound.
+pub(crate) struct Tree {
+    pos: Positions,
+    /// `Err(())` when the YAML is unreadable; `Ok(None)` for no document.
+    pub root: Result<Option<Rc<Node>>, ()>,
+    /// What reading found (syntax errors, tags, a second document, ...).
+    pub diags: Vec<Diagnostic>,
+}
+
+/// Read `text` (file `file`) into its bounded tree.
+pub(crate) fn read(text: &str, file: FileId) -> Tree {
     let pos = Positions::new(text, file);
-    let (root, mut diags) = build(text, &pos);
+    let (root, diags) = build(text, &pos);
+    Tree { pos, root, diags }
+}
+
+/// The pipeline a [`Tree`] of `text` holds.
+pub(crate) fn parse_tree(text: &str, tree: Tree) -> (Option<Module>, Vec<Diagnostic>) {
+    let Tree {
+        pos,
+        root,
+        mut diags,
+    } = tree;
     let Ok(root) = root else {
         return (None, diags);
     };
@@ -93,6 +119,7 @@ pub fn parse_str(text: &str, file: FileId) -> (Option<Module>, Vec<Diagnostic>) 
         text,
         pos: &pos,
         diags: Vec::new(),
+        reported: HashSet::new(),
     };
     let module = cx.module(root.as_ref());
     diags.append(&mut cx.diags);
@@ -172,15 +199,17 @@ impl Positions {
 // The node tree.
 
 #[derive(Debug)]
-struct Node {
-    span: Span,
-    kind: Kind,
+pub(crate) struct Node {
+    pub span: Span,
+    pub kind: Kind,
     /// Nodes this one stands for once aliases are expanded (saturating).
-    size: usize,
+    /// Bounded when reading, so a reader that expands aliases (the legacy
+    /// reader copies them) makes at most this many nodes.
+    pub size: usize,
 }
 
 #[derive(Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Scalar {
         text: String,
         style: ScalarStyle,
@@ -197,7 +226,7 @@ impl Node {
     }
 
     /// What a scalar means under the YAML 1.2 core schema plus our duration rule.
-    fn scalar(&self) -> Option<Scalar> {
+    pub fn scalar(&self) -> Option<Scalar> {
         let Kind::Scalar { text, style, tag } = &self.kind else {
             return None;
         };
@@ -217,7 +246,7 @@ impl Node {
         })
     }
 
-    fn text(&self) -> Option<&str> {
+    pub fn text(&self) -> Option<&str> {
         match &self.kind {
             Kind::Scalar { text, .. } => Some(text),
             _ => None,
@@ -241,7 +270,7 @@ impl Node {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Scalar {
+pub(crate) enum Scalar {
     Null,
     Bool(bool),
     Int(i64),
@@ -371,6 +400,28 @@ enum FrameKind {
 #[allow(clippy::result_unit_err)]
 fn build(text: &str, pos: &Positions) -> (Result<Option<Rc<Node>>, ()>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
+    // The scanner reads a NUL as the end of the text ("found unexpected end
+    // of stream"): say what is wrong, and where, first.
+    if let Some((at, c)) = text.char_indices().find(|&(_, c)| !is_yaml_printable(c)) {
+        let what = if c == '\0' {
+            "a NUL character (U+0000)".to_string()
+        } else {
+            format!("the control character U+{:04X}", u32::from(c))
+        };
+        diags.push(
+            Diagnostic::error(
+                codes::YAML,
+                Span::new(pos.file, at, at + c.len_utf8()),
+                format!("{what} is not allowed in a YAML file"),
+            )
+            .label("here")
+            .help(format!(
+                "YAML text may not hold control characters, even in quotes; inside a double-quoted string write it as an escape, e.g. `\\x{:02X}`",
+                u32::from(c)
+            )),
+        );
+        return (Err(()), diags);
+    }
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Rc<Node>> = HashMap::new();
@@ -516,6 +567,12 @@ fn build(text: &str, pos: &Positions) -> (Result<Option<Rc<Node>>, ()>, Vec<Diag
     (Ok(root), diags)
 }
 
+/// YAML 1.2's printable set (`c-printable`): what a YAML stream may hold.
+fn is_yaml_printable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+        || c >= '\u{10000}'
+}
+
 /// Core-schema tags are kept (their suffix); any other tag is reported.
 fn tag_suffix(
     tag: Option<&Tag>,
@@ -552,7 +609,9 @@ fn scan_error(e: &ScanError, text: &str, pos: &Positions) -> Diagnostic {
         .next()
         .map_or(start, |c| start + c.len_utf8());
     let info = e.info();
-    let help = if info.contains("tab") {
+    let help = if info.contains("recursion limit") {
+        "lists and maps nest too deeply here; a pipeline needs only a few levels"
+    } else if info.contains("tab") {
         "indent YAML with spaces, not tabs"
     } else if info.contains("mapping values are not allowed") || info.contains("placement of ':'") {
         "a value that contains `: ` must be quoted, e.g. `run: \"echo a: b\"`"
@@ -579,6 +638,9 @@ struct Cx<'a> {
     text: &'a str,
     pos: &'a Positions,
     diags: Vec<Diagnostic>,
+    /// Repeated merge keys already reported (a map reached through several
+    /// aliases is read several times, and reported once).
+    reported: HashSet<usize>,
 }
 
 /// How the decoded text of a scalar maps back onto the source.
@@ -645,10 +707,27 @@ impl Cx<'_> {
             .filter_map(|(k, _)| k.text().map(str::to_owned))
             .collect();
         let mut out = Vec::new();
+        let mut first_merge: Option<Span> = None;
         for (k, v) in entries {
             if !is_merge(k) {
                 out.push((Rc::clone(k), Rc::clone(v)));
                 continue;
+            }
+            if let Some(first) = first_merge {
+                if self.reported.insert(k.span.start) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            codes::YAML_SHAPE,
+                            k.span,
+                            "a second `<<` merge key in one map",
+                        )
+                        .label("repeated merge key")
+                        .secondary(first, "the first `<<` is here")
+                        .help("YAML allows each key once in a map: merge several maps with one key, `<<: [*a, *b]`"),
+                    );
+                }
+            } else {
+                first_merge = Some(k.span);
             }
             let sources: Vec<Rc<Node>> = match &v.kind {
                 Kind::Map(_) => vec![Rc::clone(v)],
@@ -677,6 +756,35 @@ impl Cx<'_> {
             }
         }
         out
+    }
+
+    /// Whether `key` (the key node `k`) is new among `seen`; a repeated key
+    /// is reported, pointing at both: YAML allows a key once per map, and
+    /// reading both (or only one) would silently change the pipeline.
+    fn first_time(
+        &mut self,
+        seen: &mut Vec<(String, Span)>,
+        key: &str,
+        k: &Node,
+        place: &str,
+    ) -> bool {
+        if let Some((_, first)) = seen.iter().find(|(s, _)| s == key) {
+            self.diags.push(
+                Diagnostic::error(
+                    codes::YAML_SHAPE,
+                    k.span,
+                    format!("`{key}` is given twice {place}"),
+                )
+                .label("repeated key")
+                .secondary(*first, "first given here")
+                .help(format!(
+                    "a key may appear once in a map: merge the two into one `{key}`"
+                )),
+            );
+            return false;
+        }
+        seen.push((key.to_owned(), k.span));
+        true
     }
 
     /// A map's entries, or none (with a diagnostic) when `node` is not a map.
@@ -977,8 +1085,11 @@ impl Cx<'_> {
                 "a map of top-level keys",
                 "a pipeline file is a map with keys like `pipeline`, `params` and `steps`",
             );
+            let mut seen = Vec::new();
             for (k, v) in entries {
-                if let Some(key) = self.key_text(&k) {
+                if let Some(key) = self.key_text(&k)
+                    && self.first_time(&mut seen, &key, &k, "at the top level")
+                {
                     self.top_item(&key, &k, &v, &mut items);
                 }
             }
@@ -1154,6 +1265,8 @@ impl Cx<'_> {
         let name = self.name(k, "template", NameKind::Name)?;
         let mut params = Vec::new();
         let mut body = Vec::new();
+        let mut seen = Vec::new();
+        let place = format!("in template `{}`", name.name);
         for (dk, dv) in self.map_entries(
             v,
             "a map of template keys",
@@ -1162,6 +1275,9 @@ impl Cx<'_> {
             let Some(key) = self.key_text(&dk) else {
                 continue;
             };
+            if !self.first_time(&mut seen, &key, &dk, &place) {
+                continue;
+            }
             if key == "params" {
                 for (pk, pv) in self.map_entries(
                     &dv,
@@ -1186,6 +1302,8 @@ impl Cx<'_> {
         let name = self.name(k, "step", NameKind::Name)?;
         let mut needs = Vec::new();
         let mut body = Vec::new();
+        let mut seen = Vec::new();
+        let place = format!("in step `{}`", name.name);
         for (dk, dv) in self.map_entries(
             v,
             "a map of step keys",
@@ -1194,6 +1312,9 @@ impl Cx<'_> {
             let Some(key) = self.key_text(&dk) else {
                 continue;
             };
+            if !self.first_time(&mut seen, &key, &dk, &place) {
+                continue;
+            }
             if key == "needs" {
                 needs.extend(self.names(&dv, "step", NameKind::Name));
             } else if !self.directive(&key, &dk, &dv, &mut body) {
