@@ -120,9 +120,8 @@ pub fn check_source_with(
         .and_then(Path::file_stem)
         .and_then(|s| s.to_str())
         .map_or_else(|| "pipeline".to_string(), str::to_string);
-    let syntax_errors = diags.len();
     let pipeline = lower::lower(&units, &default_name, &mut diags);
-    drop_cascades(&sources, &mut diags, syntax_errors);
+    diagnostics::drop_consequences(&mut diags);
     diagnostics::sort(&mut diags);
     let pipeline = if diagnostics::has_errors(&diags) {
         None
@@ -135,48 +134,6 @@ pub fn check_source_with(
         diagnostics: diags,
         ast: units,
     }
-}
-
-/// A line that failed to parse may have declared a name (a step header
-/// missing its colon, say); "unknown name" reports about names written on
-/// such a line are echoes of the syntax error, so they are dropped.
-fn drop_cascades(sources: &SourceMap, diags: &mut Vec<Diagnostic>, syntax_errors: usize) {
-    if !diags[..syntax_errors].iter().any(Diagnostic::is_error) {
-        return;
-    }
-    let mut words: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for d in diags[..syntax_errors].iter().filter(|d| d.is_error()) {
-        let text = &sources.get(d.span.file).text;
-        let start = text[..d.span.start.min(text.len())]
-            .rfind('\n')
-            .map_or(0, |i| i + 1);
-        let end = text[d.span.end.min(text.len())..]
-            .find('\n')
-            .map_or(text.len(), |i| d.span.end.min(text.len()) + i);
-        for w in
-            text[start..end].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        {
-            if !w.is_empty() {
-                words.insert(format!("`{w}`"));
-            }
-        }
-    }
-    let cascading = [
-        codes::UNKNOWN_STEP,
-        codes::UNKNOWN_REFERENCE,
-        codes::UNKNOWN_OUTPUT,
-        codes::UNKNOWN_TEMPLATE,
-        codes::UNDECLARED_SECRET,
-        codes::UNUSED_PARAM,
-        codes::UNUSED_SECRET,
-    ];
-    let mut k = 0;
-    diags.retain(|d| {
-        k += 1;
-        k <= syntax_errors
-            || !cascading.contains(&d.code)
-            || !words.iter().any(|w| d.message.contains(w.as_str()))
-    });
 }
 
 /// Parse the root and, breadth first, every module it imports (each once).

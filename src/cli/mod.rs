@@ -68,6 +68,30 @@ pub enum Command {
     Approve(approve::Args),
 }
 
+impl Command {
+    /// The subcommand as typed, for messages that show a command line.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Check(_) => "check",
+            Command::Graph(_) => "graph",
+            Command::Fmt(_) => "fmt",
+            Command::Convert(_) => "convert",
+            Command::Lsp(_) => "lsp",
+            Command::Run(_) => "run",
+            Command::Runs(_) => "runs",
+            Command::Logs(_) => "logs",
+            Command::Compile(_) => "compile",
+            Command::Deploy(_) => "deploy",
+            Command::Start(_) => "start",
+            Command::Worker(_) => "worker",
+            Command::Approve(_) => "approve",
+        }
+    }
+}
+
+/// The subcommand being run (set once by [`main`]).
+static COMMAND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -80,6 +104,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    let _ = COMMAND.set(cli.command.name());
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Graph(args) => graph::run(args),
@@ -119,10 +144,11 @@ pub fn resolve_file(file: Option<&Path>) -> Result<PathBuf, ExitCode> {
             return Ok(PathBuf::from(candidate));
         }
     }
-    Err(fail_usage(
+    let command = COMMAND.get().copied().unwrap_or("check");
+    Err(fail_usage(format!(
         "no pipeline file given, and there is no pipeline.topsail or topsail.yaml here\n  \
-         help: pass the file, e.g. `topsail check path/to/pipeline.topsail`",
-    ))
+         help: pass the file, e.g. `topsail {command} path/to/pipeline.topsail`"
+    )))
 }
 
 /// Load and check a pipeline for a command that then uses it: diagnostics

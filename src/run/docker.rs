@@ -221,6 +221,10 @@ impl DockerRuntime {
     }
 
     async fn ensure_image(&self, docker: &Docker, image: &str, io: &StepIo) -> Result<(), String> {
+        // A rendered `{{ }}` can make a reference Docker cannot parse; say so
+        // before Docker answers with an HTTP status.
+        crate::model::image_ref::validate(image)
+            .map_err(|why| format!("`{image}` is not a valid image reference: {why}"))?;
         if self.known_present(image) {
             return Ok(());
         }
