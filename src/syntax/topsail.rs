@@ -460,7 +460,7 @@ impl<'t> FileParser<'t> {
             .filter(|h| {
                 !h.is_empty()
                     && !h.contains([' ', '\t', '"', '#', '{', '}', '(', ')', '='])
-                    && !DECLARATIONS.contains(&h)
+                    && !DECLARATIONS.contains(h)
                     && !interp::is_name(h)
             });
         if let Some(head) = head {
