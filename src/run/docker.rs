@@ -105,6 +105,11 @@ impl DockerRuntime {
         let Some(image) = spec.image.as_deref() else {
             return Exit::Error("internal: the docker runtime got a step without an image".into());
         };
+        // A rendered `{{ }}` can make a reference Docker cannot parse; say so
+        // before Docker is asked (it would answer with an HTTP status).
+        if let Err(why) = crate::model::image_ref::validate(image) {
+            return Exit::Error(format!("`{image}` is not a valid image reference: {why}"));
+        }
         let docker = match self.client().await {
             Ok(d) => d,
             Err(e) => return Exit::Error(e),
@@ -221,10 +226,6 @@ impl DockerRuntime {
     }
 
     async fn ensure_image(&self, docker: &Docker, image: &str, io: &StepIo) -> Result<(), String> {
-        // A rendered `{{ }}` can make a reference Docker cannot parse; say so
-        // before Docker answers with an HTTP status.
-        crate::model::image_ref::validate(image)
-            .map_err(|why| format!("`{image}` is not a valid image reference: {why}"))?;
         if self.known_present(image) {
             return Ok(());
         }
