@@ -115,6 +115,7 @@ pub fn check_source_with(
     let root = sources.add(name, path.clone(), text, format);
     let mut diags = Vec::new();
     let units = load_units(&mut sources, root, &options.contexts, &mut diags);
+    involve_lines(&sources, &mut diags);
     let default_name = path
         .as_deref()
         .and_then(Path::file_stem)
@@ -133,6 +134,31 @@ pub fn check_source_with(
         sources,
         diagnostics: diags,
         ast: units,
+    }
+}
+
+/// A syntax error that does not say what its broken construct declared and
+/// used (the YAML front end's, a tab or an indentation error) is taken to
+/// involve the names on its line, as both: what follows from it is then
+/// recognised by [`diagnostics::drop_consequences`].
+fn involve_lines(sources: &SourceMap, diags: &mut [Diagnostic]) {
+    for d in diags
+        .iter_mut()
+        .filter(|d| d.is_error() && d.involves.is_empty())
+    {
+        let text = &sources.get(d.span.file).text;
+        let at = d.span.start.min(text.len());
+        if !text.is_char_boundary(at) {
+            continue;
+        }
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        for name in syntax::topsail::mentioned_names(&text[start..end]) {
+            d.involves
+                .push(diagnostics::Involved::Declares(name.to_string()));
+            d.involves
+                .push(diagnostics::Involved::Uses(name.to_string()));
+        }
     }
 }
 

@@ -225,7 +225,7 @@ pub fn valid_name(text: &str) -> String {
 
 /// The names a line mentions: words outside strings, and the first part of
 /// each `{{ }}` hole (in a string or not). Comments are left out.
-fn mentioned_names(line: &str) -> Vec<&str> {
+pub(crate) fn mentioned_names(line: &str) -> Vec<&str> {
     let bytes = line.as_bytes();
     let mut out = Vec::new();
     let (mut i, mut in_string, mut in_hole) = (0, false, false);
