@@ -489,7 +489,7 @@ diagnostic_snapshot!(
 diagnostic_snapshot!(
     github_actions_expression,
     "topsail::unknown-reference",
-    "build:\n    run docker build -t app:${{ github.sha }} .\n"
+    "build:\n    run docker build -t app:${{ github.sha }} .\n    run echo ${{ steps.version.outputs.number }} \"${{ secrets.TOKEN }}\"\n"
 );
 
 diagnostic_snapshot!(
@@ -551,6 +551,11 @@ fn one_mistake_one_diagnostic() {
         (
             "topsail::syntax",
             "param region = us-east-1\n\ns:\n    run echo {{ region }}\n",
+        ),
+        // Lines skipped for their indentation do not leave their names unused.
+        (
+            "topsail::bad-indent",
+            "param flags = \"-O2\"\n\nbuild:\n    run make\n        {{ flags }}\n",
         ),
         // A Makefile recipe: one error for the block, not two per line.
         (

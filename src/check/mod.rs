@@ -138,14 +138,15 @@ pub fn check_source_with(
 }
 
 /// A syntax error that does not say what its broken construct declared and
-/// used (the YAML front end's, a tab or an indentation error) is taken to
+/// used (the YAML and legacy front ends do not yet) is taken to
 /// involve the names on its line, as both: what follows from it is then
 /// recognised by [`diagnostics::drop_consequences`].
 fn involve_lines(sources: &SourceMap, diags: &mut [Diagnostic]) {
-    for d in diags
-        .iter_mut()
-        .filter(|d| d.is_error() && d.involves.is_empty())
-    {
+    // The `.topsail` parser marks its errors itself.
+    let unmarked = |d: &Diagnostic| {
+        d.is_error() && d.involves.is_empty() && sources.get(d.span.file).format != Format::Topsail
+    };
+    for d in diags.iter_mut().filter(|d| unmarked(d)) {
         let text = &sources.get(d.span.file).text;
         let at = d.span.start.min(text.len());
         if !text.is_char_boundary(at) {

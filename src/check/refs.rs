@@ -42,12 +42,6 @@ pub(crate) fn text(
     Text { parts }
 }
 
-/// The contexts of a GitHub Actions `${{ }}` expression.
-const GITHUB_CONTEXTS: &[&str] = &[
-    "github", "env", "vars", "secrets", "job", "jobs", "steps", "runner", "strategy", "matrix",
-    "needs", "inputs",
-];
-
 /// The built-in references, as written.
 const BUILTINS: &[&str] = &[
     "pipeline.name",
@@ -66,44 +60,15 @@ fn github_form(r: &ast::Ref, dollar: bool, ctx: &Ctx, env: &Env) -> Option<Diagn
         || env.params.contains_key(first)
         || env.step_index(first, ctx.step).is_some()
         || (r.path.len() == 2 && BUILTINS.contains(&r.dotted().as_str()));
-    if ours || !(dollar || GITHUB_CONTEXTS.contains(&first)) {
+    if ours || !(dollar || crate::syntax::interp::GITHUB_CONTEXTS.contains(&first)) {
         return None;
     }
-    let last = r.path.last().map_or("NAME", |i| i.name.as_str());
-    let how = match (first, r.path.as_slice()) {
-        ("github", _) => format!(
-            "use the runner's environment in the script, `$GITHUB_{}` (set when topsail runs inside GitHub Actions), or declare `param {last}` and pass `--param {last}=...`",
-            last.to_ascii_uppercase()
-        ),
-        ("env", _) => format!(
-            "read the environment in the script as `${last}`; set it with `env {last} = \"...\"`"
-        ),
-        ("secrets", _) => format!(
-            "declare `secret {last}` at the top, add `secret {last}` to the step, and read `${last}` in the script"
-        ),
-        ("matrix" | "strategy", _) => format!(
-            "run the step once per item with `foreach {last} in [\"a\", \"b\"]` and write `{{{{ {last} }}}}`"
-        ),
-        ("steps" | "needs", [_, step, ..]) => format!(
-            "a step's output is `{{{{ {}.{last} }}}}`, for a step this one needs that declares `output {last}`",
-            step.name
-        ),
-        _ => format!("declare `param {last}` and write `{{{{ {last} }}}}`"),
-    };
+    let (message, help) = crate::syntax::interp::github_expression(&r.dotted());
     Some(
-        Diagnostic::error(
-            codes::UNKNOWN_REFERENCE,
-            r.span,
-            format!(
-                "`${{{{ {} }}}}` is a GitHub Actions expression; there is no `{first}` here",
-                r.dotted()
-            ),
-        )
-        .label("GitHub Actions syntax")
-        .help(format!(
-            "topsail's `{{{{ }}}}` names a param, a loop variable, `step.OUTPUT` or a built-in, and GitHub's contexts do not exist: {how}"
-        ))
-        .about_unknown(first),
+        Diagnostic::error(codes::UNKNOWN_REFERENCE, r.span, message)
+            .label("GitHub Actions syntax")
+            .help(help)
+            .about_unknown(first),
     )
 }
 

@@ -689,6 +689,7 @@ impl<'t> FileParser<'t> {
             let (width, first) = *indent.get_or_insert((line.width, line));
             if line.width > width {
                 // Skip the whole deeper run of lines: one diagnostic for it.
+                let skipped = k;
                 k += 1;
                 while k < to
                     && (self.lines[k].kind == Kind::Blank
@@ -713,6 +714,8 @@ impl<'t> FileParser<'t> {
                     ))
                     .help(help),
                 );
+                // The skipped lines are not read: the names they use are not unused.
+                self.involve_body(self.diags.len() - 1, skipped, k);
                 continue;
             }
             if line.width < width {
