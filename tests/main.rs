@@ -11,6 +11,8 @@ mod legacy_run;
 mod lsp;
 mod run;
 mod run_docker;
+mod runner_ux;
 mod sfn;
 mod sfn_same;
 mod support;
+mod worker;

@@ -607,7 +607,7 @@ fn run_watch_reruns_on_change_cancels_a_long_step_and_ends_on_sigint() {
     eventually("the third run", &output, || {
         log().ends_with("v3\n") && t.path("out/long3.pid").exists()
     });
-    assert!(said("files changed: cancelling this run") >= 1);
+    assert!(said("pipeline.topsail changed: cancelling this run") >= 1);
     assert!(
         gone(pid.trim()),
         "the long step's process survived the rerun"

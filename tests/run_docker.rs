@@ -285,6 +285,67 @@ fn docker_containers_of_a_killed_topsail_are_removed_by_the_next_one() {
     );
 }
 
+/// The review's reproducer: a second topsail in another pid namespace (a CI
+/// job in a container on a shared engine) took the first one's live
+/// container for an orphan, since its owner's pid is not in its /proc. An
+/// owner it cannot see is not presumed dead.
+#[test]
+fn docker_containers_of_a_topsail_in_another_pid_namespace_are_left_alone() {
+    require_docker();
+    let live_name = unique("dock-ns-live");
+    let live_dir = run_test(&format!(
+        "pipeline {live_name}\nimage \"{IMAGE}\"\na:\n    run sleep 120\n"
+    ));
+    let _live = Background::start(&live_dir, &live_name);
+    let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let ours = ours.to_str().unwrap();
+    let id = containers_of(&live_name).pop().unwrap();
+
+    let next = run_test(&format!(
+        "pipeline {}\na:\n    image \"{IMAGE}\"\n    run true\nb:\n    run echo \"ns=$(readlink /proc/self/ns/pid)\"\n",
+        unique("dock-ns-next")
+    ));
+    let out = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            env!("CARGO_BIN_EXE_topsail"),
+            "run",
+        ])
+        .current_dir(next.dir.path())
+        .env("TMPDIR", next.path("tmp"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("unshare runs (the tests run as root)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // It really ran in another pid namespace, and removed nothing.
+    assert!(stdout.contains("ns=pid:["), "{stdout}");
+    assert!(!stdout.contains(&format!("ns={ours}")), "{stdout}");
+    assert!(!stderr.contains("removed container"), "{stderr}");
+    assert_eq!(
+        containers_of(&live_name),
+        vec![id.clone()],
+        "the live run's container was removed by a topsail in another pid namespace"
+    );
+    // The owner label names the pid namespace it was made in.
+    let label = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{ index .Config.Labels \"topsail.owner\" }}",
+            &id,
+        ])
+        .output()
+        .unwrap();
+    let label = String::from_utf8_lossy(&label.stdout);
+    let ns_id = ours.trim_start_matches("pid:[").trim_end_matches(']');
+    assert_eq!(label.split(':').nth(1), Some(ns_id), "owner label {label}");
+    assert_tmp_empty(&next);
+}
+
 /// A container the kernel's OOM killer ends says so; the engine's
 /// `State.OOMKilled` tells it apart from a plain exit 137 (see
 /// `docker_timeout_failure_and_retries`). The language has no memory limit

@@ -16,7 +16,7 @@
 //!   "env": {"REGION": "{{ r }}"},           // absent: none
 //!   "workdir": "/src",                      // absent: /workspace
 //!   "outputs": [{"name": "VERSION"}, {"name": "image-id", "key": "image_id"}],  // absent: none
-//!   "secrets": ["REGISTRY_TOKEN"],          // names only; values come from the worker's env; absent: none
+//!   "secrets": ["REGISTRY_TOKEN"],          // names only; values from the worker's env, if it allows them (--secret); absent: none
 //!   "timeout_seconds": 1200,                // absent: none (Step Functions enforces it too)
 //!   "heartbeat_seconds": 30,                // the state's HeartbeatSeconds; absent: 60 or none
 //!   "loop_var": "r",                        // the foreach variable; absent: none
@@ -73,13 +73,16 @@ pub mod errors {
     pub const OUTPUT_TOO_LARGE: &str = "topsail.OutputTooLarge";
     /// The worker does not run this image (`--allow-image`) or host steps (`--allow-host`).
     pub const IMAGE_NOT_ALLOWED: &str = "topsail.ImageNotAllowed";
+    /// The task asks for a secret the worker's operator did not allow (`--secret`).
+    pub const SECRET_NOT_ALLOWED: &str = "topsail.SecretNotAllowed";
     /// The worker was stopped (SIGTERM) before the task finished within its grace period.
     pub const WORKER_SHUTDOWN: &str = "topsail.WorkerShutdown";
     /// Step Functions' name for a task whose worker stopped sending heartbeats.
     pub const HEARTBEAT_TIMEOUT: &str = "States.HeartbeatTimeout";
     /// An approval was rejected.
     pub const REJECTED: &str = "topsail.Rejected";
-    /// The task input could not be understood (wrong version, bad text).
+    /// The task input could not be understood (wrong version, bad text, a
+    /// name that is not one: see [`crate::sfn::worker::check_identifiers`]).
     pub const BAD_INPUT: &str = "topsail.BadTaskInput";
     /// A required param was missing from the execution input (a Fail state).
     pub const MISSING_PARAM: &str = "topsail.MissingParam";

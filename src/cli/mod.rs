@@ -34,6 +34,9 @@ use crate::model::Pipeline;
 like a compiler, and runs it locally (Docker or the host) or compiles it to AWS Step Functions."
 )]
 pub struct Cli {
+    /// No colours or other escape sequences (also: NO_COLOR, or output not a terminal)
+    #[arg(long, global = true)]
+    pub no_color: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -69,7 +72,7 @@ pub enum Command {
 }
 
 impl Command {
-    /// The subcommand as typed, for messages that show a command line.
+    /// The subcommand as typed (for messages that suggest a command line).
     fn name(&self) -> &'static str {
         match self {
             Command::Check(_) => "check",
@@ -89,7 +92,7 @@ impl Command {
     }
 }
 
-/// The subcommand being run (set once by [`main`]).
+/// The subcommand being run, set once by [`main`].
 static COMMAND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 
 pub fn main() -> ExitCode {
@@ -104,6 +107,9 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    if cli.no_color {
+        crate::run::ui::forbid_color();
+    }
     let _ = COMMAND.set(cli.command.name());
     match cli.command {
         Command::Check(args) => check::run(args),
@@ -128,27 +134,77 @@ pub fn fail_usage(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Colour on stderr: only on a terminal, and never with `NO_COLOR` set.
+/// Colour on stderr: only on a terminal, and never with `NO_COLOR` or `--no-color`.
 pub fn stderr_color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    std::io::stderr().is_terminal() && crate::run::ui::color_allowed()
 }
 
+/// The default pipeline files, in the order they are looked for.
+const DEFAULT_FILES: [&str; 3] = ["pipeline.topsail", "topsail.yaml", "topsail.yml"];
+
 /// The pipeline file: the one given, else `pipeline.topsail`, then
-/// `topsail.yaml` / `topsail.yml` in the current directory.
+/// `topsail.yaml` / `topsail.yml` in the current directory. A given
+/// argument that is no pipeline file but names a step of the default
+/// pipeline is refused with a hint (`topsail run smoke`).
 pub fn resolve_file(file: Option<&Path>) -> Result<PathBuf, ExitCode> {
     if let Some(f) = file {
+        if let Some(hint) = step_instead_of_file(f) {
+            return Err(fail_usage(hint));
+        }
         return Ok(f.to_path_buf());
     }
-    for candidate in ["pipeline.topsail", "topsail.yaml", "topsail.yml"] {
-        if Path::new(candidate).is_file() {
-            return Ok(PathBuf::from(candidate));
-        }
+    if let Some(found) = default_file() {
+        return Ok(found);
     }
     let command = COMMAND.get().copied().unwrap_or("check");
     Err(fail_usage(format!(
         "no pipeline file given, and there is no pipeline.topsail or topsail.yaml here\n  \
          help: pass the file, e.g. `topsail {command} path/to/pipeline.topsail`"
     )))
+}
+
+fn default_file() -> Option<PathBuf> {
+    DEFAULT_FILES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// The message for an argument taken as a pipeline file that is a step's
+/// name instead: it is not a pipeline file (it does not exist, or it has no
+/// `.topsail`/`.yaml`/`.yml` extension and does not check as a pipeline),
+/// and the default pipeline here has a step of that name.
+fn step_instead_of_file(arg: &Path) -> Option<String> {
+    if matches!(
+        arg.extension().and_then(|e| e.to_str()),
+        Some("topsail" | "yaml" | "yml")
+    ) {
+        return None;
+    }
+    let name = arg.to_str()?;
+    let default = default_file()?;
+    let options = LoadOptions::default();
+    let pipeline = crate::check::load_with(&default, &options).ok()?.pipeline?;
+    pipeline.step_by_name(name)?;
+    let exists = arg.exists();
+    if arg.is_file() && crate::check::load_with(arg, &options).is_ok_and(|c| c.pipeline.is_some()) {
+        return None;
+    }
+    let default = default.display();
+    let not_file = if exists {
+        format!(" (the file `{name}` here is not a pipeline)")
+    } else {
+        String::new()
+    };
+    let command = COMMAND.get().copied().unwrap_or("run");
+    Some(if command == "run" {
+        format!("`{name}` is a step of {default}{not_file}: use `topsail run --target {name}`")
+    } else {
+        format!(
+            "`{name}` is a step of {default}{not_file}, not a pipeline file: \
+             `topsail {command}` takes the pipeline file (e.g. `topsail {command} {default}`)"
+        )
+    })
 }
 
 /// Load and check a pipeline for a command that then uses it: diagnostics

@@ -40,9 +40,6 @@ pub struct Args {
     /// Rerun when the pipeline or a file under its directory changes
     #[arg(long)]
     pub watch: bool,
-    /// No colours (also: NO_COLOR, CI, or output not a terminal)
-    #[arg(long)]
-    pub no_color: bool,
     #[command(flatten)]
     pub context: super::ContextArgs,
 }
@@ -52,10 +49,12 @@ pub fn run(args: Args) -> ExitCode {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let (_, pipeline) = match super::load_pipeline_with(Some(&file), &args.context.load_options()) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (checked, pipeline) =
+        match super::load_pipeline_with(Some(&file), &args.context.load_options()) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
+    let sources = source_paths(&checked);
     let opts = match options(&pipeline, &file, &args) {
         Ok(o) => o,
         Err(msg) => return super::fail_usage(msg),
@@ -72,7 +71,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return super::fail_usage(format!("cannot start the async runtime: {e}")),
     };
-    let code = rt.block_on(main_async(pipeline, opts, file, &args));
+    let code = rt.block_on(main_async(pipeline, opts, file, sources, &args));
     // Blocking prompt threads must not keep the process alive.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     ExitCode::from(code)
@@ -123,10 +122,34 @@ pub fn options(pipeline: &Pipeline, file: &Path, args: &Args) -> Result<RunOptio
         keep_going: args.keep_going,
         approve: args.approve.clone(),
         approve_all: args.approve_all,
-        color: ui::want_color(args.no_color),
+        color: ui::want_color(),
         interactive: ui::is_interactive(),
         tmp_base: std::env::temp_dir(),
     })
+}
+
+/// The files a pipeline was read from (the file and its imports): a change
+/// to one of them during a `--watch` run restarts it.
+fn source_paths(checked: &crate::check::Checked) -> Vec<PathBuf> {
+    checked
+        .sources
+        .files()
+        .filter_map(|(_, f)| f.path.clone())
+        .collect()
+}
+
+/// `a`, `a and b`, `a, b and 2 more`: changed paths for a message.
+fn describe(paths: &[PathBuf], dir: &Path) -> String {
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| p.strip_prefix(dir).unwrap_or(p).display().to_string())
+        .collect();
+    match names.as_slice() {
+        [] => "files".into(),
+        [a] => a.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} more", rest.len()),
+    }
 }
 
 fn make_ui(pipeline: &Pipeline, opts: &RunOptions) -> Arc<ui::Ui> {
@@ -165,13 +188,14 @@ async fn main_async(
     mut pipeline: Pipeline,
     mut opts: RunOptions,
     file: PathBuf,
+    sources: Vec<PathBuf>,
     args: &Args,
 ) -> u8 {
     let sig = signals();
     let runtimes = Runtimes::real();
-    let mut changes = if args.watch {
-        match run::watch::watch(&opts.pipeline_dir) {
-            Ok((w, rx)) => Some((w, rx)),
+    let mut session = if args.watch {
+        match run::watch::Session::new(&opts.pipeline_dir, &sources) {
+            Ok(s) => Some(s),
             Err(e) => {
                 eprintln!("error: {e}");
                 return 2;
@@ -201,8 +225,10 @@ async fn main_async(
                 _ = sig_wait.wait_for(|s| *s), if !*cancel_tx.borrow() => {
                     let _ = cancel_tx.send(true);
                 }
-                Some(_) = next_change(&mut changes), if !*cancel_tx.borrow() => {
-                    ui.error("files changed: cancelling this run to start again");
+                Some(paths) = source_changed(&mut session), if !*cancel_tx.borrow() => {
+                    let what = describe(&paths, &opts.pipeline_dir);
+                    ui.set_stop_reason(&format!("{what} changed"));
+                    ui.error(&format!("{what} changed: cancelling this run to start again"));
                     changed = true;
                     let _ = cancel_tx.send(true);
                 }
@@ -216,10 +242,18 @@ async fn main_async(
         if *sig.borrow() {
             return 130;
         }
-        if changes.is_none() {
+        let Some(s) = session.as_mut() else {
             return report.status.exit_code();
-        }
+        };
+        let written = s.run_ended().await;
         if !changed {
+            if !written.is_empty() {
+                eprintln!(
+                    "note: {} changed during the run: taken as written by the run, not a reason to run again (change {} again to rerun)",
+                    describe(&written, &opts.pipeline_dir),
+                    if written.len() == 1 { "it" } else { "one" }
+                );
+            }
             eprintln!(
                 "watching {} for changes (Ctrl-C to stop)",
                 opts.pipeline_dir.display()
@@ -227,48 +261,47 @@ async fn main_async(
             let mut sig_wait = sig.clone();
             tokio::select! {
                 _ = sig_wait.wait_for(|s| *s) => return 130,
-                c = next_change(&mut changes) => if c.is_none() { return report.status.exit_code() },
+                c = s.next_change() => match c {
+                    None => return report.status.exit_code(),
+                    Some(paths) => eprintln!(
+                        "{} changed: running again",
+                        describe(&paths, &opts.pipeline_dir)
+                    ),
+                },
             }
         }
         // Let the burst settle, then start from the file as it is now.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        while let Some((_, rx)) = changes.as_mut() {
-            if rx.try_recv().is_err() {
-                break;
-            }
-        }
+        s.settle().await;
         loop {
-            if let Some((p, o)) = reload(&file, args) {
+            if let Some((p, o, sources)) = reload(&file, args) {
                 pipeline = p;
                 opts = o;
+                s.set_sources(&sources);
                 break;
             }
             eprintln!("the pipeline has errors: fix them and save to run again");
             let mut sig_wait = sig.clone();
             tokio::select! {
                 _ = sig_wait.wait_for(|s| *s) => return 130,
-                _ = next_change(&mut changes) => {}
+                c = s.next_change() => if c.is_none() { return 1 },
             }
         }
     }
 }
 
-async fn next_change(
-    changes: &mut Option<(
-        run::watch::Watcher,
-        tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>,
-    )>,
-) -> Option<Vec<PathBuf>> {
-    match changes {
-        Some((_, rx)) => rx.recv().await,
+/// During a `--watch` run: a change to the pipeline's sources; never without `--watch`.
+async fn source_changed(session: &mut Option<run::watch::Session>) -> Option<Vec<PathBuf>> {
+    match session {
+        Some(s) => s.source_changed().await,
         None => std::future::pending().await,
     }
 }
 
-fn reload(file: &Path, args: &Args) -> Option<(Pipeline, RunOptions)> {
-    let (_, pipeline) = super::load_pipeline_with(Some(file), &args.context.load_options()).ok()?;
+fn reload(file: &Path, args: &Args) -> Option<(Pipeline, RunOptions, Vec<PathBuf>)> {
+    let (checked, pipeline) =
+        super::load_pipeline_with(Some(file), &args.context.load_options()).ok()?;
     match options(&pipeline, file, args) {
-        Ok(o) => Some((pipeline, o)),
+        Ok(o) => Some((pipeline, o, source_paths(&checked))),
         Err(e) => {
             eprintln!("error: {e}");
             None

@@ -38,9 +38,6 @@ pub struct Args {
     /// Follow the execution until it ends; exit 0 if it succeeded, else 1
     #[arg(long)]
     pub follow: bool,
-    /// No colours (also: NO_COLOR, CI, or output not a terminal)
-    #[arg(long)]
-    pub no_color: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]
@@ -103,7 +100,7 @@ pub fn run(args: Args) -> ExitCode {
         if !args.follow {
             return Ok(0);
         }
-        follow(&c, &arn, pipeline.as_ref(), &file, &params, args.no_color).await
+        follow(&c, &arn, pipeline.as_ref(), &file, &params).await
     });
     match code {
         Ok(c) => ExitCode::from(c),
@@ -136,12 +133,11 @@ async fn follow(
     pipeline: Option<&Pipeline>,
     file: &Path,
     params: &IndexMap<String, Value>,
-    no_color: bool,
 ) -> Result<u8, String> {
     let names: Vec<String> = pipeline
         .map(|p| p.steps.iter().map(|s| s.name.clone()).collect())
         .unwrap_or_default();
-    let ui = Ui::new(want_color(no_color), false, names);
+    let ui = Ui::new(want_color(), false, names);
     let mut tracker = Tracker::new(arn);
     let mut failures = 0;
     loop {

@@ -1,6 +1,8 @@
 //! `topsail worker --activity-arn ARN`: serve a pipeline's activity (see
 //! [`crate::sfn::worker`]). SIGTERM or Ctrl-C drains it: no new tasks, the
-//! running ones get `--grace`, then exit 0.
+//! running ones get `--grace`, then exit 0. An activity it can never poll
+//! (it does not exist, access denied) ends it with exit code 2. Tasks get
+//! only the secrets named with `--secret` (or `TOPSAIL_WORKER_SECRETS=A,B`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +31,14 @@ pub struct Args {
     /// Run images matching this glob, e.g. 'registry.example.com/team/*' (repeatable; '*': any)
     #[arg(long = "allow-image", value_name = "PATTERN")]
     pub allow_images: Vec<String>,
+    /// Hand this secret from the worker's environment to tasks that ask for it (repeatable; default: none)
+    #[arg(
+        long = "secret",
+        value_name = "NAME",
+        env = "TOPSAIL_WORKER_SECRETS",
+        value_delimiter = ','
+    )]
+    pub secrets: Vec<String>,
     /// On SIGTERM, how long running tasks may take to finish
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub grace: String,
@@ -56,6 +66,27 @@ pub fn run(args: Args) -> ExitCode {
         Ok(d) => d,
         Err(e) => return super::fail_usage(format!("--dir: {e}")),
     };
+    let mut secrets: Vec<String> = Vec::new();
+    for s in args
+        .secrets
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        let mut chars = s.chars();
+        let ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return super::fail_usage(format!(
+                "--secret {s}: a secret name is `[A-Za-z_][A-Za-z0-9_]*`"
+            ));
+        }
+        if !secrets.iter().any(|x| x == s) {
+            secrets.push(s.to_string());
+        }
+    }
     let name = args.name.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/etc/hostname")
             .ok()
@@ -71,6 +102,7 @@ pub fn run(args: Args) -> ExitCode {
         concurrency: args.concurrency,
         allow_host: args.allow_host,
         allow_images: args.allow_images.clone(),
+        secrets,
         grace,
         dir,
         tmp_base: std::env::temp_dir(),
@@ -86,8 +118,7 @@ pub fn run(args: Args) -> ExitCode {
             wait_for_signal().await;
             let _ = tx.send(true);
         });
-        serve(c, opts, Runtimes::real(), rx).await;
-        Ok::<(), String>(())
+        serve(c, opts, Runtimes::worker(), rx).await
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {

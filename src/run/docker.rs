@@ -5,9 +5,12 @@
 //! inside and out, and a step may start sibling containers). Containers carry
 //! `topsail.run` / `topsail.step` labels and are removed whatever happens.
 //! A topsail process killed outright (SIGKILL, OOM) cannot remove its own:
-//! each container also names its owner process (`topsail.owner`), and the
-//! next topsail on the same machine that talks to the engine removes the
-//! containers whose owner is gone.
+//! each container also names its owner process (`topsail.owner`: boot, pid
+//! namespace, pid, start time), and the next topsail that talks to the
+//! engine removes the containers whose owner is provably gone: same boot,
+//! same pid namespace, and that pid free or another process now. An owner
+//! it cannot see (another machine or pid namespace on a shared engine) is
+//! never presumed dead.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -29,7 +32,8 @@ use crate::run::runtime::{AttemptDir, BoxFuture, Exit, Line, Runtime, StepIo, St
 pub const LABEL_RUN: &str = "topsail.run";
 pub const LABEL_STEP: &str = "topsail.step";
 pub const LABEL_PIPELINE: &str = "topsail.pipeline";
-/// `BOOT_ID:PID:START`: the topsail process that made the container (Linux).
+/// `BOOT_ID:PID_NS:PID:START`: the topsail process that made the container
+/// (Linux): the boot, its pid namespace, its pid and start time there.
 pub const LABEL_OWNER: &str = "topsail.owner";
 
 /// Connects on first use, so a pipeline with only host steps never needs Docker.
@@ -138,7 +142,7 @@ impl DockerRuntime {
             (LABEL_STEP.to_string(), spec.name.clone()),
             (LABEL_PIPELINE.to_string(), spec.pipeline.clone()),
         ]);
-        if let Some(owner) = process_identity(std::process::id()) {
+        if let Some(owner) = own_label() {
             labels.insert(LABEL_OWNER.to_string(), owner);
         }
         let root = dir.root.display().to_string();
@@ -439,35 +443,100 @@ fn send(io: &StepIo, stream: Stream, bytes: &[u8]) {
     });
 }
 
-/// `BOOT_ID:PID:START` of a live process on this machine (`START` is when
-/// it started, in clock ticks since boot, so a reused pid does not match),
-/// or `None` where /proc does not tell (not Linux, or no such process).
-fn process_identity(pid: u32) -> Option<String> {
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22 (starttime); the command name before it is in parentheses and
-    // may hold spaces, so count from the last `)` (field 2 ends there).
-    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
-    Some(format!("{}:{pid}:{start}", boot.trim()))
+/// Where this process sees pids: the machine's boot and its own pid
+/// namespace. `None` when /proc does not tell, or when it is the /proc of
+/// another pid namespace (`unshare --pid` without a new /proc): then no pid
+/// read there means anything to us.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Here {
+    boot: String,
+    pid_ns: String,
 }
 
-/// Whether the owner label `owner` names a process that is gone: one from
-/// this boot of this machine whose pid is free or now another process.
-/// Containers of other machines (a shared engine) or other boots are left.
-fn owner_is_gone(owner: &str) -> bool {
-    let mut parts = owner.splitn(3, ':');
-    let (Some(boot), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+fn here() -> Option<Here> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    // `pid:[4026531836]`: the namespace's inode, unique on this boot.
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let ns = ns.to_str()?.strip_prefix("pid:[")?.strip_suffix(']')?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let pid_here: u32 = stat.split_whitespace().next()?.parse().ok()?;
+    (pid_here == std::process::id()).then(|| Here {
+        boot: boot.trim().to_string(),
+        pid_ns: ns.to_string(),
+    })
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of
+/// /proc/PID/stat), so that a reused pid does not pass for its old owner.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name before it is in parentheses and may hold spaces, so
+    // count from the last `)` (field 2 ends there).
+    Some(
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(19)?
+            .to_string(),
+    )
+}
+
+/// The owner label of this process: `BOOT_ID:PID_NS:PID:START`, or `None`
+/// where it cannot be told (a container without the label is never
+/// removed by another topsail).
+fn own_label() -> Option<String> {
+    let h = here()?;
+    let pid = std::process::id();
+    let start = start_time(pid)?;
+    Some(format!("{}:{}:{pid}:{start}", h.boot, h.pid_ns))
+}
+
+/// What this process can see of a pid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seen {
+    /// Running (or a zombie), started at this time.
+    Started(String),
+    /// No such process in our namespace.
+    Absent,
+    /// It exists but its start time cannot be read (/proc mounted with
+    /// `hidepid`, say).
+    Unknown,
+}
+
+fn seen(pid: u32) -> Seen {
+    if let Some(start) = start_time(pid) {
+        return Seen::Started(start);
+    }
+    let Ok(raw) = i32::try_from(pid) else {
+        return Seen::Unknown;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Err(nix::errno::Errno::ESRCH) => Seen::Absent,
+        _ => Seen::Unknown,
+    }
+}
+
+/// Whether the owner label `owner` names a process that is provably gone:
+/// one of this boot and of *our* pid namespace whose pid is free or now
+/// another process. An owner that cannot be seen is never presumed dead:
+/// other machines sharing the engine, other boots, other pid namespaces (a
+/// CI job in a container on a shared socket), labels of an older topsail
+/// that did not record the namespace, and anything unreadable are left.
+fn owner_is_gone(owner: &str, here: &Here, seen: impl Fn(u32) -> Seen) -> bool {
+    let parts: Vec<&str> = owner.split(':').collect();
+    let [boot, ns, pid, start] = parts[..] else {
         return false;
     };
-    let Ok(this_boot) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else {
-        return false;
-    };
-    if boot != this_boot.trim() {
+    if boot != here.boot || ns != here.pid_ns || start.is_empty() {
         return false;
     }
-    match pid.parse::<u32>() {
-        Ok(pid) => process_identity(pid).as_deref() != Some(owner),
-        Err(_) => false,
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    match seen(pid) {
+        Seen::Absent => true,
+        Seen::Started(s) => s != start,
+        Seen::Unknown => false,
     }
 }
 
@@ -478,6 +547,10 @@ async fn remove_orphans(docker: &Docker) {
         .all(true)
         .filters(&HashMap::from([("label", vec![LABEL_OWNER])]))
         .build();
+    // Where we cannot tell who is alive, nobody is presumed dead.
+    let Some(here) = here() else {
+        return;
+    };
     let Ok(containers) = docker.list_containers(Some(list)).await else {
         return;
     };
@@ -485,14 +558,17 @@ async fn remove_orphans(docker: &Docker) {
         let (Some(id), Some(labels)) = (c.id, c.labels) else {
             continue;
         };
-        let Some(owner) = labels.get(LABEL_OWNER).filter(|o| owner_is_gone(o)) else {
+        let Some(owner) = labels
+            .get(LABEL_OWNER)
+            .filter(|o| owner_is_gone(o, &here, seen))
+        else {
             continue;
         };
         let remove = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)
             .build();
-        let pid = owner.split(':').nth(1).unwrap_or("?");
+        let pid = owner.split(':').nth(2).unwrap_or("?");
         let step = labels.get(LABEL_STEP).map_or("?", String::as_str);
         match docker.remove_container(&id, Some(remove)).await {
             Ok(()) => eprintln!(
@@ -518,15 +594,47 @@ mod tests {
 
     #[test]
     fn the_owner_label_tells_live_from_gone_processes() {
-        let me = process_identity(std::process::id()).expect("Linux has /proc");
-        assert!(!owner_is_gone(&me));
-        // Same boot and pid, another start time: the pid was reused.
-        let (prefix, _) = me.rsplit_once(':').unwrap();
-        assert!(owner_is_gone(&format!("{prefix}:1")));
-        // Another boot, or another machine sharing the engine: not ours to judge.
-        let other = me.replacen(&me[..8], "00000000", 1);
-        assert!(!owner_is_gone(&other));
-        assert!(!owner_is_gone("garbage"));
+        let here = here().expect("Linux has /proc for our pid namespace");
+        let me = own_label().expect("Linux has /proc");
+        assert!(!owner_is_gone(&me, &here, seen));
+        let [boot, ns, pid, start] = me.split(':').collect::<Vec<_>>()[..] else {
+            panic!("{me}");
+        };
+        let label = |b: &str, n: &str, p: &str, s: &str| format!("{b}:{n}:{p}:{s}");
+        let at = |s: &'static str| move |_: u32| Seen::Started(s.to_string());
+        // Same boot and namespace, another start time: the pid was reused.
+        assert!(owner_is_gone(&label(boot, ns, pid, "1"), &here, seen));
+        assert!(owner_is_gone(&label(boot, ns, "7", "10"), &here, at("11")));
+        assert!(!owner_is_gone(&label(boot, ns, "7", "10"), &here, at("10")));
+        // Same boot and namespace, no such pid: gone.
+        assert!(owner_is_gone(&label(boot, ns, "7", "10"), &here, |_| {
+            Seen::Absent
+        }));
+        // There but unreadable (hidepid): alive as far as we know.
+        assert!(!owner_is_gone(&label(boot, ns, "7", "10"), &here, |_| {
+            Seen::Unknown
+        }));
+        // Another pid namespace (a CI job's container), another boot or
+        // machine: not ours to judge, whatever our /proc says of that pid.
+        let gone = |_: u32| Seen::Absent;
+        assert!(!owner_is_gone(
+            &label(boot, "4026530000", "7", "10"),
+            &here,
+            gone
+        ));
+        assert!(!owner_is_gone(
+            &label("other-boot", ns, "7", "10"),
+            &here,
+            gone
+        ));
+        // An older topsail's `BOOT:PID:START` says nothing of its namespace.
+        assert!(!owner_is_gone(&format!("{boot}:7:10"), &here, gone));
+        assert!(!owner_is_gone("garbage", &here, gone));
+        assert!(!owner_is_gone(&label(boot, ns, "x", "10"), &here, gone));
+        assert!(!owner_is_gone(&label(boot, ns, "7", ""), &here, gone));
+        // A pid that exists is seen as started, one that does not as absent.
+        assert_eq!(seen(std::process::id()), Seen::Started(start.to_string()));
+        assert_eq!(seen(u32::MAX / 2), Seen::Absent);
     }
 
     use super::split_tag;

@@ -1,8 +1,16 @@
 //! The host runtime: the step's script as a child process of topsail, in the
-//! pipeline's directory, in a process group of its own so that a timeout or
+//! pipeline's directory (or its `workdir`, relative to that directory), in a process group of its own so that a timeout or
 //! a cancel kills everything the script started, not just the shell.
+//!
+//! Under `topsail run` a host step inherits the runner's environment (less
+//! the declared secrets it did not ask for), as make does. On a worker
+//! ([`HostRuntime::clean_env`]) it does not: the worker's environment holds
+//! the operator's credentials (AWS keys, the secrets it serves), and a task
+//! is whatever someone who can start executions wrote. There a step gets
+//! only [`BASE_ENV`] from the worker, then its own env, the secrets it was
+//! given and the built-in `TOPSAIL_*` variables, as a container would.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use nix::sys::signal::{Signal, killpg};
@@ -12,8 +20,27 @@ use tokio::process::Command;
 
 use crate::run::runtime::{AttemptDir, BoxFuture, Exit, Line, Runtime, StepIo, StepSpec, Stream};
 
+/// What a host step on a worker gets from the worker's own environment
+/// (each when set): enough for a shell and its tools to find their way.
+pub const BASE_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
+];
+
+/// `PATH` when the worker itself has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 #[derive(Debug, Default)]
-pub struct HostRuntime;
+pub struct HostRuntime {
+    /// Start steps from [`BASE_ENV`] instead of the whole environment.
+    clean_env: bool,
+}
+
+impl HostRuntime {
+    /// The runtime for a worker's host steps (see the module doc).
+    pub fn clean_env() -> HostRuntime {
+        HostRuntime { clean_env: true }
+    }
+}
 
 impl Runtime for HostRuntime {
     fn run_step<'a>(
@@ -22,11 +49,11 @@ impl Runtime for HostRuntime {
         dir: &'a AttemptDir,
         io: StepIo,
     ) -> BoxFuture<'a, Exit> {
-        Box::pin(run(spec, dir, io))
+        Box::pin(run(spec, dir, io, self.clean_env))
     }
 }
 
-async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo) -> Exit {
+async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool) -> Exit {
     let words = match dir.command(spec) {
         Ok(w) => w,
         Err(e) => return Exit::Error(format!("cannot write the step's script: {e}")),
@@ -34,17 +61,41 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo) -> Exit {
     let Some((program, args)) = words.split_first() else {
         return Exit::Error("the step's `shell` is empty".into());
     };
+    let cwd = workdir(&spec.pipeline_dir, spec.workdir.as_deref());
+    if !cwd.is_dir() {
+        return Exit::Error(format!(
+            "workdir `{}`: {} {}",
+            spec.workdir.as_deref().unwrap_or_default(),
+            cwd.display(),
+            if cwd.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            }
+        ));
+    }
     let mut cmd = match resolve(program, spec) {
         Some(path) => Command::new(path),
         None => Command::new(program),
     };
     cmd.args(args)
-        .current_dir(&spec.pipeline_dir)
+        .current_dir(&cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if clean_env {
+        cmd.env_clear();
+        for name in BASE_ENV {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+        if std::env::var_os("PATH").is_none() {
+            cmd.env("PATH", DEFAULT_PATH);
+        }
+    }
     for name in &spec.env_remove {
         cmd.env_remove(name);
     }
@@ -91,6 +142,15 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo) -> Exit {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
     }
     exit
+}
+
+/// Where a host step runs: its `workdir` relative to the pipeline's
+/// directory (an absolute one as it is), else the pipeline's directory.
+pub fn workdir(pipeline_dir: &Path, workdir: Option<&str>) -> PathBuf {
+    match workdir {
+        Some(w) if !w.is_empty() => pipeline_dir.join(w),
+        _ => pipeline_dir.to_path_buf(),
+    }
 }
 
 /// `program` looked up in the runner's `PATH` once per run instead of once

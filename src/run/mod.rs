@@ -61,7 +61,16 @@ pub struct Runtimes {
 impl Runtimes {
     pub fn real() -> Runtimes {
         Runtimes {
-            host: Arc::new(host::HostRuntime),
+            host: Arc::new(host::HostRuntime::default()),
+            container: Arc::new(docker::DockerRuntime::default()),
+        }
+    }
+
+    /// For the activity worker: host steps do not inherit its environment
+    /// (see [`host`]).
+    pub fn worker() -> Runtimes {
+        Runtimes {
+            host: Arc::new(host::HostRuntime::clean_env()),
             container: Arc::new(docker::DockerRuntime::default()),
         }
     }

@@ -184,7 +184,16 @@ pub fn render(pipeline: &Pipeline, opts: &RunOptions) -> String {
                         let _ = writeln!(out, "{indent}shell: {s}");
                     }
                     if let Some(w) = &step.workdir {
-                        let _ = writeln!(out, "{indent}workdir: {}", show(render_text(w, &scope)));
+                        // On the host: the directory the step will run in.
+                        let w = match render_text(w, &scope) {
+                            Ok(w) if script.image.is_none() => {
+                                crate::run::host::workdir(&opts.pipeline_dir, Some(&w))
+                                    .display()
+                                    .to_string()
+                            }
+                            r => show(r),
+                        };
+                        let _ = writeln!(out, "{indent}workdir: {w}");
                     }
                     let mut env: Vec<String> = step
                         .env

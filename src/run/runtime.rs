@@ -110,26 +110,33 @@ impl AttemptDir {
 
     /// `named`: the step's name is part of the directory's (not for pooled
     /// directories, which serve many steps).
+    ///
+    /// The directory is made inside this process's private directory under
+    /// `base` ([`private_base`], mode 0700), so no other user of the machine
+    /// can reach it. Inside, an image step's directory is opened up for the
+    /// container's user, whoever that is (the image decides): the container
+    /// sees only the bind-mounted attempt directory, under parents the
+    /// engine made, never the private one.
     fn create_named(base: &Path, spec: &StepSpec, named: bool) -> std::io::Result<AttemptDir> {
-        let safe: String = spec
-            .name
-            .chars()
-            .filter(|_| named)
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(40)
-            .collect();
-        let prefix = if safe.is_empty() {
-            format!("topsail-{}", spec.run_id)
-        } else {
-            format!("topsail-{}-{safe}", spec.run_id)
+        let mut prefix = format!("topsail-{}", path_safe(&spec.run_id, 40));
+        if named {
+            let name = path_safe(&spec.name, 40);
+            if !name.is_empty() {
+                prefix.push('-');
+                prefix.push_str(&name);
+            }
+        }
+        let mut private = private_base(base)?;
+        let root = match unique_dir(&private, &prefix) {
+            // Another run in this process removed the private directory
+            // when it ended (`finish_cleanup`): make a new one.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                forget_private_base(base, &private);
+                private = private_base(base)?;
+                unique_dir(&private, &prefix)?
+            }
+            other => other?,
         };
-        let root = unique_dir(base, &prefix)?;
         let dir = AttemptDir {
             tmp: root.join("tmp"),
             script: root.join("script"),
@@ -137,15 +144,18 @@ impl AttemptDir {
             root,
         };
         let made = (|| {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::Permissions::from_mode;
             std::fs::create_dir(&dir.tmp)?;
             std::fs::File::create(&dir.output)?;
-            #[cfg(unix)]
             if spec.image.is_some() {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::Permissions::from_mode;
                 std::fs::set_permissions(&dir.root, mode(0o755))?;
                 std::fs::set_permissions(&dir.tmp, mode(0o1777))?;
                 std::fs::set_permissions(&dir.output, mode(0o666))?;
+            } else {
+                std::fs::set_permissions(&dir.root, mode(0o700))?;
+                std::fs::set_permissions(&dir.tmp, mode(0o700))?;
+                std::fs::set_permissions(&dir.output, mode(0o600))?;
             }
             Ok(())
         })();
@@ -206,6 +216,66 @@ impl AttemptDir {
             ("TMPDIR".into(), self.tmp.display().to_string()),
         ]
     }
+}
+
+/// `s` as part of a file name: ASCII letters, digits and `-` kept, anything
+/// else (`/`, `.`, spaces, non-ASCII) as `_`, at most `max` characters. The
+/// run id and step name come from a task input on a worker: whatever they
+/// hold, the directory stays where it is made.
+fn path_safe(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
+}
+
+/// This process's private directories, by the base they are in.
+static PRIVATE: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+fn private_dirs() -> std::sync::MutexGuard<'static, Vec<(PathBuf, PathBuf)>> {
+    PRIVATE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// This process's private directory in `base` (`topsail-PID-N`, mode
+/// 0700), made on first use and removed by [`finish_cleanup`]. A fresh name
+/// made with `mkdir` (which never follows a symlink or reuses a directory
+/// someone else made) is ours alone; `base` (the shared /tmp) may be
+/// writable by everyone.
+fn private_base(base: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mut dirs = private_dirs();
+    if let Some((_, p)) = dirs.iter().find(|(b, _)| b == base) {
+        return Ok(p.clone());
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let mut n = u64::from(nanos);
+    let path = loop {
+        let path = base.join(format!("topsail-{}-{n:x}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => break path,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    // The umask may have taken bits away; no other bits were ever there.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+    dirs.push((base.to_path_buf(), path.clone()));
+    Ok(path)
+}
+
+fn forget_private_base(base: &Path, private: &Path) {
+    private_dirs().retain(|(b, p)| !(b == base && p == private));
 }
 
 fn unique_dir(base: &Path, prefix: &str) -> std::io::Result<PathBuf> {
@@ -308,6 +378,24 @@ pub async fn run_attempt(
     run_attempt_pooled(runtime, spec, tmp_base, None, io).await
 }
 
+/// Removes an attempt directory on drop, unless [`RemoveUnlessDone::done`].
+struct RemoveUnlessDone<'a>(Option<&'a AttemptDir>);
+
+impl RemoveUnlessDone<'_> {
+    fn done(mut self) -> Self {
+        self.0 = None;
+        self
+    }
+}
+
+impl Drop for RemoveUnlessDone<'_> {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0 {
+            let _ = std::fs::remove_dir_all(&dir.root);
+        }
+    }
+}
+
 /// [`run_attempt`], taking the attempt directory of a host step from `pool`
 /// when it has one and giving it back if the step left it as it found it.
 /// The owner of the pool calls [`AttemptPool::clear`] when done.
@@ -337,7 +425,11 @@ pub async fn run_attempt_pooled(
             );
         }
     };
+    // Until the step is over: a runtime that panics (or an attempt dropped
+    // half-way) must not leave the directory behind.
+    let guard = RemoveUnlessDone(Some(&dir));
     let exit = runtime.run_step(spec, &dir, io.clone()).await;
+    drop(guard.done());
     let outcome = match exit {
         Exit::Code(0) => read_outputs(spec, &dir, &io),
         Exit::Code(137) => {
@@ -490,8 +582,10 @@ fn remove_attempt(dir: &AttemptDir) -> std::io::Result<()> {
     }
 }
 
-/// Wait until every attempt directory removed so far is gone. A run calls
-/// this before it ends, so no temp dir outlives it.
+/// Wait until every attempt directory removed so far is gone, then remove
+/// the private directories they were in (those still holding an attempt of
+/// a run going on stay). A run calls this before it ends, so no temp dir
+/// outlives it.
 pub async fn finish_cleanup() {
     loop {
         let pending = std::mem::take(
@@ -500,12 +594,13 @@ pub async fn finish_cleanup() {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         if pending.is_empty() {
-            return;
+            break;
         }
         for h in pending {
             let _ = h.await;
         }
     }
+    private_dirs().retain(|(_, p)| std::fs::remove_dir(p).is_err() && p.exists());
 }
 
 fn read_outputs(spec: &StepSpec, dir: &AttemptDir, io: &StepIo) -> Outcome {
@@ -615,6 +710,35 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&dir.script).unwrap(), "echo hi\n");
         let long = spec(&"x".repeat(INLINE_SCRIPT_MAX + 1), None, None);
         assert_eq!(dir.command(&long).unwrap().len(), 3);
+    }
+
+    /// A run id or step name from a task input cannot steer the directory
+    /// out of the private base, which only our user can enter.
+    #[test]
+    fn attempt_dirs_stay_in_a_private_base_whatever_the_names() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let mut s = spec("true", None, Some("img"));
+        s.run_id = "hold-s-1/../../outside/escaped".into();
+        s.name = "s[../../x y]".into();
+        let dir = AttemptDir::create_lean(base.path(), &s).unwrap();
+        let private = dir.root.parent().unwrap();
+        assert_eq!(private.parent().unwrap(), base.path());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(private), 0o700);
+        let name = dir.root.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("topsail-hold-s-1_______outside_escaped-s_______x_y_-"),
+            "{name}"
+        );
+        let host = AttemptDir::create_lean(base.path(), &spec("true", None, None)).unwrap();
+        assert_eq!(
+            host.root.parent().unwrap(),
+            private,
+            "one private base per process"
+        );
+        assert_eq!(mode(&host.root), 0o700);
+        assert_eq!(mode(&host.output), 0o600);
     }
 
     #[test]

@@ -207,6 +207,10 @@ struct Scheduler {
     /// thousand short steps would otherwise redraw the terminal a thousand times).
     progress_drawn: Option<Instant>,
     progress_stale: bool,
+    /// The unit each running task runs: a task that panics is known only
+    /// by its id, and its unit must still fail (not be left to `finalize`,
+    /// which would call it cancelled and let the run succeed).
+    task_units: HashMap<tokio::task::Id, usize>,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
@@ -296,6 +300,7 @@ impl Scheduler {
             started_at: SystemTime::now(),
             progress_drawn: None,
             progress_stale: false,
+            task_units: HashMap::new(),
         }
     }
 
@@ -330,11 +335,14 @@ impl Scheduler {
             }
             let mut cancel = self.cancel.clone();
             tokio::select! {
-                Some(joined) = tasks.join_next() => {
+                Some(joined) = tasks.join_next_with_id() => {
                     self.running -= 1;
                     match joined {
-                        Ok((u, result)) => self.finish_unit(u, result),
-                        Err(e) => self.sh.ui.error(&format!("internal: a step task ended abnormally: {e}")),
+                        Ok((id, (u, result))) => {
+                            self.task_units.remove(&id);
+                            self.finish_unit(u, result);
+                        }
+                        Err(e) => self.task_failed(e),
                     }
                 }
                 _ = cancel.wait_for(|c| *c), if !self.interrupted => self.interrupt(),
@@ -362,11 +370,47 @@ impl Scheduler {
         report
     }
 
+    /// A unit's task ended without a result (it panicked): the unit failed.
+    fn task_failed(&mut self, e: tokio::task::JoinError) {
+        let id = e.id();
+        let why = if e.is_panic() {
+            let payload = e.into_panic();
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            format!("internal error: topsail's task for this step panicked ({text})")
+        } else {
+            format!("internal error: topsail's task for this step ended abnormally ({e})")
+        };
+        let Some(u) = self.task_units.remove(&id) else {
+            // Every task is registered when spawned; fail the run regardless.
+            self.any_failed = true;
+            self.sh.ui.error(&why);
+            return;
+        };
+        let started = self.units[u].started.unwrap_or_else(SystemTime::now);
+        self.finish_unit(
+            u,
+            UnitResult {
+                attempts: self.units[u].attempts.max(1),
+                outcome: Outcome::failed(errors::RUNTIME, why),
+                started,
+                duration: started.elapsed().unwrap_or_default(),
+            },
+        );
+    }
+
     fn interrupt(&mut self) {
         self.interrupted = true;
+        let what = match self.sh.ui.stop_reason() {
+            Some(why) => format!("cancelled ({why})"),
+            None => "interrupted".into(),
+        };
         self.sh
             .ui
-            .error("interrupted: stopping running steps and cleaning up");
+            .error(&format!("{what}: stopping running steps and cleaning up"));
     }
 
     fn make_ready(&mut self, step: usize) {
@@ -415,7 +459,10 @@ impl Scheduler {
 
     fn stop_reason(&self) -> String {
         match &self.stop_after {
-            _ if self.interrupted => "not run: the run was interrupted".into(),
+            _ if self.interrupted => match self.sh.ui.stop_reason() {
+                Some(why) => format!("not run: the run was cancelled ({why})"),
+                None => "not run: the run was interrupted".into(),
+            },
             Some(s) => format!("not run: the run stopped after `{s}` failed"),
             None => "not run".into(),
         }
@@ -462,7 +509,7 @@ impl Scheduler {
         let name = unit.name.clone();
         let sh = self.sh.clone();
         let cancel = self.cancel.clone();
-        match &step.action {
+        let task = match &step.action {
             Action::Approval { message } => {
                 let message = match render_text(message, &self.scope(unit)) {
                     Ok(m) => sh.secrets.mask(&m),
@@ -485,7 +532,7 @@ impl Scheduler {
                             duration: t0.elapsed(),
                         },
                     )
-                });
+                })
             }
             Action::Script(_) => {
                 let spec = match self.build_spec(u) {
@@ -516,9 +563,10 @@ impl Scheduler {
                             duration: t0.elapsed(),
                         },
                     )
-                });
+                })
             }
-        }
+        };
+        self.task_units.insert(task.id(), u);
         self.units[u].status = Status::Running;
         self.units[u].started = Some(SystemTime::now());
         self.running += 1;
@@ -612,7 +660,10 @@ impl Scheduler {
             }
             Outcome::Cancelled => {
                 unit.status = Status::Cancelled;
-                unit.reason = Some("stopped: the run was interrupted".into());
+                unit.reason = Some(match self.sh.ui.stop_reason() {
+                    Some(why) => format!("stopped: the run was cancelled ({why})"),
+                    None => "stopped: the run was interrupted".into(),
+                });
                 self.sh.ui.system(&name, "cancelled");
             }
             Outcome::Failed { error, cause } => {
@@ -1249,6 +1300,39 @@ e: c d
         assert_eq!(env(&fake.event("b"), "V"), "[hello]");
         // b and d both wait only for a: they run together.
         assert_eq!(fake.event("b").start, fake.event("d").start);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_whose_task_panics_fails_the_run() {
+        let fake = Fake::new(|name, _| match name {
+            "boom" => panic!("the runtime fell over"),
+            _ => ok(1),
+        });
+        let src = "
+fine:
+    run true
+boom:
+    run true
+after: boom
+    run true
+";
+        let keep = Opts {
+            keep_going: true,
+            ..DEFAULT
+        };
+        let r = run(src, &fake, keep).await;
+        assert_eq!(r.status, RunStatus::Failed);
+        assert_eq!(r.status.exit_code(), 1);
+        let boom = unit(&r, "boom");
+        assert_eq!(boom.status, Status::Failed);
+        let cause = boom.cause.as_deref().unwrap_or_default();
+        assert!(
+            cause.contains("panicked") && cause.contains("the runtime fell over"),
+            "{cause}"
+        );
+        assert_eq!(unit(&r, "fine").status, Status::Succeeded);
+        assert_eq!(unit(&r, "after").status, Status::Cancelled);
+        assert!(!fake.ran("after"));
     }
 
     #[tokio::test(start_paused = true)]

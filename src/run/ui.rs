@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::run::runtime::Stream;
 use crate::run::scheduler::{RunReport, RunStatus, Status};
@@ -21,18 +22,34 @@ pub struct Ui {
 
 #[derive(Default)]
 struct State {
-    /// The progress line currently on screen (to erase before printing).
+    /// The progress line currently on screen, as plain text (to erase
+    /// before printing, and to draw again after).
     progress: Option<String>,
+    /// How many columns the progress line took when it was drawn.
+    drawn: usize,
+    /// Why the run is being stopped, when not by a signal.
+    stop_reason: Option<String>,
 }
 
 const PALETTE: [u8; 6] = [36, 33, 35, 32, 34, 96];
 
-/// Colours on when stdout is a terminal and neither `NO_COLOR` nor `CI` is set.
-pub fn want_color(no_color_flag: bool) -> bool {
-    !no_color_flag
+/// Set by `--no-color`: no colour and no escape sequence anywhere.
+static COLOR_FORBIDDEN: AtomicBool = AtomicBool::new(false);
+
+/// `--no-color` was given.
+pub fn forbid_color() {
+    COLOR_FORBIDDEN.store(true, Ordering::Relaxed);
+}
+
+/// Neither `--no-color` nor a non-empty `NO_COLOR` (no-color.org).
+pub fn color_allowed() -> bool {
+    !COLOR_FORBIDDEN.load(Ordering::Relaxed)
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::env::var_os("CI").is_none()
-        && std::io::stdout().is_terminal()
+}
+
+/// Colours on when stdout is a terminal, colour is allowed and `CI` is not set.
+pub fn want_color() -> bool {
+    color_allowed() && std::env::var_os("CI").is_none() && std::io::stdout().is_terminal()
 }
 
 /// Progress and prompts only for a person at a terminal.
@@ -40,6 +57,51 @@ pub fn is_interactive() -> bool {
     std::env::var_os("CI").is_none()
         && std::io::stdout().is_terminal()
         && std::io::stdin().is_terminal()
+}
+
+/// The width of the terminal on stdout in columns, read afresh (so a resize
+/// is seen at the next line drawn): the tty's own size, else `$COLUMNS`.
+/// `None` when stdout is not a terminal: lines are then not wrapped.
+fn terminal_width() -> Option<usize> {
+    let out = std::io::stdout();
+    if !out.is_terminal() {
+        return None;
+    }
+    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(&out)
+        && w > 0
+    {
+        return Some(usize::from(w));
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&w| w > 0)
+}
+
+/// Display columns of `text` (wide characters count two, combining marks none).
+fn columns(text: &str) -> usize {
+    textwrap::core::display_width(text)
+}
+
+/// `text` cut to at most `max` display columns, with `...` where it was cut.
+fn fit(text: &str, max: usize) -> String {
+    if columns(text) <= max {
+        return text.to_string();
+    }
+    let keep = max.saturating_sub(3);
+    let mut out = String::new();
+    let mut used = 0;
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        let w = columns(c.encode_utf8(&mut buf));
+        if used + w > keep {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push_str(&"..."[..max.min(3)]);
+    out
 }
 
 impl Ui {
@@ -86,24 +148,82 @@ impl Ui {
         }
     }
 
+    /// Take the progress line off the screen: `\r` and erase-line with
+    /// colour, else (no escape sequence at all) `\r`, blanks over what was
+    /// drawn, `\r`.
+    fn erase(&self, st: &mut State, out: &mut impl Write) {
+        if st.progress.is_none() {
+            return;
+        }
+        if self.color {
+            let _ = write!(out, "\r\x1b[K");
+        } else {
+            let _ = write!(out, "\r{:1$}\r", "", st.drawn);
+        }
+        st.drawn = 0;
+    }
+
+    /// Draw the progress line, cut to the terminal's width as it is now. It
+    /// never reaches the last column: a line that wraps cannot be erased
+    /// with `\r` and leaves a ghost copy behind.
+    fn draw(&self, st: &mut State, out: &mut impl Write) {
+        let Some(p) = &st.progress else { return };
+        let max = terminal_width().unwrap_or(80).saturating_sub(1).max(1);
+        let line = fit(p, max);
+        st.drawn = columns(&line);
+        if self.color {
+            let _ = write!(out, "\x1b[2m{line}\x1b[0m");
+        } else {
+            let _ = write!(out, "{line}");
+        }
+    }
+
     fn print(&self, text: &str) {
         if self.silent {
             return;
         }
         let mut st = self.lock();
         let mut out = std::io::stdout().lock();
-        if st.progress.is_some() {
-            let _ = write!(out, "\r\x1b[2K");
-        }
+        self.erase(&mut st, &mut out);
         let _ = writeln!(out, "{text}");
-        if let Some(p) = &st.progress {
-            let _ = write!(out, "{p}");
-        }
-        let _ = out.flush();
-        drop(out);
         if !self.interactive {
             st.progress = None;
         }
+        self.draw(&mut st, &mut out);
+        let _ = out.flush();
+    }
+
+    /// A message of topsail's about a step: `mark` and `text` after the
+    /// step's prefix, wrapped at word boundaries to the terminal's width
+    /// (continuation lines indented under the text), each line painted with
+    /// `paint` when colour is on.
+    fn message(&self, name: &str, mark: &str, paint: &str, text: &str) {
+        let prefix = self.prefix(name);
+        let indent = self.width.max(columns(name)) + 2 + columns(mark) + 1;
+        let lines: Vec<String> = match terminal_width() {
+            Some(w) if w > indent + 10 => textwrap::wrap(text, w - indent - 1)
+                .into_iter()
+                .map(std::borrow::Cow::into_owned)
+                .collect(),
+            _ => text.lines().map(str::to_string).collect(),
+        };
+        let mut out = String::new();
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let lead = if i == 0 { mark } else { "" };
+            let body = format!("{lead:<w$} {line}", w = columns(mark));
+            if self.color {
+                let _ = write!(out, "{prefix} \x1b[{paint}m{body}\x1b[0m");
+            } else {
+                let _ = write!(out, "{prefix} {body}");
+            }
+        }
+        if lines.is_empty() {
+            out = format!("{prefix} {mark}");
+        }
+        self.print(&out);
     }
 
     /// A line the step printed.
@@ -118,21 +238,13 @@ impl Ui {
 
     /// A message from topsail about the step.
     pub fn system(&self, name: &str, text: &str) {
-        let body = if self.color {
-            format!("\x1b[2m▸ {text}\x1b[0m")
-        } else {
-            format!("> {text}")
-        };
-        self.print(&format!("{} {body}", self.prefix(name)));
+        let mark = if self.color { "▸" } else { ">" };
+        self.message(name, mark, "2", text);
     }
 
     pub fn failure(&self, name: &str, text: &str) {
-        let body = if self.color {
-            format!("\x1b[1;31m✗ {text}\x1b[0m")
-        } else {
-            format!("! {text}")
-        };
-        self.print(&format!("{} {body}", self.prefix(name)));
+        let mark = if self.color { "✗" } else { "!" };
+        self.message(name, mark, "1;31", text);
     }
 
     pub fn error(&self, text: &str) {
@@ -140,48 +252,56 @@ impl Ui {
             return;
         }
         let mut st = self.lock();
-        if st.progress.take().is_some() {
-            print!("\r\x1b[2K");
-        }
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        self.erase(&mut st, &mut out);
+        st.progress = None;
+        let _ = out.flush();
+        drop(out);
         eprintln!("topsail: {text}");
     }
 
+    /// Say why the run is being cancelled (before cancelling it), for the
+    /// messages that follow: `--watch` cancels a run when files change.
+    pub fn set_stop_reason(&self, reason: &str) {
+        self.lock().stop_reason = Some(reason.to_string());
+    }
+
+    /// Why the run is being cancelled; `None`: interrupted (a signal).
+    pub fn stop_reason(&self) -> Option<String> {
+        self.lock().stop_reason.clone()
+    }
+
     pub fn progress(&self, running: &[&str], done: usize, total: usize) {
-        if !self.interactive {
+        if !self.interactive || self.silent {
             return;
-        }
-        let mut names = running.join(", ");
-        if names.chars().count() > 60 {
-            names = names.chars().take(57).collect::<String>() + "...";
         }
         let waiting = total - done - running.len();
         let line = format!(
-            "\x1b[2m[{done}/{total} done, {} running, {waiting} waiting] {names}\x1b[0m",
-            running.len()
+            "[{done}/{total} done, {} running, {waiting} waiting] {}",
+            running.len(),
+            running.join(", ")
         );
         let mut st = self.lock();
         let mut out = std::io::stdout().lock();
-        let _ = write!(out, "\r\x1b[2K{line}");
-        let _ = out.flush();
+        self.erase(&mut st, &mut out);
         st.progress = Some(line);
+        self.draw(&mut st, &mut out);
+        let _ = out.flush();
     }
 
     pub fn clear_progress(&self) {
         let mut st = self.lock();
-        if st.progress.take().is_some() {
-            print!("\r\x1b[2K");
-            let _ = std::io::stdout().flush();
-        }
+        let mut out = std::io::stdout().lock();
+        self.erase(&mut st, &mut out);
+        st.progress = None;
+        let _ = out.flush();
     }
 
     /// Ask a yes/no question on the terminal (blocking).
     pub fn prompt(&self, question: &str) -> Option<bool> {
-        let st = self.lock();
+        let mut st = self.lock();
         let mut out = std::io::stdout().lock();
-        if st.progress.is_some() {
-            let _ = write!(out, "\r\x1b[2K");
-        }
+        self.erase(&mut st, &mut out);
         let _ = write!(out, "approve? {question} [y/N] ");
         let _ = out.flush();
         drop(out);
@@ -198,10 +318,11 @@ impl Ui {
         self.clear_progress();
         println!("{}", summary_table(report, self.color));
         let count = |s: Status| report.steps.iter().filter(|u| u.status == s).count();
-        let verdict = match report.status {
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed | RunStatus::Running => "failed",
-            RunStatus::Interrupted => "interrupted",
+        let verdict = match (report.status, self.stop_reason()) {
+            (RunStatus::Succeeded, _) => "succeeded".to_string(),
+            (RunStatus::Failed | RunStatus::Running, _) => "failed".to_string(),
+            (RunStatus::Interrupted, Some(why)) => format!("cancelled ({why})"),
+            (RunStatus::Interrupted, None) => "interrupted".to_string(),
         };
         let mut line = format!(
             "run {} {verdict} in {:.1}s: {} succeeded, {} failed, {} skipped, {} cancelled",
@@ -262,4 +383,21 @@ pub fn summary_table(report: &RunReport, color: bool) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_counts_display_columns_not_bytes() {
+        assert_eq!(fit("short", 10), "short");
+        assert_eq!(fit("abcdefghijkl", 8), "abcde...");
+        // Wide characters take two columns each; é is one column, two bytes.
+        let cut = fit("構建構建構建構建", 9);
+        assert_eq!(columns(&cut), 9);
+        assert_eq!(cut, "構建構...");
+        assert_eq!(columns(&fit("éééééééééé", 6)), 6);
+        assert_eq!(fit("abcdef", 2), "..");
+    }
 }

@@ -124,15 +124,29 @@ pub async fn pending(c: &Clients, queues: &[String]) -> Result<Vec<Pending>, Str
                 break;
             }
         }
+        let mut hidden = 0;
+        let mut last = String::new();
         for r in receipts {
-            let _ = c
+            if let Err(e) = c
                 .sqs
                 .change_message_visibility()
                 .queue_url(q)
                 .receipt_handle(r)
                 .visibility_timeout(0)
                 .send()
-                .await;
+                .await
+            {
+                hidden += 1;
+                last = err(e);
+            }
+        }
+        if hidden > 0 {
+            eprintln!(
+                "warning: {hidden} message{} of {q} could not be made visible again ({last}): \
+                 other readers see {} only after 30 s",
+                if hidden == 1 { "" } else { "s" },
+                if hidden == 1 { "it" } else { "them" }
+            );
         }
     }
     // Newest first; an older message for the same step is an earlier attempt.
@@ -168,14 +182,27 @@ pub async fn pending(c: &Clients, queues: &[String]) -> Result<Vec<Pending>, Str
     Ok(keep)
 }
 
+/// Delete an answered or stale message. A failure is reported, not fatal:
+/// the message stays, and the next read finds its execution no longer
+/// waiting and deletes it then.
 async fn delete(c: &Clients, p: &Pending) {
-    let _ = c
+    if let Err(e) = c
         .sqs
         .delete_message()
         .queue_url(&p.queue_url)
         .receipt_handle(&p.receipt)
         .send()
-        .await;
+        .await
+    {
+        eprintln!(
+            "warning: cannot delete the approval message of step `{}` in {} from {}: {} \
+             (it stays on the queue until a later `topsail approve` finds it answered)",
+            p.step,
+            p.run_id,
+            p.queue_url,
+            err(e)
+        );
+    }
 }
 
 /// Approve (or reject) the pending approval of `step` in `execution` (its

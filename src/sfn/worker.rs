@@ -7,7 +7,14 @@
 //!
 //! Safety: a task names its own script and image, so whoever can start
 //! executions chooses what runs here. Host steps run only with
-//! `--allow-host`, images only when they match an `--allow-image` glob.
+//! `--allow-host`, images only when they match an `--allow-image` glob, and
+//! a task gets only the secrets the operator named with `--secret` (none by
+//! default; asking for another is `topsail.SecretNotAllowed`). Every name
+//! from the task input that reaches a path, an environment variable or a
+//! container label is checked first ([`check_identifiers`]): a bad one is
+//! `topsail.BadTaskInput`. A host step does not inherit the worker's
+//! environment (its AWS credentials, say): it gets
+//! [`crate::run::host::BASE_ENV`] and what the task itself carries.
 //!
 //! Shutdown (SIGTERM, Ctrl-C): stop polling, give running tasks `--grace` to
 //! finish, then stop them and report `topsail.WorkerShutdown` (retried on
@@ -40,6 +47,9 @@ pub struct WorkerOptions {
     pub concurrency: usize,
     pub allow_host: bool,
     pub allow_images: Vec<String>,
+    /// The secrets tasks may ask for (`--secret NAME`): names only; the
+    /// values are read from the worker's environment when a task asks.
+    pub secrets: Vec<String>,
     pub grace: Duration,
     /// Host steps' working directory; mounted at /workspace in containers.
     pub dir: PathBuf,
@@ -53,18 +63,20 @@ const MAX_ERROR: usize = 256;
 const MAX_CAUSE: usize = 32_768;
 
 /// Serve tasks until `shutdown` becomes true, then drain. Errors only for
-/// what makes serving impossible; a failing task is reported, not returned.
+/// what makes serving impossible (GetActivityTask fails in a way no retry
+/// mends: no such activity, access denied), after draining the running
+/// tasks; a failing task is reported, not returned.
 pub async fn serve(
     c: Clients,
     opts: Arc<WorkerOptions>,
     runtimes: Runtimes,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Result<(), String> {
     log(
         &opts.name,
         "",
         &format!(
-            "polling {} (concurrency {}, host steps {}, images: {})",
+            "polling {} (concurrency {}, host steps {}, images: {}, secrets: {})",
             opts.activity_arn,
             opts.concurrency,
             if opts.allow_host {
@@ -76,6 +88,22 @@ pub async fn serve(
                 "none".to_string()
             } else {
                 opts.allow_images.join(" ")
+            },
+            if opts.secrets.is_empty() {
+                "none".to_string()
+            } else {
+                // Names only; an allowed secret the worker lacks is said now.
+                opts.secrets
+                    .iter()
+                    .map(|n| {
+                        if std::env::var_os(n).is_some() {
+                            n.clone()
+                        } else {
+                            format!("{n} (not set)")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
             }
         ),
     );
@@ -83,8 +111,11 @@ pub async fn serve(
     let (kill_tx, kill_rx) = watch::channel(false);
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut backoff = Duration::from_millis(500);
+    let mut fatal = None;
     loop {
-        while tasks.try_join_next().is_some() {}
+        while let Some(r) = tasks.try_join_next() {
+            joined(&opts.name, r);
+        }
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
@@ -104,6 +135,18 @@ pub async fn serve(
         };
         let polled = Instant::now();
         match answer {
+            Err(e) if let Some(why) = cannot_pass(&e) => {
+                log(
+                    &opts.name,
+                    "",
+                    &format!("GetActivityTask failed: {why}; no retry can mend that: stopping"),
+                );
+                fatal = Some(format!(
+                    "cannot serve activity {}: GetActivityTask failed: {why}",
+                    opts.activity_arn
+                ));
+                break;
+            }
             Err(e) => {
                 log(
                     &opts.name,
@@ -144,7 +187,9 @@ pub async fn serve(
             }
         }
     }
-    while tasks.try_join_next().is_some() {}
+    while let Some(r) = tasks.try_join_next() {
+        joined(&opts.name, r);
+    }
     let running = tasks.len();
     if running > 0 {
         log(
@@ -157,7 +202,9 @@ pub async fn serve(
             ),
         );
         let drained = tokio::time::timeout(opts.grace, async {
-            while tasks.join_next().await.is_some() {}
+            while let Some(r) = tasks.join_next().await {
+                joined(&opts.name, r);
+            }
         })
         .await;
         if drained.is_err() {
@@ -167,11 +214,71 @@ pub async fn serve(
                 "grace period over: stopping the tasks still running",
             );
             let _ = kill_tx.send(true);
-            while tasks.join_next().await.is_some() {}
+            while let Some(r) = tasks.join_next().await {
+                joined(&opts.name, r);
+            }
         }
     }
     runtime::finish_cleanup().await;
     log(&opts.name, "", "stopped");
+    fatal.map_or(Ok(()), Err)
+}
+
+/// GetActivityTask errors that no retry mends, said plainly (the error's
+/// code and message, and what to do): the activity does not exist or its
+/// ARN is malformed, or these credentials may not poll it. `None` for what
+/// may pass (throttling, network and server errors): those are retried.
+fn cannot_pass(
+    e: &aws_sdk_sfn::error::SdkError<
+        aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError,
+    >,
+) -> Option<String> {
+    use aws_sdk_sfn::error::ProvideErrorMetadata;
+    let service = e.as_service_error()?;
+    let help = if service.is_activity_does_not_exist() || service.is_invalid_arn() {
+        "check --activity-arn: `topsail deploy` prints the pipeline's activity ARN"
+    } else if matches!(
+        service.code(),
+        Some(
+            "AccessDeniedException"
+                | "AccessDenied"
+                | "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "NotAuthorized"
+        )
+    ) {
+        "these credentials may not poll this activity (states:GetActivityTask)"
+    } else {
+        return None;
+    };
+    let code = service.code().unwrap_or("error");
+    Some(match service.message() {
+        Some(m) if !m.is_empty() => format!("{code}: {m} ({help})"),
+        _ => format!("{code} ({help})"),
+    })
+}
+
+/// A finished task: one that panicked is logged (its task token is then
+/// answered by no one: Step Functions times it out by its heartbeat).
+fn joined(worker: &str, r: Result<(), tokio::task::JoinError>) {
+    let Err(e) = r else { return };
+    let why = if e.is_panic() {
+        let payload = e.into_panic();
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .map_or_else(|| "panicked".into(), |m| format!("panicked: {m}"))
+    } else {
+        e.to_string()
+    };
+    log(
+        worker,
+        "",
+        &format!(
+            "internal error: a task ended abnormally ({why}); Step Functions fails it when its heartbeat times out"
+        ),
+    );
 }
 
 /// Resolves once the flag is true; never, if its sender is gone.
@@ -208,15 +315,33 @@ impl Task {
                 return;
             }
         };
+        // Names next: they reach paths, the environment and container labels.
+        if let Err(msg) = check_identifiers(&ti) {
+            log(
+                &self.opts.name,
+                "?",
+                &format!("refused: {msg} [{}]", errors::BAD_INPUT),
+            );
+            self.fail("?", errors::BAD_INPUT, &msg).await;
+            return;
+        }
         let unit = match &ti.values.item {
             Some(i) => format!("{} {}[{i}]", ti.run_id, ti.step),
             None => format!("{} {}", ti.run_id, ti.step),
         };
-        let secrets = Secrets::new(
-            ti.secrets
-                .iter()
-                .filter_map(|n| std::env::var(n).ok().map(|v| (n.clone(), v))),
-        );
+        let secrets = match task_secrets(&ti, &self.opts) {
+            Ok(s) => s,
+            Err(cause) => {
+                let error = errors::SECRET_NOT_ALLOWED;
+                log(
+                    &self.opts.name,
+                    &unit,
+                    &format!("refused: {cause} [{error}]"),
+                );
+                self.fail(&unit, error, &cause).await;
+                return;
+            }
+        };
         let spec = match build_spec(&ti, &self.opts, &secrets) {
             Ok(s) => s,
             Err((error, cause)) => {
@@ -418,6 +543,115 @@ impl Task {
     }
 }
 
+/// The values of the secrets the task asks for, each one the operator
+/// allowed (`--secret`), from the worker's environment; or why not, naming
+/// the secret, never a value. A secret allowed but not set is left out:
+/// [`build_spec`] reports it as `topsail.SecretMissing`.
+fn task_secrets(ti: &TaskInput, opts: &WorkerOptions) -> Result<Secrets, String> {
+    if let Some(name) = ti.secrets.iter().find(|n| !opts.secrets.contains(n)) {
+        return Err(format!(
+            "the task asks for secret `{name}`, which worker {} does not serve ({}); \
+             the worker's operator allows it with `--secret {name}` (or by adding it to \
+             TOPSAIL_WORKER_SECRETS)",
+            opts.name,
+            if opts.secrets.is_empty() {
+                "it serves no secret".to_string()
+            } else {
+                format!("it serves: {}", opts.secrets.join(", "))
+            }
+        ));
+    }
+    Ok(Secrets::new(ti.secrets.iter().filter_map(|n| {
+        std::env::var(n).ok().map(|v| (n.clone(), v))
+    })))
+}
+
+/// Whether `s` is a name of the language: `[A-Za-z_][A-Za-z0-9_-]*`
+/// (`dashes`), or an env or secret name, `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_name(s: &str, dashes: bool) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (dashes && c == '-'))
+}
+
+/// Longest name accepted from a task input (Step Functions' execution names
+/// have at most 80 characters; step names are much shorter in practice).
+const MAX_NAME: usize = 256;
+
+/// Check every name from a task input that reaches a path (the attempt
+/// directory), an environment variable or a container label, before any of
+/// it is used: a crafted input must not steer the worker outside its temp
+/// dir or set odd variables. The state machine only writes names that pass.
+pub fn check_identifiers(ti: &TaskInput) -> Result<(), String> {
+    let bad = |what: &str, value: &str, rule: &str| {
+        let shown: String = value
+            .chars()
+            .take(80)
+            .flat_map(char::escape_debug)
+            .collect();
+        Err(format!("the task input's {what} \"{shown}\" is not {rule}"))
+    };
+    const NAME: &str = "a name (`[A-Za-z_][A-Za-z0-9_-]*`)";
+    const VAR: &str = "an environment variable name (`[A-Za-z_][A-Za-z0-9_]*`)";
+    if ti.pipeline.len() > MAX_NAME || !is_name(&ti.pipeline, true) {
+        return bad("pipeline", &ti.pipeline, NAME);
+    }
+    // An imported step is `module.step`.
+    if ti.step.len() > MAX_NAME || !ti.step.split('.').all(|p| is_name(p, true)) {
+        return bad("step", &ti.step, "a step name (`NAME` or `MODULE.NAME`)");
+    }
+    if !is_run_id(&ti.run_id) {
+        return bad(
+            "run_id",
+            &ti.run_id,
+            "an execution name (1 to 80 characters, no whitespace, control characters,              `/`, `\\` or other characters Step Functions refuses, not starting with `.`)",
+        );
+    }
+    if let Some(v) = &ti.loop_var
+        && !is_name(v, true)
+    {
+        return bad("loop_var", v, NAME);
+    }
+    for o in &ti.outputs {
+        if !is_name(&o.name, true) {
+            return bad("output name", &o.name, NAME);
+        }
+        if !is_name(&o.key, false) {
+            return bad(
+                "output key",
+                &o.key,
+                "an output key (`[A-Za-z_][A-Za-z0-9_]*`)",
+            );
+        }
+    }
+    for n in &ti.secrets {
+        if !is_name(n, false) {
+            return bad("secret name", n, VAR);
+        }
+    }
+    for k in ti.env.keys() {
+        if !is_name(k, false) {
+            return bad("env name", k, VAR);
+        }
+    }
+    if let Some(i) = &ti.values.item
+        && i.contains('\0')
+    {
+        return bad("foreach item", i, "a text without NUL bytes");
+    }
+    Ok(())
+}
+
+/// An execution name as Step Functions accepts one (`$$.Execution.Name`),
+/// less a leading `.` (no `.` or `..`, no hidden names).
+fn is_run_id(s: &str) -> bool {
+    let refused =
+        |c: char| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c);
+    (1..=80).contains(&s.chars().count()) && !s.starts_with('.') && !s.chars().any(refused)
+}
+
 /// The task as a [`StepSpec`], every `{{ }}` rendered from the task's own
 /// values; or the error name and cause to report without running anything.
 fn build_spec(
@@ -486,6 +720,14 @@ fn build_spec(
         Some(s) => Some(render_text(&text("workdir", s)?, ti).map_err(|e| bad("workdir", e))?),
         None => None,
     };
+    if let Some(w) = &workdir
+        && (!w.starts_with('/') || w.contains('\0'))
+    {
+        return Err((
+            errors::BAD_INPUT,
+            format!("workdir `{}` is not an absolute path", w.escape_debug()),
+        ));
+    }
     Ok(StepSpec {
         run_id: ti.run_id.clone(),
         pipeline: ti.pipeline.clone(),
@@ -536,6 +778,43 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn poll_error(
+        code: &str,
+    ) -> aws_sdk_sfn::error::SdkError<aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError>
+    {
+        use aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError;
+        let meta = aws_sdk_sfn::error::ErrorMetadata::builder()
+            .code(code)
+            .message("the message")
+            .build();
+        let raw = aws_sdk_sfn::config::http::HttpResponse::new(
+            400.try_into().expect("400 is a status code"),
+            "".into(),
+        );
+        aws_sdk_sfn::error::SdkError::service_error(GetActivityTaskError::generic(meta), raw)
+    }
+
+    #[test]
+    fn poll_errors_that_cannot_pass_stop_the_worker_others_are_retried() {
+        for code in ["AccessDeniedException", "UnrecognizedClientException"] {
+            let why = cannot_pass(&poll_error(code)).expect(code);
+            assert!(why.starts_with(&format!("{code}: the message (")), "{why}");
+            assert!(why.contains("may not poll"), "{why}");
+        }
+        for code in [
+            "ThrottlingException",
+            "ServiceUnavailable",
+            "ActivityWorkerLimitExceeded",
+        ] {
+            assert_eq!(cannot_pass(&poll_error(code)), None, "{code}");
+        }
+        let timeout = aws_sdk_sfn::error::SdkError::<
+            aws_sdk_sfn::operation::get_activity_task::GetActivityTaskError,
+            aws_sdk_sfn::config::http::HttpResponse,
+        >::timeout_error("slow");
+        assert_eq!(cannot_pass(&timeout), None);
+    }
+
     #[test]
     fn globs() {
         assert!(glob_match("*", "alpine:3"));
@@ -564,6 +843,7 @@ mod tests {
             concurrency: 1,
             allow_host: host,
             allow_images: images.iter().map(|s| (*s).to_string()).collect(),
+            secrets: Vec::new(),
             grace: Duration::from_secs(1),
             dir: PathBuf::from("."),
             tmp_base: std::env::temp_dir(),
@@ -582,5 +862,51 @@ mod tests {
         let e = build_spec(&input(Some("evil:1")), &opts(true, &["good:*"]), &s).unwrap_err();
         assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
         assert!(build_spec(&input(Some("good:1")), &opts(false, &["good:*"]), &s).is_ok());
+    }
+
+    #[test]
+    fn only_the_secrets_the_operator_named_are_read() {
+        let mut ti = input(None);
+        ti.secrets = vec!["PATH".into()];
+        let e = task_secrets(&ti, &opts(true, &[])).unwrap_err();
+        assert!(
+            e.contains("secret `PATH`") && e.contains("--secret PATH"),
+            "{e}"
+        );
+        assert!(e.contains("it serves no secret"), "{e}");
+        let mut o = opts(true, &[]);
+        o.secrets = vec!["PATH".into()];
+        let s = task_secrets(&ti, &o).unwrap();
+        assert_eq!(s.get("PATH"), std::env::var("PATH").ok().as_deref());
+    }
+
+    #[test]
+    fn names_in_the_task_input_are_checked() {
+        let ok = input(None);
+        assert!(check_identifiers(&ok).is_ok());
+        let mut imported = input(None);
+        imported.step = "common.build-it".into();
+        imported.run_id = "exec.1_(2)@x+y=z".into();
+        assert!(check_identifiers(&imported).is_ok());
+        type Edit = fn(&mut TaskInput);
+        let edits: [(&str, Edit); 9] = [
+            ("run_id", |t| t.run_id = "a/../../b".into()),
+            ("run_id", |t| t.run_id = "..".into()),
+            ("run_id", |t| t.run_id = "x".repeat(81)),
+            ("pipeline", |t| t.pipeline = "p q".into()),
+            ("step", |t| t.step = "a..b".into()),
+            ("env name", |t| {
+                t.env.insert("A-B".into(), "x".into());
+            }),
+            ("secret name", |t| t.secrets = vec!["A B".into()]),
+            ("loop_var", |t| t.loop_var = Some(String::new())),
+            ("foreach item", |t| t.values.item = Some("a\0b".into())),
+        ];
+        for (what, edit) in edits {
+            let mut t = input(None);
+            edit(&mut t);
+            let e = check_identifiers(&t).unwrap_err();
+            assert!(e.contains(&format!("task input's {what} ")), "{what}: {e}");
+        }
     }
 }

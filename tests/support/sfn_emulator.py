@@ -102,9 +102,12 @@ callback.ActivityTaskStartEndpoint.wait = start_wait
 
 
 # 4. GetActivityTask is not implemented: long-poll for up to 60 s like AWS.
+#    An activity that does not exist (or a malformed ARN) fails at once with
+#    AWS's error (ActivityDoesNotExist, InvalidArn) instead of waiting.
 def get_activity_task(self):
     arn = self._get_param("activityArn")
     worker = self._get_param("workerName")
+    self.stepfunction_backend.describe_activity(arn)
     deadline = time.monotonic() + 60
     with COND:
         while True:
