@@ -85,6 +85,27 @@ pub struct Diagnostic {
     pub label: String,
     pub secondary: Vec<(Span, String)>,
     pub help: String,
+    /// Replacements for the primary span that the help proposes. Each one,
+    /// put in place of the span, is accepted by the checker (a test feeds
+    /// every one back), so an editor may offer them as quick fixes.
+    pub fixes: Vec<String>,
+    /// Names a construct this error stopped from being read declared or
+    /// used. Reports that follow from the error (an unknown name that the
+    /// broken construct would have declared, a param it would have used) are
+    /// dropped by [`drop_consequences`].
+    pub involves: Vec<Involved>,
+    /// For a report about one name (unknown, or never used): that name, so
+    /// that it can be recognised as a consequence of an earlier error.
+    pub about: Option<Involved>,
+}
+
+/// A name in [`Diagnostic::involves`] / [`Diagnostic::about`], with its role.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Involved {
+    /// The name is declared by the construct (unknown elsewhere if it breaks).
+    Declares(String),
+    /// The name is used by the construct (unused elsewhere if it breaks).
+    Uses(String),
 }
 
 impl Diagnostic {
@@ -109,6 +130,9 @@ impl Diagnostic {
             label: String::new(),
             secondary: Vec::new(),
             help: String::new(),
+            fixes: Vec::new(),
+            involves: Vec::new(),
+            about: None,
         }
     }
 
@@ -121,6 +145,44 @@ impl Diagnostic {
     #[must_use]
     pub fn help(mut self, text: impl Into<String>) -> Self {
         self.help = bounded(text.into());
+        self
+    }
+
+    /// A replacement for the primary span that the help proposes.
+    #[must_use]
+    pub fn fix(mut self, text: impl Into<String>) -> Self {
+        self.fixes.push(text.into());
+        self
+    }
+
+    /// This error stopped a construct from being read that declared `name`.
+    #[must_use]
+    pub fn declares(mut self, name: impl Into<String>) -> Self {
+        self.involves.push(Involved::Declares(name.into()));
+        self
+    }
+
+    /// This error stopped a construct from being read that used these names.
+    #[must_use]
+    pub fn uses<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.involves
+            .extend(names.into_iter().map(|n| Involved::Uses(n.into())));
+        self
+    }
+
+    /// This report says that `name` is unknown: it follows from an error
+    /// whose broken construct declared `name`.
+    #[must_use]
+    pub fn about_unknown(mut self, name: impl Into<String>) -> Self {
+        self.about = Some(Involved::Declares(name.into()));
+        self
+    }
+
+    /// This report says that `name` is never used: it follows from an error
+    /// whose broken construct used `name`.
+    #[must_use]
+    pub fn about_unused(mut self, name: impl Into<String>) -> Self {
+        self.about = Some(Involved::Uses(name.into()));
         self
     }
 
@@ -174,7 +236,7 @@ impl Diagnostic {
     pub fn to_json(&self, sources: &SourceMap) -> serde_json::Value {
         let file = sources.get(self.span.file);
         let (line, column) = sources.line_col(self.span.file, self.span.start);
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "code": self.code,
             "severity": self.severity,
             "message": self.message,
@@ -184,17 +246,26 @@ impl Diagnostic {
             "span": { "start": self.span.start, "end": self.span.end },
             "label": self.label,
             "help": self.help,
-            "related": self.secondary.iter().map(|(span, text)| {
-                let (line, column) = sources.line_col(span.file, span.start);
-                serde_json::json!({
-                    "file": sources.get(span.file).name,
-                    "line": line,
-                    "column": column,
-                    "span": { "start": span.start, "end": span.end },
-                    "message": text,
+        });
+        if !self.fixes.is_empty() {
+            json["fixes"] = serde_json::json!(self.fixes);
+        }
+        json["related"] = serde_json::json!(
+            self.secondary
+                .iter()
+                .map(|(span, text)| {
+                    let (line, column) = sources.line_col(span.file, span.start);
+                    serde_json::json!({
+                        "file": sources.get(span.file).name,
+                        "line": line,
+                        "column": column,
+                        "span": { "start": span.start, "end": span.end },
+                        "message": text,
+                    })
                 })
-            }).collect::<Vec<_>>(),
-        })
+                .collect::<Vec<_>>()
+        );
+        json
     }
 }
 
@@ -292,6 +363,21 @@ fn snippet_fits(sources: &SourceMap, span: Span) -> bool {
     bytes[from..to]
         .split(|&b| b == b'\n')
         .all(|line| line.len() <= MAX_SNIPPET_LINE)
+}
+
+/// Drop every report that follows from an error: one whose [`Diagnostic::about`]
+/// is among the names an error [`Diagnostic::involves`]. One mistake, one
+/// diagnostic.
+pub fn drop_consequences(diags: &mut Vec<Diagnostic>) {
+    let involved: std::collections::HashSet<Involved> = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .flat_map(|d| d.involves.iter().cloned())
+        .collect();
+    if involved.is_empty() {
+        return;
+    }
+    diags.retain(|d| d.about.as_ref().is_none_or(|a| !involved.contains(a)));
 }
 
 pub fn has_errors(diags: &[Diagnostic]) -> bool {

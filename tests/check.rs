@@ -314,3 +314,326 @@ fn a_missing_import_is_reported_on_its_path() {
     assert!(stderr.contains("cannot read"), "{stderr}");
     insta::assert_snapshot!("missing_imports", stderr);
 }
+
+// ------------------------------------------------------------ issue 12
+
+/// `topsail check --format json` of `source`: the parsed document.
+fn check_json(source: &str) -> serde_json::Value {
+    let run = Test::new()
+        .file("pipeline.topsail", source)
+        .args(&["check", "--format", "json"])
+        .run();
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+fn errors_of(doc: &serde_json::Value) -> Vec<&serde_json::Value> {
+    doc["diagnostics"]
+        .as_array()
+        .map(|a| a.iter().filter(|d| d["severity"] == "error").collect())
+        .unwrap_or_default()
+}
+
+/// Every value a help suggests, put in place of the span it is for, is
+/// accepted: the fix of one rule must not break another (`500ms` was
+/// suggested for a timeout, which must be whole seconds). Each case must
+/// offer at least one fix, so the test cannot pass by finding none.
+#[test]
+fn every_suggested_fix_is_accepted() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "topsail::bad-duration",
+            "build:\n    timeout 20x\n    run make\n",
+        ),
+        (
+            "topsail::bad-duration",
+            "build:\n    timeout 5parsecs\n    run make\n",
+        ),
+        (
+            "topsail::bad-duration",
+            "build:\n    timeout 1500ms\n    run make\n",
+        ),
+        (
+            "topsail::bad-duration",
+            "build:\n    heartbeat 0s\n    run make\n",
+        ),
+        (
+            "topsail::bad-duration",
+            "build:\n    retry 2 every 99999999999999999999s\n    run make\n",
+        ),
+        (
+            "topsail::bad-duration",
+            "param wait: duration = \"3weeks\"\n\ns:\n    run sleep {{ wait }}\n",
+        ),
+        (
+            "topsail::asl-limit",
+            "build:\n    timeout 99999999d\n    run make\n",
+        ),
+        (
+            "topsail::asl-limit",
+            "build:\n    heartbeat 100000000s\n    run make\n",
+        ),
+        (
+            "topsail::asl-limit",
+            "build:\n    retry 60 every 99999999d\n    run make\n",
+        ),
+        (
+            "topsail::bad-value",
+            "build:\n    retry 100000000\n    run make\n",
+        ),
+        (
+            "topsail::bad-value",
+            "build:\n    retry 2 every 1s backoff 0.5\n    run make\n",
+        ),
+        (
+            "topsail::type-mismatch",
+            "build:\n    timeout 20\n    run make\n",
+        ),
+        (
+            "topsail::type-mismatch",
+            "param replicas: int = \"three\"\n\ns:\n    run echo {{ replicas }}\n",
+        ),
+        (
+            "topsail::type-mismatch",
+            "param region: string = 3\n\ns:\n    run echo {{ region }}\n",
+        ),
+        (
+            "topsail::type-mismatch",
+            "param dry_run: bool = false\n\ndeploy:\n    when dry_run == \"false\"\n    run ./deploy\n",
+        ),
+        (
+            "topsail::type-mismatch",
+            "param dry_run: bool = false\n\ndeploy:\n    when dry_run != \"false\"\n    run ./deploy\n",
+        ),
+        (
+            "topsail::type-mismatch",
+            "param dry_run: bool = false\n\ndeploy:\n    when \"true\" == dry_run\n    run ./deploy\n",
+        ),
+        (
+            "topsail::type-mismatch",
+            "build:\n    output CHANGED\n    run echo CHANGED=true >> \"$TOPSAIL_OUTPUT\"\n\ndeploy: build\n    when build.CHANGED == true\n    run ./deploy\n",
+        ),
+        (
+            "topsail::type-mismatch",
+            "param replicas: int = 3\n\ns:\n    when replicas != \"0\"\n    run echo\n",
+        ),
+        (
+            "topsail::bad-name",
+            "liblua.a: src\n    run make\n\nsrc:\n    run echo\n",
+        ),
+        ("topsail::bad-name", ".PHONY:\n    run make\n"),
+        (
+            "topsail::unknown-reference",
+            "s:\n    run echo {{ pipeline.nam }}\n",
+        ),
+        (
+            "topsail::unknown-reference",
+            "s:\n    run echo {{ run.di }}\n",
+        ),
+        ("topsail::tab-indent", "build:\n\tmake\n\tmake install\n"),
+        (
+            "topsail::bad-value",
+            "s:\n    image \"Bad Image::\"\n    run echo\n",
+        ),
+        ("topsail::bad-value", "s:\n    image \"\"\n    run echo\n"),
+        (
+            "topsail::bad-value",
+            "image \"Alpine:3.20\"\n\ns:\n    run echo\n",
+        ),
+    ];
+    for (code, source) in cases {
+        let doc = check_json(source);
+        let errors = errors_of(&doc);
+        let with_fixes: Vec<_> = errors
+            .iter()
+            .filter(|d| d["code"] == *code && d["fixes"].as_array().is_some_and(|f| !f.is_empty()))
+            .collect();
+        assert!(
+            !with_fixes.is_empty(),
+            "no {code} with a fix for {source:?}:\n{doc:#}"
+        );
+        for d in with_fixes {
+            let start = d["span"]["start"].as_u64().expect("a span") as usize;
+            let end = d["span"]["end"].as_u64().expect("a span") as usize;
+            for fix in d["fixes"].as_array().expect("fixes") {
+                let fix = fix.as_str().expect("a fix is text");
+                let help = d["help"].as_str().expect("a help");
+                let fixed = format!("{}{fix}{}", &source[..start], &source[end..]);
+                let again = check_json(&fixed);
+                assert!(
+                    errors_of(&again).is_empty(),
+                    "the fix {fix:?} suggested for {source:?} ({help}) gives\n{fixed}\nwhich is refused:\n{again:#}"
+                );
+            }
+        }
+    }
+}
+
+diagnostic_snapshot!(
+    bool_param_compared_with_a_string,
+    "topsail::type-mismatch",
+    "param dry_run: bool = false\n\ndeploy:\n    when dry_run == \"false\"\n    run ./deploy\n"
+);
+
+diagnostic_snapshot!(
+    string_output_compared_with_a_bool,
+    "topsail::type-mismatch",
+    "build:\n    output CHANGED\n    run echo CHANGED=true >> \"$TOPSAIL_OUTPUT\"\n\ndeploy: build\n    when build.CHANGED == true\n    run ./deploy\n"
+);
+
+diagnostic_snapshot!(
+    step_name_with_a_dot,
+    "topsail::bad-name",
+    "all: liblua.a\n\nliblua.a: lua.o\n    run ar rcs liblua.a lua.o\n\nlua.o:\n    run cc -c lua.c\n"
+);
+
+diagnostic_snapshot!(
+    github_actions_expression,
+    "topsail::unknown-reference",
+    "build:\n    run docker build -t app:${{ github.sha }} .\n    run echo ${{ steps.version.outputs.number }} \"${{ secrets.TOKEN }}\"\n"
+);
+
+diagnostic_snapshot!(
+    misspelt_builtin,
+    "topsail::unknown-reference",
+    "build:\n    run echo {{ pipeline.nam }}\n"
+);
+
+diagnostic_snapshot!(
+    makefile_recipe_body,
+    "topsail::tab-indent",
+    "build:\n\t./configure\n\tmake\n\tmake install\n"
+);
+
+diagnostic_snapshot!(
+    invalid_image_reference,
+    "topsail::bad-value",
+    "s:\n    image \"Bad Image::\"\n    run echo\n\nt:\n    image \"\"\n    run echo\n"
+);
+
+diagnostic_snapshot!(
+    step_functions_limits,
+    "topsail::asl-limit",
+    "build:\n    timeout 99999999d\n    retry 60 every 99999999d\n    run make\n"
+);
+
+/// One mistake, one diagnostic: what only follows from an error (a name it
+/// would have declared is unknown, a name it uses is unused) is not shown.
+#[test]
+fn one_mistake_one_diagnostic() {
+    for (code, source) in [
+        // A param default with a hole: not `b` unknown, nor `a` unused.
+        (
+            "topsail::bad-value",
+            "param a = \"x\"\nparam b = \"{{ a }}\"\n\ns:\n    run echo {{ b }}\n",
+        ),
+        // `foreach` over a string param: the param is not "never used".
+        (
+            "topsail::type-mismatch",
+            "param region = \"us-east-1\"\n\ns:\n    foreach r in region\n    run echo {{ r }}\n",
+        ),
+        // A header missing its `:`: the step it declares is not unknown,
+        // the param its body uses is not unused.
+        (
+            "topsail::syntax",
+            "param flags = \"-O2\"\n\nbuild\n    run make {{ flags }}\n\ntest: build\n    run make test\n",
+        ),
+        // An invalid step name: the steps that need it do not report it.
+        (
+            "topsail::bad-name",
+            "all: liblua.a\n\nliblua.a:\n    run make\n",
+        ),
+        // An unknown type: the param is not also an unknown name.
+        (
+            "topsail::unknown-type",
+            "param n: integer = 3\n\ns:\n    run echo {{ n }}\n",
+        ),
+        // A broken `param` line: its name is not unknown where it is used.
+        (
+            "topsail::syntax",
+            "param region = us-east-1\n\ns:\n    run echo {{ region }}\n",
+        ),
+        // Lines skipped for their indentation do not leave their names unused.
+        (
+            "topsail::bad-indent",
+            "param flags = \"-O2\"\n\nbuild:\n    run make\n        {{ flags }}\n",
+        ),
+        // A Makefile recipe: one error for the block, not two per line.
+        (
+            "topsail::tab-indent",
+            "param prefix = \"/usr\"\n\nbuild:\n\tmake\n\tmake install PREFIX={{ prefix }}\n",
+        ),
+    ] {
+        let doc = check_json(source);
+        let all = doc["diagnostics"].as_array().expect("diagnostics");
+        assert_eq!(all.len(), 1, "{source:?}:\n{doc:#}");
+        assert_eq!(all[0]["code"], code, "{source:?}:\n{doc:#}");
+    }
+}
+
+/// A name that is unknown for its own sake is still reported next to an
+/// unrelated error: the marking is by name, not by "there was an error".
+#[test]
+fn unrelated_problems_are_still_reported() {
+    let doc = check_json(
+        "param region = us-east-1\nparam unused = \"x\"\n\ns: nothere\n    run echo {{ region }}\n",
+    );
+    let codes: Vec<&str> = doc["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter_map(|d| d["code"].as_str())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "topsail::syntax",
+            "topsail::unused-param",
+            "topsail::unknown-step"
+        ],
+        "{doc:#}"
+    );
+}
+
+#[test]
+fn no_pipeline_file_names_the_command_that_was_run() {
+    for command in ["check", "run", "graph", "compile"] {
+        let run = Test::new().args(&[command]).run();
+        assert_eq!(run.status, 2, "{command}: {}", run.stderr);
+        let wanted = format!("`topsail {command} path/to/pipeline.topsail`");
+        assert!(run.stderr.contains(&wanted), "{wanted} in {}", run.stderr);
+    }
+}
+
+#[test]
+fn step_functions_limits_stop_run_and_compile_too() {
+    let source = "build:\n    timeout 99999999d\n    run echo built\n";
+    for args in [&["run"][..], &["compile", "--to", "asl"][..]] {
+        let run = Test::new()
+            .file("pipeline.topsail", source)
+            .args(args)
+            .run();
+        assert_eq!(run.status, 1, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("topsail::asl-limit"), "{}", run.stderr);
+        assert!(!run.stdout.contains("TimeoutSeconds"), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn image_holes_are_checked_for_their_literal_parts() {
+    // What the holes may hold is not known, but the literal text is.
+    let doc = check_json("param tag = \"1\"\n\ns:\n    image \"My App:{{ tag }}\"\n    run echo\n");
+    assert_eq!(errors_of(&doc).len(), 1, "{doc:#}");
+    for ok in [
+        "\"{{ image }}\"",
+        "\"alpine:{{ tag }}\"",
+        "\"{{ registry }}/app:{{ tag }}\"",
+        "\"localhost:{{ port }}/app\"",
+        "\"app@{{ digest }}\"",
+        "\"app@sha256:{{ digest }}\"",
+    ] {
+        let doc = check_json(&format!(
+            "param image = \"alpine\"\nparam tag = \"1\"\nparam registry = \"r.io\"\nparam port = \"5000\"\nparam digest = \"x\"\n\ns:\n    image {ok}\n    run echo {{{{ image }}}}{{{{ tag }}}}{{{{ registry }}}}{{{{ port }}}}{{{{ digest }}}}\n"
+        ));
+        assert!(errors_of(&doc).is_empty(), "{ok}: {doc:#}");
+    }
+}

@@ -396,3 +396,27 @@ fn docker_oom_kill_is_reported_as_such() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "attempt dirs left behind: {left:?}");
 }
+
+/// A reference the checker could only judge by its literal text (it has a
+/// hole) is checked again once rendered, before Docker is asked: the step
+/// fails with what is wrong, not with `cannot inspect image` and an HTTP code
+/// (the Docker engine is not even needed for that).
+#[test]
+fn a_rendered_image_reference_that_docker_cannot_parse_fails_the_step_clearly() {
+    let run = crate::common::Test::new()
+        .file(
+            "pipeline.topsail",
+            "param img = \"topsail-test/busybox:latest\"\n\ns:\n    image \"{{ img }}\"\n    run echo hi\n",
+        )
+        .args(&["run", "--param", "img=Bad Image::"])
+        .run();
+    let out = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.status, 1, "{out}");
+    assert!(
+        out.contains(
+            "`Bad Image::` is not a valid image reference: the repository name must be lowercase"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("cannot inspect image"), "{out}");
+}

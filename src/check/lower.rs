@@ -12,7 +12,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use petgraph::graph::DiGraph;
 
-use crate::diagnostics::{Diagnostic, codes, suggest};
+use crate::diagnostics::{Diagnostic, Involved, codes, suggest};
 use crate::model::{
     self, Action, Foreach, ForeachItems, Param, Pipeline, Retry, Script, Secret, Step, StepId,
     Text, Type, Value,
@@ -26,6 +26,11 @@ use super::refs::{self, Ctx};
 
 /// Longest state name Step Functions accepts.
 pub const MAX_STATE_NAME: usize = 80;
+
+/// The most seconds Step Functions accepts in `TimeoutSeconds`,
+/// `HeartbeatSeconds` and a retrier's `IntervalSeconds` (and the most
+/// `MaxAttempts`).
+pub const MAX_ASL_SECONDS: u64 = 99_999_999;
 
 /// What references are resolved against.
 pub(crate) struct Env {
@@ -133,8 +138,20 @@ pub(crate) fn lower(
                             .secondary(first.span, "first declared here")
                             .help("remove one of them, or rename one"),
                         );
-                    } else if let Some(param) = lower_param(p, diags) {
-                        params.insert(p.name.name.clone(), param);
+                    } else {
+                        let before = diags.len();
+                        if let Some(param) = lower_param(p, diags) {
+                            params.insert(p.name.name.clone(), param);
+                        } else {
+                            // The param is not declared now, and the names its
+                            // default uses are not used: both follow from the
+                            // errors just reported.
+                            let uses = p.default.as_ref().map(value_refs).unwrap_or_default();
+                            for d in diags[before..].iter_mut().filter(|d| d.is_error()) {
+                                d.involves.push(Involved::Declares(p.name.name.clone()));
+                                d.involves.extend(uses.iter().cloned().map(Involved::Uses));
+                            }
+                        }
                     }
                 }
                 Item::Secret(s) => {
@@ -163,6 +180,7 @@ pub(crate) fn lower(
                     }
                 }
                 Item::Image(i) => {
+                    check_image(i, diags);
                     if let Some(first) = image {
                         diags.push(duplicate_decl("image", i.span, first.span));
                     } else {
@@ -327,7 +345,8 @@ pub(crate) fn lower(
                         d.name, need.name
                     ),
                 )
-                .label("no step has this name");
+                .label("no step has this name")
+                .about_unknown(need.name.clone());
                 diag = match suggest(&need.name, env.steps.iter().map(|s| s.name.as_str())) {
                     Some(s) => diag.help(format!("did you mean `{s}`?")),
                     None => diag.help(format!(
@@ -402,7 +421,8 @@ pub(crate) fn lower(
                     format!("param `{name}` is never used"),
                 )
                 .label("declared here, used nowhere")
-                .help(format!("use it as `{{{{ {name} }}}}`, or remove it")),
+                .help(format!("use it as `{{{{ {name} }}}}`, or remove it"))
+                .about_unused(name.clone()),
             );
         }
     }
@@ -417,7 +437,8 @@ pub(crate) fn lower(
                 .label("declared here, requested by no step")
                 .help(format!(
                     "add `secret {name}` to the steps that need it, or remove the declaration"
-                )),
+                ))
+                .about_unused(name.clone()),
             );
         }
     }
@@ -434,6 +455,73 @@ pub(crate) fn lower(
         steps,
         graph,
     })
+}
+
+/// The names the `{{ }}` holes of a value refer to (their first part).
+fn value_refs(v: &ast::Value) -> Vec<String> {
+    match &v.kind {
+        ast::ValueKind::Str(i) => i
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Ref(r) => r.path.first().map(|x| x.name.clone()),
+                Part::Lit(_) => None,
+            })
+            .collect(),
+        ast::ValueKind::List(items) => items.iter().flat_map(value_refs).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An image reference Docker would refuse is an error here, not at run time.
+/// With `{{ }}` holes only the literal text can be judged: the reference must
+/// parse with the holes filled by one of a few placeholders (a short name, a
+/// long hex-like word, a digest), and the runner checks the rendered one.
+fn check_image(i: &ast::Interp, diags: &mut Vec<Diagnostic>) {
+    let has_holes = i.parts.iter().any(|p| matches!(p, Part::Ref(_)));
+    let render = |hole: &str| -> String {
+        i.parts
+            .iter()
+            .map(|p| match p {
+                Part::Lit(s) => s.as_str(),
+                Part::Ref(_) => hole,
+            })
+            .collect()
+    };
+    let first = render("0");
+    let Err(why) = model::image_ref::validate(&first) else {
+        return;
+    };
+    if has_holes {
+        let long = "0".repeat(64);
+        let digest = format!("sha256:{long}");
+        if [long.as_str(), digest.as_str()]
+            .iter()
+            .any(|h| model::image_ref::validate(&render(h)).is_ok())
+        {
+            return;
+        }
+    }
+    let shown = i.source_text();
+    let mut d = if i.parts.is_empty() {
+        Diagnostic::error(codes::BAD_VALUE, i.span, "the image reference is empty")
+            .label("no image named")
+            .help("name an image, like `\"alpine:3.20\"`, or remove `image` to run the step on the host")
+            .fix("\"alpine:3.20\"")
+    } else {
+        Diagnostic::error(
+            codes::BAD_VALUE,
+            i.span,
+            format!("`{shown}` is not a valid image reference: {why}"),
+        )
+        .label("Docker cannot parse this")
+        .help("a reference is `[REGISTRY[:PORT]/]PATH[:TAG][@DIGEST]`, the path in lowercase, like `\"alpine:3.20\"` or `\"ghcr.io/owner/app:v1\"`")
+    };
+    if !has_holes && let Some(s) = model::image_ref::suggest(&first) {
+        d.help = format!("{}; did you mean `\"{s}\"`?", d.help);
+        d = d.fix(format!("{s:?}"));
+    }
+    diags.push(d);
 }
 
 fn duplicate_decl(what: &str, span: Span, first: Span) -> Diagnostic {
@@ -633,22 +721,38 @@ pub(crate) fn literal(
     if let Some(want) = expected
         && value.ty() != want
     {
-        diags.push(
-            Diagnostic::error(
-                codes::TYPE_MISMATCH,
-                v.span,
-                format!("{what} of type {want} cannot be {}", article(value.ty())),
-            )
-            .label(format!("this is {}", article(value.ty())))
-            .help(match want {
-                Type::String => "write it in double quotes".to_string(),
-                Type::Int => "write a whole number, e.g. `3`".to_string(),
-                Type::Bool => "write `true` or `false`".to_string(),
-                Type::Duration => "write a duration such as `90s`, `15m` or `2h`".to_string(),
-                Type::List => "write a list such as `[\"a\", \"b\"]`".to_string(),
-                Type::Float => "write a number such as `2.0`".to_string(),
-            }),
-        );
+        let quoted = format!("{:?}", value_text(&v.kind));
+        let (help, fixes): (String, Vec<String>) = match want {
+            Type::String => (
+                format!("write it in double quotes: `{quoted}`"),
+                vec![quoted],
+            ),
+            Type::Int => ("write a whole number, e.g. `3`".into(), vec!["3".into()]),
+            Type::Bool => (
+                "write `true` or `false`".into(),
+                vec!["true".into(), "false".into()],
+            ),
+            Type::Duration => (
+                "write a duration such as `90s`, `15m` or `2h`".into(),
+                vec!["90s".into(), "15m".into(), "2h".into()],
+            ),
+            Type::List => (
+                format!("write a list such as `[{quoted}]`"),
+                vec![format!("[{quoted}]")],
+            ),
+            Type::Float => ("write a number such as `2.0`".into(), vec!["2.0".into()]),
+        };
+        let mut d = Diagnostic::error(
+            codes::TYPE_MISMATCH,
+            v.span,
+            format!("{what} of type {want} cannot be {}", article(value.ty())),
+        )
+        .label(format!("this is {}", article(value.ty())))
+        .help(help);
+        for f in fixes {
+            d = d.fix(f);
+        }
+        diags.push(d);
         return None;
     }
     Some(value)
@@ -661,19 +765,40 @@ fn article(t: Type) -> String {
     }
 }
 
+/// `1157d`: the longest duration, in days, that Step Functions takes in seconds.
+fn max_asl_days() -> String {
+    format!("{}d", MAX_ASL_SECONDS / 86_400)
+}
+
 fn duration(text: &str, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Duration> {
     match model::parse_duration(text) {
         Ok(d) => Some(d),
         Err(e) => {
-            diags.push(
-                Diagnostic::error(
-                    codes::BAD_DURATION,
-                    span,
-                    format!("`{text}` is not a duration"),
-                )
-                .label(e)
-                .help("write a whole number and a unit: `500ms`, `90s`, `15m`, `24h` or `2d`"),
-            );
+            // Suggest durations that every use of one accepts: whole seconds,
+            // within what Step Functions takes.
+            let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+            let fixes = match digits.parse::<u64>() {
+                Ok(n) if n > 0 && n <= MAX_ASL_SECONDS => vec![format!("{n}s"), format!("{n}m")],
+                Ok(_) if !digits.is_empty() && digits.trim_start_matches('0').is_empty() => {
+                    vec!["30s".to_string()]
+                }
+                Ok(_) | Err(_) if digits.len() > 8 => vec![max_asl_days()],
+                _ => vec!["90s".to_string(), "15m".to_string()],
+            };
+            let mut d = Diagnostic::error(
+                codes::BAD_DURATION,
+                span,
+                format!("`{text}` is not a duration"),
+            )
+            .label(e)
+            .help(format!(
+                "write a whole number and a unit (s, m, h or d), like `{}`; also `90s`, `15m`, `24h` or `2d`",
+                fixes[0]
+            ));
+            for f in fixes {
+                d = d.fix(f);
+            }
+            diags.push(d);
             None
         }
     }
@@ -742,7 +867,8 @@ fn expand<'a>(
             name_span,
             format!("unknown template `{written}`"),
         )
-        .label("no template has this name");
+        .label("no template has this name")
+        .about_unknown(written.clone());
         diag = match suggest(&written, known.iter().map(String::as_str)) {
             Some(s) => diag.help(format!("did you mean `{s}`?")),
             None => diag.help(
@@ -1041,6 +1167,7 @@ fn lower_step(
     for x in body {
         match &x.kind {
             DirectiveKind::Image(i) => {
+                check_image(i, diags);
                 image = Some(text(i, diags));
                 image_dir = Some(x);
             }
@@ -1115,7 +1242,8 @@ fn lower_step(
                         s.span,
                         format!("secret `{}` is not declared", s.name),
                     )
-                    .label("unknown secret");
+                    .label("unknown secret")
+                    .about_unknown(s.name.clone());
                     diag = match suggest(&s.name, secrets.keys().map(String::as_str)) {
                         Some(found) => diag.help(format!("did you mean `{found}`?")),
                         None => diag.help(format!(
@@ -1330,11 +1458,13 @@ fn positive_duration(v: &ast::Value, what: &str, diags: &mut Vec<Diagnostic>) ->
                 format!("`{what}` cannot be zero"),
             )
             .label("zero")
-            .help("give a positive duration, e.g. `30s`"),
+            .help("give a positive duration, e.g. `30s`")
+            .fix("30s"),
         );
         return None;
     }
     if d.subsec_millis() != 0 {
+        let up = format!("{}s", d.as_secs() + 1);
         diags.push(
             Diagnostic::error(
                 codes::BAD_DURATION,
@@ -1342,7 +1472,33 @@ fn positive_duration(v: &ast::Value, what: &str, diags: &mut Vec<Diagnostic>) ->
                 format!("`{what}` must be a whole number of seconds"),
             )
             .label("Step Functions counts this in whole seconds")
-            .help("round it to seconds, e.g. `2s` instead of `1500ms`"),
+            .help(format!("round it to whole seconds: `{up}`"))
+            .fix(up),
+        );
+        return None;
+    }
+    if d.as_secs() > MAX_ASL_SECONDS {
+        let field = match what {
+            "timeout" => "TimeoutSeconds",
+            "heartbeat" => "HeartbeatSeconds",
+            _ => "IntervalSeconds",
+        };
+        let max = max_asl_days();
+        diags.push(
+            Diagnostic::error(
+                codes::ASL_LIMIT,
+                v.span,
+                format!(
+                    "`{what}` is {} seconds; Step Functions accepts at most {MAX_ASL_SECONDS}",
+                    d.as_secs()
+                ),
+            )
+            .label(format!("too long for `{field}`"))
+            .help(format!(
+                "Step Functions takes at most {MAX_ASL_SECONDS} seconds (about {} days) in `{field}`: write `{max}` or less",
+                MAX_ASL_SECONDS / 86_400
+            ))
+            .fix(max),
         );
         return None;
     }
@@ -1366,7 +1522,9 @@ fn lower_retry(r: &ast::Retry, diags: &mut Vec<Diagnostic>) -> Option<Retry> {
                         "the backoff factor must be at least 1.0",
                     )
                     .label("each wait is the previous one times this")
-                    .help("use `backoff 1.0` for equal waits, `backoff 2.0` to double them"),
+                    .help("use `backoff 1.0` for equal waits, `backoff 2.0` to double them (Step Functions' BackoffRate is at least 1.0)")
+                    .fix("1.0")
+                    .fix("2.0"),
                 );
                 None
             }
@@ -1383,7 +1541,8 @@ fn lower_retry(r: &ast::Retry, diags: &mut Vec<Diagnostic>) -> Option<Retry> {
                     "the retry count must be between 0 and 99999999",
                 )
                 .label("out of range")
-                .help("give how many more attempts to make after a failure, e.g. `retry 2`"),
+                .help("give how many more attempts to make after a failure, at most 99999999 (Step Functions' MaxAttempts), e.g. `retry 2`")
+                .fix("2"),
             );
             return None;
         }
@@ -1420,7 +1579,8 @@ fn lower_foreach(f: &ast::Foreach, env: &Env, diags: &mut Vec<Diagnostic>) -> Op
                     )
                     .label("not a list")
                     .secondary(param.span, "declared here")
-                    .help(format!("declare it as `param {}: list`", p.name)),
+                    .help(format!("declare it as `param {}: list`", p.name))
+                    .uses([p.name.clone()]),
                 );
                 return None;
             }
@@ -1430,7 +1590,8 @@ fn lower_foreach(f: &ast::Foreach, env: &Env, diags: &mut Vec<Diagnostic>) -> Op
                     p.span,
                     format!("unknown param `{}`", p.name),
                 )
-                .label("not a param");
+                .label("not a param")
+                .about_unknown(p.name.clone());
                 diag = match suggest(&p.name, env.params.keys().map(String::as_str)) {
                     Some(s) => diag.help(format!("did you mean `{s}`?")),
                     None => diag.help(format!(
@@ -1469,7 +1630,8 @@ fn check_catch(
                     c.span,
                     format!("catch handler `{}` does not exist", c.name),
                 )
-                .label("no step has this name");
+                .label("no step has this name")
+                .about_unknown(c.name.clone());
                 diag = match suggest(&c.name, env.steps.iter().map(|s| s.name.as_str())) {
                     Some(s) => diag.help(format!("did you mean `{s}`?")),
                     None => diag.help(format!(

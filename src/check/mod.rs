@@ -116,14 +116,14 @@ pub fn check_source_with(
     let root = sources.add(name, path.clone(), text, format);
     let mut diags = Vec::new();
     let units = load_units(&mut sources, root, &options.contexts, &mut diags);
+    involve_lines(&sources, &mut diags);
     let default_name = path
         .as_deref()
         .and_then(Path::file_stem)
         .and_then(|s| s.to_str())
         .map_or_else(|| "pipeline".to_string(), str::to_string);
-    let syntax_errors = diags.len();
     let pipeline = lower::lower(&units, &default_name, &mut diags);
-    drop_cascades(&sources, &mut diags, syntax_errors);
+    diagnostics::drop_consequences(&mut diags);
     diagnostics::sort(&mut diags);
     let pipeline = if diagnostics::has_errors(&diags) {
         None
@@ -138,46 +138,30 @@ pub fn check_source_with(
     }
 }
 
-/// A line that failed to parse may have declared a name (a step header
-/// missing its colon, say); "unknown name" reports about names written on
-/// such a line are echoes of the syntax error, so they are dropped.
-fn drop_cascades(sources: &SourceMap, diags: &mut Vec<Diagnostic>, syntax_errors: usize) {
-    if !diags[..syntax_errors].iter().any(Diagnostic::is_error) {
-        return;
-    }
-    let mut words: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for d in diags[..syntax_errors].iter().filter(|d| d.is_error()) {
+/// A syntax error that does not say what its broken construct declared and
+/// used (the YAML and legacy front ends do not yet) is taken to
+/// involve the names on its line, as both: what follows from it is then
+/// recognised by [`diagnostics::drop_consequences`].
+fn involve_lines(sources: &SourceMap, diags: &mut [Diagnostic]) {
+    // The `.topsail` parser marks its errors itself.
+    let unmarked = |d: &Diagnostic| {
+        d.is_error() && d.involves.is_empty() && sources.get(d.span.file).format != Format::Topsail
+    };
+    for d in diags.iter_mut().filter(|d| unmarked(d)) {
         let text = &sources.get(d.span.file).text;
-        let start = text[..d.span.start.min(text.len())]
-            .rfind('\n')
-            .map_or(0, |i| i + 1);
-        let end = text[d.span.end.min(text.len())..]
-            .find('\n')
-            .map_or(text.len(), |i| d.span.end.min(text.len()) + i);
-        for w in
-            text[start..end].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        {
-            if !w.is_empty() {
-                words.insert(format!("`{w}`"));
-            }
+        let at = d.span.start.min(text.len());
+        if !text.is_char_boundary(at) {
+            continue;
+        }
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        for name in syntax::topsail::mentioned_names(&text[start..end]) {
+            d.involves
+                .push(diagnostics::Involved::Declares(name.to_string()));
+            d.involves
+                .push(diagnostics::Involved::Uses(name.to_string()));
         }
     }
-    let cascading = [
-        codes::UNKNOWN_STEP,
-        codes::UNKNOWN_REFERENCE,
-        codes::UNKNOWN_OUTPUT,
-        codes::UNKNOWN_TEMPLATE,
-        codes::UNDECLARED_SECRET,
-        codes::UNUSED_PARAM,
-        codes::UNUSED_SECRET,
-    ];
-    let mut k = 0;
-    diags.retain(|d| {
-        k += 1;
-        k <= syntax_errors
-            || !cascading.contains(&d.code)
-            || !words.iter().any(|w| d.message.contains(w.as_str()))
-    });
 }
 
 /// Where imports may reach: the git repository holding the root file (the

@@ -23,10 +23,16 @@ pub(crate) fn text(
     diags: &mut Vec<Diagnostic>,
 ) -> Text {
     let mut parts = Vec::with_capacity(interp.parts.len());
-    for part in &interp.parts {
+    for (k, part) in interp.parts.iter().enumerate() {
         match part {
             Part::Lit(s) => parts.push(Piece::Lit(s.clone())),
             Part::Ref(r) => {
+                let dollar =
+                    k > 0 && matches!(&interp.parts[k - 1], Part::Lit(s) if s.ends_with('$'));
+                if let Some(d) = github_form(r, dollar, ctx, env) {
+                    diags.push(d);
+                    continue;
+                }
                 if let Some((r, _)) = resolve(r, ctx, env, diags) {
                     parts.push(Piece::Ref(r));
                 }
@@ -34,6 +40,36 @@ pub(crate) fn text(
         }
     }
     Text { parts }
+}
+
+/// The built-in references, as written.
+const BUILTINS: &[&str] = &[
+    "pipeline.name",
+    "run.id",
+    "step.name",
+    "failed.step",
+    "failed.error",
+];
+
+/// `${{ github.sha }}` and its kin: a GitHub Actions expression, written where
+/// topsail's `{{ }}` stands. Recognised by its `$` or its GitHub context,
+/// unless the name is one of this pipeline's.
+fn github_form(r: &ast::Ref, dollar: bool, ctx: &Ctx, env: &Env) -> Option<Diagnostic> {
+    let first = r.path.first()?.name.as_str();
+    let ours = ctx.foreach_var == Some(first)
+        || env.params.contains_key(first)
+        || env.step_index(first, ctx.step).is_some()
+        || (r.path.len() == 2 && BUILTINS.contains(&r.dotted().as_str()));
+    if ours || !(dollar || crate::syntax::interp::GITHUB_CONTEXTS.contains(&first)) {
+        return None;
+    }
+    let (message, help) = crate::syntax::interp::github_expression(&r.dotted());
+    Some(
+        Diagnostic::error(codes::UNKNOWN_REFERENCE, r.span, message)
+            .label("GitHub Actions syntax")
+            .help(help)
+            .about_unknown(first),
+    )
 }
 
 /// Resolve one reference, giving its type too.
@@ -91,7 +127,8 @@ fn resolve_name(
         r.span,
         format!("unknown name `{name}`"),
     )
-    .label("not a param or loop variable");
+    .label("not a param or loop variable")
+    .about_unknown(name);
     d = if let Some(s) = suggest(name, candidates.iter().copied()) {
         d.help(format!("did you mean `{s}`?"))
     } else if env.step_index(name, ctx.step).is_some() {
@@ -148,14 +185,35 @@ fn resolve_dotted(
         )
         .label("no step has this name");
         let names = env.steps.iter().map(|s| s.name.as_str());
+        let dotted = format!("{a}.{b}");
         d = match suggest(a, names) {
             Some(s) => d.help(format!("did you mean `{s}`?")),
-            None if matches!(a, "pipeline" | "run" | "step" | "failed") => d.help(
-                "the built-ins are `pipeline.name`, `run.id`, `step.name`, and `failed.step` / `failed.error` in catch handlers",
-            ),
-            None => d.help("a dotted reference is `step.OUTPUT` for a step this one needs"),
+            None => match suggest(&dotted, BUILTINS.iter().copied()) {
+                // `pipeline.nam`, `run.ID`: a misspelt built-in, not a step.
+                Some(s) => {
+                    // The path alone (not the braces around it), for the fix.
+                    Diagnostic::error(
+                        codes::UNKNOWN_REFERENCE,
+                        first.span.to(second.span),
+                        format!("unknown built-in `{dotted}`"),
+                    )
+                    .label("not a built-in")
+                    .help(format!("did you mean `{s}`?"))
+                    .fix(s)
+                }
+                _ if matches!(a, "pipeline" | "run" | "step" | "failed") => Diagnostic::error(
+                    codes::UNKNOWN_REFERENCE,
+                    r.span,
+                    format!("unknown built-in `{dotted}`"),
+                )
+                .label("not a built-in")
+                .help(
+                    "the built-ins are `pipeline.name`, `run.id`, `step.name`, and `failed.step` / `failed.error` in catch handlers",
+                ),
+                _ => d.help("a dotted reference is `step.OUTPUT` for a step this one needs"),
+            },
         };
-        diags.push(d);
+        diags.push(d.about_unknown(a));
         return None;
     };
     let info: &StepInfo = &env.steps[target];
@@ -267,26 +325,20 @@ pub(crate) fn cond(expr: &Expr, ctx: &Ctx, env: &Env, diags: &mut Vec<Diagnostic
                 } else {
                     "!="
                 };
-                let hint = match (x.ty(), y.ty()) {
-                    (Type::String, Type::Bool) | (Type::Bool, Type::String) => {
-                        "outputs are strings: compare with \"true\" / \"false\" in quotes".to_string()
-                    }
-                    (Type::String, Type::Int) | (Type::Int, Type::String) => {
-                        "outputs are strings: write the number in quotes, or compare an int param with a number".to_string()
-                    }
-                    (tx, ty) => format!("make both sides the same type (the left is {tx}, the right is {ty})"),
-                };
-                diags.push(
-                    Diagnostic::error(
-                        codes::TYPE_MISMATCH,
-                        expr.span,
-                        format!("`{op}` compares a {} with a {}", x.ty(), y.ty()),
-                    )
-                    .label("these never compare equal")
-                    .secondary(a.span, format!("{}", x.ty()))
-                    .secondary(b.span, format!("{}", y.ty()))
-                    .help(hint),
-                );
+                let (hint, fix) = compare_help(op, (a, &x), (b, &y));
+                let mut d = Diagnostic::error(
+                    codes::TYPE_MISMATCH,
+                    expr.span,
+                    format!("`{op}` compares a {} with a {}", x.ty(), y.ty()),
+                )
+                .label("these never compare equal")
+                .secondary(a.span, format!("{}", x.ty()))
+                .secondary(b.span, format!("{}", y.ty()))
+                .help(hint);
+                if let Some(fix) = fix {
+                    d = d.fix(fix);
+                }
+                diags.push(d);
                 return None;
             }
             if matches!(expr.kind, ExprKind::Eq(..)) {
@@ -312,6 +364,123 @@ pub(crate) fn cond(expr: &Expr, ctx: &Ctx, env: &Env, diags: &mut Vec<Diagnostic
             Cond::Truthy(op)
         }
     })
+}
+
+/// How an operand is written, for a suggested rewrite.
+fn written(e: &Expr, op: &Operand) -> String {
+    match (&e.kind, op) {
+        (ExprKind::Paren(inner), _) => written(inner, op),
+        (ExprKind::Ref(r), _) => r.dotted(),
+        (_, Operand::Lit(v)) => literal_text(v),
+        (_, Operand::Ref(..)) => String::new(),
+    }
+}
+
+fn literal_text(v: &model::Value) -> String {
+    match v {
+        model::Value::Str(s) => format!("{s:?}"),
+        model::Value::Int(i) => i.to_string(),
+        model::Value::Bool(b) => b.to_string(),
+        model::Value::Float(f) => model::format_float(*f),
+        other => format!("{other:?}"),
+    }
+}
+
+/// What a reference of type string is, in words.
+fn string_kind(r: &Ref) -> &'static str {
+    match r {
+        Ref::Output { .. } => "an output, and outputs are strings",
+        Ref::Loop(_) => "a loop variable, and its items are strings",
+        Ref::Param(_) => "a string param",
+        _ => "a built-in, and built-ins are strings",
+    }
+}
+
+/// The help (and, when there is one, the rewrite of the whole comparison)
+/// for `==` / `!=` between two types: it fits the case that was written.
+fn compare_help(
+    op: &str,
+    (a, x): (&Expr, &Operand),
+    (b, y): (&Expr, &Operand),
+) -> (String, Option<String>) {
+    let (ta, tb) = (written(a, x), written(b, y));
+    // The reference and the literal, whichever side each is on.
+    let (r, name, lit, ref_left) = match (x, y) {
+        (Operand::Ref(r, t), Operand::Lit(v)) => ((r, *t), ta.clone(), v, true),
+        (Operand::Lit(v), Operand::Ref(r, t)) => ((r, *t), tb.clone(), v, false),
+        _ => {
+            return (
+                format!(
+                    "make both sides the same type (the left is {}, the right is {})",
+                    x.ty(),
+                    y.ty()
+                ),
+                None,
+            );
+        }
+    };
+    let with_lit = |lit: String| {
+        if ref_left {
+            format!("{name} {op} {lit}")
+        } else {
+            format!("{lit} {op} {name}")
+        }
+    };
+    match (r.1, lit) {
+        (Type::Bool, model::Value::Str(s)) if s == "true" || s == "false" => {
+            let truthy = (s == "true") == (op == "==");
+            let fix = if truthy {
+                name.clone()
+            } else {
+                format!("!{name}")
+            };
+            (
+                format!("`{name}` is a bool, not a string: write `when {fix}`"),
+                Some(fix),
+            )
+        }
+        (Type::Bool, _) => (
+            format!(
+                "`{name}` is a bool: write `when {name}` or `when !{name}`, or compare it with `true` / `false` without quotes"
+            ),
+            None,
+        ),
+        (Type::String, model::Value::Bool(_) | model::Value::Int(_) | model::Value::Float(_)) => {
+            let quoted = format!("\"{}\"", literal_text(lit));
+            let fix = with_lit(quoted.clone());
+            (
+                format!(
+                    "`{name}` is {}: put the value in quotes, `{fix}`",
+                    string_kind(r.0)
+                ),
+                Some(fix),
+            )
+        }
+        (Type::Int, model::Value::Str(s)) if s.parse::<i64>().is_ok() => {
+            let fix = with_lit(s.clone());
+            (
+                format!("`{name}` is an int: write the number without quotes, `{fix}`"),
+                Some(fix),
+            )
+        }
+        (Type::Int, _) => (
+            format!(
+                "`{name}` is an int: compare it with a number, without quotes (`{name} {op} 3`)"
+            ),
+            None,
+        ),
+        (Type::String, _) => (
+            format!(
+                "`{name}` is {}: compare it with a string in quotes (`{name} {op} \"x\"`)",
+                string_kind(r.0)
+            ),
+            None,
+        ),
+        (t, _) => (
+            format!("`{name}` is a {t}: compare it with a value of that type"),
+            None,
+        ),
+    }
 }
 
 fn operand(expr: &Expr, ctx: &Ctx, env: &Env, diags: &mut Vec<Diagnostic>) -> Option<Operand> {

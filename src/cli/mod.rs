@@ -159,10 +159,11 @@ pub fn resolve_file(file: Option<&Path>) -> Result<PathBuf, ExitCode> {
     if let Some(found) = default_file() {
         return Ok(found);
     }
-    Err(fail_usage(
+    let command = COMMAND.get().copied().unwrap_or("check");
+    Err(fail_usage(format!(
         "no pipeline file given, and there is no pipeline.topsail or topsail.yaml here\n  \
-         help: pass the file, e.g. `topsail check path/to/pipeline.topsail`",
-    ))
+         help: pass the file, e.g. `topsail {command} path/to/pipeline.topsail`"
+    )))
 }
 
 fn default_file() -> Option<PathBuf> {

@@ -8,6 +8,7 @@
 //! thing when that form is equal.
 
 mod eval;
+pub mod image_ref;
 
 pub use eval::{EvalError, Scope, render_script, render_text, truthy};
 

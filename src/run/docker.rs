@@ -109,6 +109,11 @@ impl DockerRuntime {
         let Some(image) = spec.image.as_deref() else {
             return Exit::Error("internal: the docker runtime got a step without an image".into());
         };
+        // A rendered `{{ }}` can make a reference Docker cannot parse; say so
+        // before Docker is asked (it would answer with an HTTP status).
+        if let Err(why) = crate::model::image_ref::validate(image) {
+            return Exit::Error(format!("`{image}` is not a valid image reference: {why}"));
+        }
         let docker = match self.client().await {
             Ok(d) => d,
             Err(e) => return Exit::Error(e),

@@ -55,6 +55,15 @@ pub fn split(
                 parts.push(Part::Ref(Ref { path, span: hole }));
             }
             Err((message, help)) => {
+                // `${{ github.event.number }}`, `${{ hashFiles('x') }}`: no
+                // topsail reference, but GitHub Actions' form.
+                let (message, help) = if text[..open].ends_with('$')
+                    || GITHUB_CONTEXTS.contains(&inner.trim().split('.').next().unwrap_or(""))
+                {
+                    github_expression(inner.trim())
+                } else {
+                    (message, help)
+                };
                 diags.push(
                     Diagnostic::error(codes::BAD_INTERPOLATION, hole, message)
                         .label("not a reference")
@@ -76,6 +85,54 @@ pub fn split(
 pub fn split_contiguous(text: &str, file: FileId, start: usize) -> (Interp, Vec<Diagnostic>) {
     let whole = Span::new(file, start, start + text.len());
     split(text, file, whole, &|i| start + i)
+}
+
+/// The contexts of a GitHub Actions `${{ }}` expression.
+pub const GITHUB_CONTEXTS: &[&str] = &[
+    "github", "env", "vars", "secrets", "job", "jobs", "steps", "runner", "strategy", "matrix",
+    "needs", "inputs",
+];
+
+/// The message and help for `${{ EXPR }}`, a GitHub Actions expression
+/// written where topsail's `{{ }}` stands: what to write instead.
+pub fn github_expression(expr: &str) -> (String, String) {
+    let path: Vec<&str> = expr.split('.').map(str::trim).collect();
+    let first = path.first().copied().unwrap_or("");
+    let last = path
+        .last()
+        .copied()
+        .filter(|l| is_name(l))
+        .unwrap_or("NAME");
+    let how = match (first, path.as_slice()) {
+        ("github", _) => format!(
+            "use the runner's environment in the script, `$GITHUB_{}` (set when topsail runs inside GitHub Actions), or declare `param {last}` and pass `--param {last}=...`",
+            last.to_ascii_uppercase().replace('-', "_")
+        ),
+        ("env", _) => format!(
+            "read the environment in the script as `${last}`; set it with `env {last} = \"...\"`"
+        ),
+        ("secrets", _) => format!(
+            "declare `secret {last}` at the top, add `secret {last}` to the step, and read `${last}` in the script"
+        ),
+        ("matrix" | "strategy", _) => format!(
+            "run the step once per item with `foreach {last} in [\"a\", \"b\"]` and write `{{{{ {last} }}}}`"
+        ),
+        ("steps" | "needs", [_, step, ..]) => format!(
+            "a step's output is `{{{{ {step}.{last} }}}}`, for a step this one needs that declares `output {last}`"
+        ),
+        _ => format!("declare `param {last}` and write `{{{{ {last} }}}}`"),
+    };
+    let context = if GITHUB_CONTEXTS.contains(&first) {
+        format!("there is no `{first}` here")
+    } else {
+        "topsail does not evaluate it".to_string()
+    };
+    (
+        format!("`${{{{ {expr} }}}}` is a GitHub Actions expression; {context}"),
+        format!(
+            "topsail's `{{{{ }}}}` names a param, a loop variable, `step.OUTPUT` or a built-in, and GitHub's contexts do not exist: {how}"
+        ),
+    )
 }
 
 enum Hole {

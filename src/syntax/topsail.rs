@@ -210,6 +210,93 @@ fn leading_word(s: &str) -> &str {
     &s[..n]
 }
 
+/// What a step, param, output or loop variable name may hold.
+pub const NAME_PATTERN: &str = "[A-Za-z_][A-Za-z0-9_-]*";
+
+/// `text` made into a name: other characters become `_`, and a `_` goes in
+/// front when it does not start with a letter or `_`.
+pub fn valid_name(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !out.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// The names a line mentions: words outside strings, and the first part of
+/// each `{{ }}` hole (in a string or not). Comments are left out.
+pub(crate) fn mentioned_names(line: &str) -> Vec<&str> {
+    let bytes = line.as_bytes();
+    let mut out = Vec::new();
+    let (mut i, mut in_string, mut in_hole) = (0, false, false);
+    while i < bytes.len() {
+        let c = bytes[i];
+        if bytes[i..].starts_with(b"{{") {
+            in_hole = true;
+            i += 2;
+            continue;
+        }
+        if in_hole && bytes[i..].starts_with(b"}}") {
+            in_hole = false;
+            i += 2;
+            continue;
+        }
+        if !in_hole {
+            match c {
+                b'\\' if in_string => {
+                    i += 2;
+                    continue;
+                }
+                b'"' => in_string = !in_string,
+                b'#' if !in_string => break,
+                _ => {}
+            }
+        }
+        if (c.is_ascii_alphabetic() || c == b'_') && (in_hole || !in_string) {
+            // `c` is ASCII, so `i` is a char boundary.
+            let word = leading_word(&line[i..]);
+            let after_dot = i > 0 && bytes[i - 1] == b'.';
+            if !after_dot {
+                out.push(word);
+            }
+            i += word.len();
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Mark a syntax error on a line with what the line would have declared and
+/// used, so that the checker's reports that only follow from it (an unknown
+/// step the line would have declared, a param it would have used) are dropped.
+fn involve_line(diag: Diagnostic, rule: Rule, content: &str) -> Diagnostic {
+    let words = mentioned_names(content);
+    let declared = match rule {
+        Rule::step_line => words.first(),
+        Rule::param_line
+        | Rule::secret_line
+        | Rule::template_line
+        | Rule::output_line
+        | Rule::foreach_line => words.get(1),
+        _ => None,
+    };
+    let diag = match declared {
+        Some(name) => diag.declares(*name),
+        None => diag,
+    };
+    diag.uses(words)
+}
+
 // ------------------------------------------------------------------ file structure
 
 struct FileParser<'t> {
@@ -335,9 +422,11 @@ impl<'t> FileParser<'t> {
             "import" => (Rule::import_line, "`import \"std/MOD\" [as NAME]`"),
             _ => {
                 self.unknown_top_level(line, word);
+                let header_error = self.diags.len() - 1;
                 // Most likely a step whose `:` is missing: still look for
                 // errors in its body.
                 let _ = self.body(i + 1, j);
+                self.involve_body(header_error, i + 1, j);
                 return None;
             }
         };
@@ -351,9 +440,57 @@ impl<'t> FileParser<'t> {
         item
     }
 
+    /// The names the discarded body `from..to` of a broken header uses
+    /// belong to the header's error: they are not unused.
+    fn involve_body(&mut self, error: usize, from: usize, to: usize) {
+        let text = self.text;
+        let names: Vec<&str> = self.lines[from..to]
+            .iter()
+            .filter(|l| l.kind == Kind::Code)
+            .flat_map(|l| mentioned_names(&text[l.start..l.end]))
+            .collect();
+        if let Some(d) = self.diags.get_mut(error) {
+            d.involves.extend(
+                names
+                    .into_iter()
+                    .map(|n| crate::diagnostics::Involved::Uses(n.to_string())),
+            );
+        }
+    }
+
     fn unknown_top_level(&mut self, line: Line, word: &str) {
         let start = line.start;
         let content = &self.text[line.start..line.end];
+        let uses = mentioned_names(content);
+        // `liblua.a:` or `.PHONY:`: a header whose name holds other characters.
+        let head = content
+            .split_once(':')
+            .map(|(h, _)| h.trim_end_matches([' ', '\t']))
+            .filter(|h| {
+                !h.is_empty()
+                    && !h.contains([' ', '\t', '"', '#', '{', '}', '(', ')', '='])
+                    && !DECLARATIONS.contains(h)
+                    && !interp::is_name(h)
+            });
+        if let Some(head) = head {
+            let fixed = valid_name(head);
+            self.diags.push(
+                Diagnostic::error(
+                    codes::BAD_NAME,
+                    self.span(start, start + head.len()),
+                    format!("`{head}` is not a valid step name"),
+                )
+                .label(format!("a name matches `{NAME_PATTERN}`"))
+                .help(format!(
+                    "a name holds letters, digits, `_` and `-`, and starts with a letter or `_`: \
+                     write `{fixed}:`, say (a make target that is a file becomes a step that writes it)"
+                ))
+                .fix(fixed)
+                .declares(head)
+                .uses(uses),
+            );
+            return;
+        }
         let diag = if word.is_empty() {
             let found = found_text(content, 0, "the end of the line");
             Diagnostic::error(
@@ -394,8 +531,9 @@ impl<'t> FileParser<'t> {
                 "a step header is `NAME: NEEDED-STEP ...`; declarations start with \
                  pipeline, param, secret, image, env, import or template",
             )
+            .declares(word)
         };
-        self.diags.push(diag);
+        self.diags.push(diag.uses(uses));
     }
 
     /// Lines after a declaration that takes no body: comments are kept, any
@@ -430,8 +568,13 @@ impl<'t> FileParser<'t> {
     fn step(&mut self, i: usize, j: usize) -> Option<ast::Item> {
         let line = self.lines[i];
         let content = &self.text[line.start..line.end];
+        let errors = self.diags.len();
         let header = self.step_header(line.start, content);
+        let header_error = (header.is_none() && self.diags.len() > errors).then_some(errors);
         let body = self.body(i + 1, j);
+        if let Some(e) = header_error {
+            self.involve_body(e, i + 1, j);
+        }
         let (name, needs, header_end) = header?;
         let end = body
             .last()
@@ -543,12 +686,19 @@ impl<'t> FileParser<'t> {
                 }
                 Kind::Code => {}
             }
+            if line.tab.is_some()
+                && !DIRECTIVES.contains(&leading_word(&self.text[line.start + line.ws..line.end]))
+            {
+                k = self.recipe(k, to);
+                continue;
+            }
             if let Some(tab) = line.tab {
                 self.report_tab(tab);
             }
             let (width, first) = *indent.get_or_insert((line.width, line));
             if line.width > width {
                 // Skip the whole deeper run of lines: one diagnostic for it.
+                let skipped = k;
                 k += 1;
                 while k < to
                     && (self.lines[k].kind == Kind::Blank
@@ -573,6 +723,8 @@ impl<'t> FileParser<'t> {
                     ))
                     .help(help),
                 );
+                // The skipped lines are not read: the names they use are not unused.
+                self.involve_body(self.diags.len() - 1, skipped, k);
                 continue;
             }
             if line.width < width {
@@ -596,6 +748,51 @@ impl<'t> FileParser<'t> {
             k = next;
         }
         out
+    }
+
+    /// Tab-indented commands that are not directives, from line `k` on: a
+    /// Makefile recipe. One error for the whole block, showing it under
+    /// `run:`, instead of a tab error and an unknown directive per line.
+    /// Returns the line after the block.
+    fn recipe(&mut self, k: usize, to: usize) -> usize {
+        let text = self.text;
+        let first = self.lines[k];
+        let mut last = first;
+        let mut m = k;
+        let mut commands = Vec::new();
+        while m < to {
+            let line = self.lines[m];
+            match line.kind {
+                Kind::Blank => {}
+                Kind::Comment | Kind::Code if line.tab.is_some() => {
+                    commands.push(text[line.start + line.ws..line.end].trim_end());
+                    last = line;
+                }
+                _ => break,
+            }
+            m += 1;
+        }
+        let mut fixed = String::from("    run:");
+        for c in &commands {
+            fixed.push_str("\n        ");
+            fixed.push_str(c);
+        }
+        let uses: Vec<&str> = commands.iter().flat_map(|c| mentioned_names(c)).collect();
+        self.tab_reported = true;
+        self.diags.push(
+            Diagnostic::error(
+                codes::TAB_INDENT,
+                self.span(first.start, last.end),
+                "this body is a Makefile-style recipe: commands indented with tabs",
+            )
+            .label("tab-indented commands, not directives")
+            .help(format!(
+                "indent with spaces, and put the commands under `run:`:\n{fixed}"
+            ))
+            .fix(fixed)
+            .uses(uses),
+        );
+        m
     }
 
     /// Parse the directive on line `k`; returns it (if it parsed), the next
@@ -851,7 +1048,7 @@ impl<'t> FileParser<'t> {
                         "write `{word} ...` without the `:` (only `run:` opens a block; the `key: value` form is YAML)"
                     );
                 }
-                self.diags.push(diag);
+                self.diags.push(involve_line(diag, rule, content));
                 None
             }
         }
