@@ -151,7 +151,13 @@ impl Diagnostic {
     /// A replacement for the primary span that the help proposes.
     #[must_use]
     pub fn fix(mut self, text: impl Into<String>) -> Self {
-        self.fixes.push(text.into());
+        // A fix for a 5 MB name would be as long: such a fix is left out
+        // (the help still says what to do), so diagnostics stay bounded.
+        let text = text.into();
+        if text.len() > MAX_TEXT {
+            return self;
+        }
+        self.fixes.push(text);
         self
     }
 
