@@ -6,6 +6,7 @@ mod check;
 mod common;
 mod editors;
 mod examples;
+mod inject;
 mod legacy;
 mod legacy_run;
 mod lsp;

@@ -26,6 +26,7 @@ pub(crate) fn text(
     for part in &interp.parts {
         match part {
             Part::Lit(s) => parts.push(Piece::Lit(s.clone())),
+            Part::Value(v, _) => parts.push(Piece::Value(v.clone())),
             Part::Ref(r) => {
                 if let Some((r, _)) = resolve(r, ctx, env, diags) {
                     parts.push(Piece::Ref(r));

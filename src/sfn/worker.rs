@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::asl::task::{TASK_INPUT_VERSION, TaskInput, TaskOutput, errors};
 use crate::asl::{DEFAULT_HEARTBEAT_SECONDS, MAX_PAYLOAD_BYTES};
-use crate::model::{format_duration, render_script, render_text};
+use crate::model::{format_duration, render_script, render_text, script_problems};
 use crate::run::runtime::{Line, Outcome, StepIo, StepSpec, Stream, errors as run_errors};
 use crate::run::{Runtimes, Secrets, runtime};
 use crate::sfn::{Clients, err};
@@ -461,8 +461,19 @@ fn build_spec(
         }
         _ => {}
     }
-    let script = render_script(&text("run", &ti.script)?, ti, ti.shell.as_deref())
-        .map_err(|e| bad("run", e))?;
+    let run = text("run", &ti.script)?;
+    // The checker refuses these; a crafted task input has not been checked.
+    if let Some((hole, problem)) = script_problems(&run, ti.shell.as_deref()).first() {
+        return Err((
+            errors::BAD_INPUT,
+            format!(
+                "run: hole {} of the script: {}",
+                hole + 1,
+                problem.message()
+            ),
+        ));
+    }
+    let script = render_script(&run, ti, ti.shell.as_deref()).map_err(|e| bad("run", e))?;
     let mut env = Vec::new();
     for (k, v) in &ti.env {
         env.push((
@@ -470,6 +481,9 @@ fn build_spec(
             render_text(&text(k, v)?, ti).map_err(|e| bad(k, e))?,
         ));
     }
+    // After the step's own: the values of the script's holes win.
+    env.extend(script.env);
+    let script = script.script;
     for name in &ti.secrets {
         let Some(value) = secrets.get(name) else {
             return Err((
@@ -574,8 +588,14 @@ mod tests {
     fn specs_are_rendered_and_checked() {
         let s = Secrets::default();
         let spec = build_spec(&input(None), &opts(true, &[]), &s).unwrap();
-        assert_eq!(spec.script, "echo 3");
-        assert_eq!(spec.env, vec![("A".to_string(), "x y".to_string())]);
+        assert_eq!(spec.script, "echo \"${TOPSAIL_V1_n}\"");
+        assert_eq!(
+            spec.env,
+            vec![
+                ("A".to_string(), "x y".to_string()),
+                ("TOPSAIL_V1_n".to_string(), "3".to_string())
+            ]
+        );
         assert_eq!(spec.timeout, Some(Duration::from_secs(5)));
         let e = build_spec(&input(None), &opts(false, &["*"]), &s).unwrap_err();
         assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
