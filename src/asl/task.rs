@@ -426,7 +426,27 @@ mod tests {
         .unwrap();
         let script = input.text(&input.script).unwrap();
         let out = crate::model::render_script(&script, &input, None).unwrap();
-        assert_eq!(out, "echo 'x y' 3");
+        assert_eq!(out.script, "echo \"${TOPSAIL_V1_b_V}\" \"${TOPSAIL_V2_n}\"");
+        assert_eq!(
+            out.env,
+            vec![
+                ("TOPSAIL_V1_b_V".to_string(), "x y".to_string()),
+                ("TOPSAIL_V2_n".to_string(), "3".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn template_values_survive_the_trip() {
+        let t = Text {
+            parts: vec![
+                Piece::Lit("echo ".into()),
+                Piece::Value("a \"b\" \\ }} {{ c\n".into()),
+                Piece::Ref(Ref::Param("n".into())),
+                Piece::Value(String::new()),
+            ],
+        };
+        assert_eq!(decode_text(&encode_text(&t), None), Ok(t));
     }
 
     #[test]

@@ -1099,10 +1099,12 @@ mod tests {
                     t.push(Ok("\"".into()));
                     (t, e)
                 }
-                // No backquote inside backquotes: that would end them.
+                // No backquote inside backquotes (that would end them), and
+                // no `"` or `$(` either: bash reads those even in `'...'`
+                // there.
                 3 if in_bq => (
-                    vec![Ok("'a \" $(".into()), Err(()), Ok(" b'".into())],
-                    format!("a \" $({v} b"),
+                    vec![Ok("'a ".into()), Err(()), Ok(" b'".into())],
+                    format!("a {v} b"),
                 ),
                 3 => (
                     vec![Ok("'a \" $(".into()), Err(()), Ok("` b'".into())],
@@ -1137,7 +1139,9 @@ mod tests {
                         t.push(Ok(" x'y#".into()));
                         e.push_str(" x'y#");
                     }
-                    2 => {
+                    // In backquotes `\$` loses its backslash before the inner
+                    // script is read: not what this expects.
+                    2 if !in_bq => {
                         t.push(Ok("\\$".into()));
                         e.push('$');
                     }
@@ -1208,7 +1212,7 @@ mod tests {
     ];
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig { cases: 120, ..Default::default() })]
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
 
         #[test]
         fn random_idioms_deliver_values_byte_for_byte_and_run_nothing(
