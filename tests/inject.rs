@@ -128,13 +128,13 @@ fn run_table(image: Option<&str>, marker: &str, bash: bool) {
         marker.to_string()
     };
     let table = table(&abs, image, bash);
-    let t = run_test(&table.pipeline);
     let mut args = vec!["run".to_string(), "--jobs".into(), "2".into()];
     for p in &table.params {
         args.extend(["--param".to_string(), p.clone()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = t.args(&args).run();
+    let t = run_test(&table.pipeline).args(&args);
+    let r = t.run();
     let json = run_json(&t);
     assert!(!t0.path("X").exists() && !t.path("X").exists(), "a value ran");
     assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
@@ -163,9 +163,8 @@ fn a_value_in_shell_arithmetic_must_be_an_integer() {
         "param n\nsum:\n    run echo $(( {{ n }} + 1 ))\nbash:\n    shell \"bash\"\n    run [[ {{ n }} -eq 1 ]] && echo one\n",
     );
     let marker = t.path("X").display().to_string();
-    let r = t
-        .args(&["run", "--param", &format!("n=a[$(touch {marker})]")])
-        .run();
+    let t = t.args(&["run", "--param", &format!("n=a[$(touch {marker})]")]);
+    let r = t.run();
     assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("must be an integer"), "{}{}", r.stdout, r.stderr);
     assert!(!t.path("X").exists());
@@ -173,16 +172,31 @@ fn a_value_in_shell_arithmetic_must_be_an_integer() {
 
 #[test]
 fn a_value_too_big_or_with_nul_fails_the_step_clearly() {
-    let t = run_test("param n\nbig:\n    run echo {{ n }} | wc -c\n");
-    let big = "x".repeat(200 * 1024);
-    let r = t.args(&["run", "--param", &format!("n={big}")]).run();
+    // An argument list cannot carry such a value: an output does.
+    let t = run_test(
+        "make:\n    output BIG\n    output NUL\n    run:\n        printf 'BIG=%0204800d\\n' 0 >> \"$TOPSAIL_OUTPUT\"\n        printf 'NUL=a\\000b\\n' >> \"$TOPSAIL_OUTPUT\"\n\nbig: make\n    run echo {{ make.BIG }} | wc -c\n\nnul: make\n    run echo {{ make.NUL }}\n",
+    )
+    .args(&["run", "--keep-going"]);
+    let r = t.run();
     assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains("over the 128 KiB an environment variable"),
+        r.stdout
+            .contains("is 204800 bytes, over the 128 KiB an environment variable"),
         "{}{}",
         r.stdout,
         r.stderr
     );
+    assert!(
+        r.stdout
+            .contains("has a NUL byte, which an environment variable"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let json = run_json(&t);
+    assert_eq!(unit(&json, "make")["status"], "succeeded");
+    assert_eq!(unit(&json, "big")["status"], "failed");
+    assert_eq!(unit(&json, "nul")["status"], "failed");
 }
 
 #[test]
@@ -190,7 +204,8 @@ fn template_arguments_are_values_not_code() {
     let t = run_test(
         "import \"std/notify\"\n\nparam v = \"1.2\"\n\nbuild:\n    output VERSION\n    run echo 'VERSION=v$(touch X)' >> \"$TOPSAIL_OUTPUT\"\n\ndone: build\n    use log(message = \"done; echo INJECTED; touch X {{ build.VERSION }}\")\n",
     );
-    let r = t.args(&["run"]).run();
+    let t = t.args(&["run"]);
+    let r = t.run();
     assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout
@@ -219,12 +234,12 @@ fn the_notify_webhook_sends_a_message_with_spaces_and_quotes() {
     std::fs::set_permissions(&curl, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let args = t.path("curl.args").display().to_string();
-    let r = t
+    let t = t
         .env("PATH", &path)
         .env("CURL_ARGS", &args)
         .env("NOTIFY_WEBHOOK_URL", "http://127.0.0.1:9/hook")
-        .args(&["run"])
-        .run();
+        .args(&["run"]);
+    let r = t.run();
     assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
     let sent = std::fs::read_to_string(&args).unwrap();
     let body = sent
