@@ -603,4 +603,40 @@ mod tests {
         assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
         assert!(build_spec(&input(Some("good:1")), &opts(false, &["good:*"]), &s).is_ok());
     }
+
+    /// A crafted task input skips the checker: the worker refuses what it
+    /// would have refused, and values still arrive only through the env.
+    #[test]
+    fn crafted_scripts_are_refused_or_kept_data() {
+        let s = Secrets::default();
+        let task = |shell: Option<&str>, script: &str, n: serde_json::Value| -> TaskInput {
+            serde_json::from_value(serde_json::json!({
+                "version": 2, "pipeline": "p", "run_id": "r1", "step": "s",
+                "shell": shell, "script": script,
+                "values": {"params": {"n": n}}
+            }))
+            .unwrap()
+        };
+        let o = opts(true, &[]);
+        for (shell, script) in [
+            (None, "cat <<'EOF'\n{{ n }}\nEOF"),
+            (Some("python3"), "print({{ n }})"),
+        ] {
+            let e = build_spec(&task(shell, script, "x".into()), &o, &s).unwrap_err();
+            assert_eq!(e.0, errors::BAD_INPUT, "{e:?}");
+            assert!(e.1.contains("cannot stand"), "{e:?}");
+        }
+        let e = build_spec(&task(None, "echo {{ n }}", "a\u{0}b".into()), &o, &s).unwrap_err();
+        assert_eq!(e.0, run_errors::RUNTIME);
+        assert!(e.1.contains("NUL"), "{e:?}");
+        let e = build_spec(&task(None, "echo $(( {{ n }} ))", "a[$(id)]".into()), &o, &s)
+            .unwrap_err();
+        assert!(e.1.contains("must be an integer"), "{e:?}");
+        let evil = "$(touch X); `id` ' \"";
+        let spec = build_spec(&task(None, "echo \"{{ n }}\" {{ value \"a; b\" }}", evil.into()), &o, &s)
+            .unwrap();
+        assert!(!spec.script.contains("touch") && !spec.script.contains("a; b"), "{}", spec.script);
+        assert!(spec.env.contains(&("TOPSAIL_V1_n".to_string(), evil.to_string())));
+        assert!(spec.env.contains(&("TOPSAIL_V2_arg".to_string(), "a; b".to_string())));
+    }
 }
