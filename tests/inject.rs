@@ -4,6 +4,8 @@
 //! must arrive byte for byte, and the marker file its `touch` names must
 //! never appear.
 
+use std::fmt::Write as _;
+
 use crate::common::Test;
 use crate::run::{run_json, run_test, unit};
 
@@ -40,9 +42,17 @@ pub const IDIOMS: &[(&str, &str, bool)] = &[
     ("echo \"${UNSET:-{{V}}}\" >OUT", "{}", false),
     ("echo ${UNSET:-{{V}}} >OUT", "{}", false),
     ("echo \"a'{{V}}'b\" >OUT", "a'{}'b", false),
-    ("cat <<-EOF >OUT\n{{V}} and $(echo \"{{V}}\")\nEOF", "{} and {}", false),
+    (
+        "cat <<-EOF >OUT\n{{V}} and $(echo \"{{V}}\")\nEOF",
+        "{} and {}",
+        false,
+    ),
     ("# a comment {{V}} ' \" $(\necho {{V}} >OUT", "{}", false),
-    ("x=$(cat <<'EOF'\n$(quoted)\nEOF\n)\necho \"$x\" {{V}} >OUT", "$(quoted) {}", false),
+    (
+        "x=$(cat <<'EOF'\n$(quoted)\nEOF\n)\necho \"$x\" {{V}} >OUT",
+        "$(quoted) {}",
+        false,
+    ),
 ];
 
 /// A pipeline running every idiom with every value: step `sN` (sh) and `bN`
@@ -58,10 +68,10 @@ pub struct Table {
 pub fn table(marker: &str, image: Option<&str>, bash: bool) -> Table {
     let mut p = String::from("pipeline inject\n");
     if let Some(i) = image {
-        p.push_str(&format!("image \"{i}\"\n"));
+        let _ = writeln!(p, "image \"{i}\"");
     }
     for n in 0..VALUES.len() {
-        p.push_str(&format!("param v{n}\n"));
+        let _ = writeln!(p, "param v{n}");
     }
     let mut params = Vec::new();
     let mut expect = Vec::new();
@@ -72,7 +82,7 @@ pub fn table(marker: &str, image: Option<&str>, bash: bool) -> Table {
             if with_bash && !bash {
                 continue;
             }
-            p.push_str(&format!("\n{step}:\n"));
+            let _ = writeln!(p, "\n{step}:");
             if with_bash {
                 p.push_str("    shell \"bash -e\"\n");
             }
@@ -82,7 +92,7 @@ pub fn table(marker: &str, image: Option<&str>, bash: bool) -> Table {
                 .filter(|(_, (_, _, b))| *b == with_bash)
                 .collect();
             for (k, _) in &mine {
-                p.push_str(&format!("    output R{k}\n"));
+                let _ = writeln!(p, "    output R{k}");
             }
             p.push_str("    run:\n");
             // `echo` as printf: sh's own echo reads backslashes in its argument.
@@ -92,11 +102,12 @@ pub fn table(marker: &str, image: Option<&str>, bash: bool) -> Table {
                     .replace("{{V}}", &format!("{{{{ v{n} }}}}"))
                     .replace(">OUT", "> \"$TMPDIR/got\"");
                 for line in script.lines() {
-                    p.push_str(&format!("        {line}\n"));
+                    let _ = writeln!(p, "        {line}");
                 }
-                p.push_str(&format!(
-                    "        {{ echo 'R{k}<<__END__'; cat \"$TMPDIR/got\"; echo '__END__'; }} >> \"$TOPSAIL_OUTPUT\"\n"
-                ));
+                let _ = writeln!(
+                    p,
+                    "        {{ echo 'R{k}<<__END__'; cat \"$TMPDIR/got\"; echo '__END__'; }} >> \"$TOPSAIL_OUTPUT\""
+                );
                 expect.push((step.clone(), format!("R{k}"), wrote.replace("{}", &value)));
             }
         }
@@ -117,7 +128,12 @@ pub fn check_outputs(t: &Table, outputs: impl Fn(&str, &str) -> Option<String>) 
             wrong.push(format!("{step}.{output}: want {want:?}, got {got:?}"));
         }
     }
-    assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
 
 fn run_table(image: Option<&str>, marker: &str, bash: bool) {
@@ -136,7 +152,10 @@ fn run_table(image: Option<&str>, marker: &str, bash: bool) {
     let t = run_test(&table.pipeline).args(&args);
     let r = t.run();
     let json = run_json(&t);
-    assert!(!t0.path("X").exists() && !t.path("X").exists(), "a value ran");
+    assert!(
+        !t0.path("X").exists() && !t.path("X").exists(),
+        "a value ran"
+    );
     assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
     check_outputs(&table, |step, output| {
         unit(&json, step)["outputs"][output]
@@ -166,7 +185,12 @@ fn a_value_in_shell_arithmetic_must_be_an_integer() {
     let t = t.args(&["run", "--param", &format!("n=a[$(touch {marker})]")]);
     let r = t.run();
     assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("must be an integer"), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("must be an integer"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(!t.path("X").exists());
 }
 
@@ -214,7 +238,9 @@ fn template_arguments_are_values_not_code() {
         r.stdout
     );
     assert!(
-        !r.stdout.lines().any(|l| l.trim_end().ends_with("| INJECTED") || l.trim() == "INJECTED"),
+        !r.stdout
+            .lines()
+            .any(|l| l.trim_end().ends_with("| INJECTED") || l.trim() == "INJECTED"),
         "{}",
         r.stdout
     );
@@ -232,7 +258,11 @@ fn the_notify_webhook_sends_a_message_with_spaces_and_quotes() {
     std::fs::write(&curl, "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$CURL_ARGS\"\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&curl, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let args = t.path("curl.args").display().to_string();
     let t = t
         .env("PATH", &path)
@@ -249,12 +279,14 @@ fn the_notify_webhook_sends_a_message_with_spaces_and_quotes() {
         .unwrap_or_default()
         .to_string();
     assert_eq!(
-        body,
-        r#"{"text": "Deployed \"v1.2\" to prod; it's done & \\ ok $(touch X)"}"#,
+        body, r#"{"text": "Deployed \"v1.2\" to prod; it's done & \\ ok $(touch X)"}"#,
         "{sent}"
     );
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(json["text"], "Deployed \"v1.2\" to prod; it's done & \\ ok $(touch X)");
+    assert_eq!(
+        json["text"],
+        "Deployed \"v1.2\" to prod; it's done & \\ ok $(touch X)"
+    );
     assert!(!t.path("X").exists());
 }
 
@@ -263,6 +295,35 @@ fn dry_run_shows_references_and_the_values_they_carry() {
     let t = run_test("param v\nsay:\n    run echo \"v={{ v }}\"\n");
     let r = t.args(&["run", "--dry-run", "--param", "v=a b;c"]).run();
     assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("echo \"v=${TOPSAIL_V1_v}\""), "{}", r.stdout);
-    assert!(r.stdout.contains("with TOPSAIL_V1_v=\"a b;c\""), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("echo \"v=${TOPSAIL_V1_v}\""),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("with TOPSAIL_V1_v=\"a b;c\""),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_value_equal_to_a_secret_is_masked_in_the_log_and_the_plan() {
+    let t = run_test("param v\nsecret TOKEN\nsay:\n    run echo \"v={{ v }}\"\nuse:\n    secret TOKEN\n    run true\n")
+        .env("TOKEN", "hunter2-secret")
+        .args(&["run", "--param", "v=hunter2-secret"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        !r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("v=***"), "{}", r.stdout);
+    let t = run_test("param v\nsecret TOKEN\nsay:\n    run echo \"v={{ v }}\"\nuse:\n    secret TOKEN\n    run true\n")
+        .env("TOKEN", "hunter2-secret")
+        .args(&["run", "--dry-run", "--param", "v=hunter2-secret"]);
+    let r = t.run();
+    assert!(!r.stdout.contains("hunter2"), "{}", r.stdout);
+    assert!(r.stdout.contains("with TOPSAIL_V1_v=***"), "{}", r.stdout);
 }

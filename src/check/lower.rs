@@ -894,11 +894,7 @@ fn substitute(x: &ast::Directive, args: &HashMap<String, ast::Value>) -> ast::Di
 /// arguments. `data` (a `run`): an argument's literal text becomes
 /// [`Part::Value`], a value the script gets as data, at the hole's span; the
 /// holes inside an argument (`"app:{{ build.VERSION }}"`) stay holes.
-fn subst_interp(
-    i: &ast::Interp,
-    args: &HashMap<String, ast::Value>,
-    data: bool,
-) -> ast::Interp {
+fn subst_interp(i: &ast::Interp, args: &HashMap<String, ast::Value>, data: bool) -> ast::Interp {
     let mut parts = Vec::with_capacity(i.parts.len());
     let lit = |s: String, span: Span| {
         if data {

@@ -100,7 +100,11 @@ pub fn render_script(
         let place = match holes.next() {
             Some(Ok(place)) => *place,
             Some(Err(problem)) => {
-                return Err(EvalError(format!("{}: {}", hole_name(p), problem.message())));
+                return Err(EvalError(format!(
+                    "{}: {}",
+                    hole_name(p),
+                    problem.message()
+                )));
             }
             None => return Err(EvalError("a hole was not placed".into())),
         };
@@ -111,15 +115,15 @@ pub fn render_script(
                 hole_name(p)
             )));
         }
-        let k = match seen.iter().find(|(q, _)| *q == p) {
-            Some(&(_, k)) => k,
-            None => {
-                let name = var_name(out.env.len() + 1, p);
-                env_value_fits(&name, &value).map_err(|e| EvalError(format!("{}: {e}", hole_name(p))))?;
-                out.env.push((name, value));
-                seen.push((p, out.env.len() - 1));
-                out.env.len() - 1
-            }
+        let k = if let Some(&(_, k)) = seen.iter().find(|(q, _)| *q == p) {
+            k
+        } else {
+            let name = var_name(out.env.len() + 1, p);
+            env_value_fits(&name, &value)
+                .map_err(|e| EvalError(format!("{}: {e}", hole_name(p))))?;
+            out.env.push((name, value));
+            seen.push((p, out.env.len() - 1));
+            out.env.len() - 1
         };
         out.script.push_str(&reference(&out.env[k].0, place));
     }
@@ -242,17 +246,13 @@ pub fn place_holes(text: &Text, shell: Option<&str>) -> Vec<Result<Place, HolePr
         return Vec::new();
     }
     let mut toks = Vec::new();
-    let mut n = 0;
     for p in &text.parts {
-        match p {
-            Piece::Lit(s) => toks.extend(s.chars().map(Tok::C)),
-            _ => {
-                toks.push(Tok::Hole);
-                n += 1;
-            }
+        if let Piece::Lit(s) = p {
+            toks.extend(s.chars().map(Tok::C));
+        } else {
+            toks.push(Tok::Hole);
         }
     }
-    debug_assert_eq!(n, holes);
     let mut s = Scanner {
         t: &toks,
         i: 0,
@@ -970,11 +970,20 @@ mod tests {
         for (before, after) in [("echo ", ""), ("echo \"v=", "\""), ("echo 'v=", "'")] {
             let t = script(&[Ok(before), Err("v"), Ok(after)]);
             let r = render_script(&t, &scope, None).unwrap();
-            assert!(!r.script.contains("touch"), "a value in the script: {}", r.script);
+            assert!(
+                !r.script.contains("touch"),
+                "a value in the script: {}",
+                r.script
+            );
             let out = run_in("sh", &r, std::path::Path::new("."));
             let printed = String::from_utf8_lossy(&out.stdout);
             let prefix = if before.contains("v=") { "v=" } else { "" };
-            assert_eq!(printed.trim_end(), format!("{prefix}{evil}"), "script: {}", r.script);
+            assert_eq!(
+                printed.trim_end(),
+                format!("{prefix}{evil}"),
+                "script: {}",
+                r.script
+            );
         }
     }
 
@@ -987,14 +996,26 @@ mod tests {
         .into());
         let cases: &[(&[Result<&str, &str>], &str)] = &[
             (&[Ok("echo "), Err("v")], "echo \"${TOPSAIL_V1_v}\""),
-            (&[Ok("echo \"a"), Err("v"), Ok("\"")], "echo \"a${TOPSAIL_V1_v}\""),
-            (&[Ok("echo 'a"), Err("v"), Ok("'")], "echo 'a'\"${TOPSAIL_V1_v}\"''"),
+            (
+                &[Ok("echo \"a"), Err("v"), Ok("\"")],
+                "echo \"a${TOPSAIL_V1_v}\"",
+            ),
+            (
+                &[Ok("echo 'a"), Err("v"), Ok("'")],
+                "echo 'a'\"${TOPSAIL_V1_v}\"''",
+            ),
             (
                 &[Ok("echo "), Err("v"), Ok(" "), Err("w"), Ok(" "), Err("v")],
                 "echo \"${TOPSAIL_V1_v}\" \"${TOPSAIL_V2_w}\" \"${TOPSAIL_V1_v}\"",
             ),
-            (&[Ok("cat <<EOF\n"), Err("v"), Ok("\nEOF")], "cat <<EOF\n${TOPSAIL_V1_v}\nEOF"),
-            (&[Ok("echo \"$(echo "), Err("v"), Ok(")\"")], "echo \"$(echo \"${TOPSAIL_V1_v}\")\""),
+            (
+                &[Ok("cat <<EOF\n"), Err("v"), Ok("\nEOF")],
+                "cat <<EOF\n${TOPSAIL_V1_v}\nEOF",
+            ),
+            (
+                &[Ok("echo \"$(echo "), Err("v"), Ok(")\"")],
+                "echo \"$(echo \"${TOPSAIL_V1_v}\")\"",
+            ),
         ];
         for (parts, want) in cases {
             let r = render_script(&script(parts), &scope, None).unwrap();
@@ -1013,9 +1034,18 @@ mod tests {
     #[test]
     fn holes_nothing_can_serve_are_refused() {
         let scope = Map([("v".to_string(), Value::Str("x".into()))].into());
-        for head in ["cat <<'EOF'\n", "cat <<\"EOF\"\n", "cat <<\\EOF\n", "cat <<-'EOF'\n"] {
+        for head in [
+            "cat <<'EOF'\n",
+            "cat <<\"EOF\"\n",
+            "cat <<\\EOF\n",
+            "cat <<-'EOF'\n",
+        ] {
             let t = script(&[Ok(head), Err("v"), Ok("\nEOF\necho ok")]);
-            assert_eq!(script_problems(&t, None), vec![(0, HoleProblem::QuotedHeredoc)], "{head}");
+            assert_eq!(
+                script_problems(&t, None),
+                vec![(0, HoleProblem::QuotedHeredoc)],
+                "{head}"
+            );
             assert!(render_script(&t, &scope, None).is_err());
         }
         // After the quoted heredoc ends, holes are fine again.
@@ -1023,11 +1053,17 @@ mod tests {
         assert_eq!(script_problems(&t, None), vec![]);
         for shell in ["python3", "/usr/bin/node", "perl -w"] {
             let t = script(&[Ok("print("), Err("v"), Ok(")")]);
-            assert_eq!(script_problems(&t, Some(shell)), vec![(0, HoleProblem::NotPosixShell)]);
+            assert_eq!(
+                script_problems(&t, Some(shell)),
+                vec![(0, HoleProblem::NotPosixShell)]
+            );
             assert!(render_script(&t, &scope, Some(shell)).is_err());
             // Without holes such a script is fine.
             let t = script(&[Ok("print(1)")]);
-            assert_eq!(render_script(&t, &scope, Some(shell)).unwrap().script, "print(1)");
+            assert_eq!(
+                render_script(&t, &scope, Some(shell)).unwrap().script,
+                "print(1)"
+            );
         }
     }
 
@@ -1038,9 +1074,18 @@ mod tests {
         let evil = format!("a[$(touch {})]", marker.display());
         for (shell, parts) in [
             ("sh", &[Ok("echo $(( "), Err("v"), Ok(" + 1 ))")][..]),
-            ("bash", &[Ok("(( "), Err("v"), Ok(" > 0 )) && echo yes")][..]),
-            ("bash", &[Ok("[[ "), Err("v"), Ok(" -eq 2 ]] && echo yes")][..]),
-            ("bash", &[Ok("a=(1 2 3); echo ${a["), Err("v"), Ok("]}")][..]),
+            (
+                "bash",
+                &[Ok("(( "), Err("v"), Ok(" > 0 )) && echo yes")][..],
+            ),
+            (
+                "bash",
+                &[Ok("[[ "), Err("v"), Ok(" -eq 2 ]] && echo yes")][..],
+            ),
+            (
+                "bash",
+                &[Ok("a=(1 2 3); echo ${a["), Err("v"), Ok("]}")][..],
+            ),
             ("bash", &[Ok("x=abcdef; echo ${x:"), Err("v"), Ok("}")][..]),
         ] {
             let t = script(parts);
@@ -1088,7 +1133,11 @@ mod tests {
 
         /// A word outside quotes that expands to one field.
         fn word(&mut self, v: &str, depth: u32, in_bq: bool) -> Built {
-            let n = if depth == 0 { 2 } else { 7 + u8::from(self.bash) };
+            let n = if depth == 0 {
+                2
+            } else {
+                7 + u8::from(self.bash)
+            };
             let here = std::mem::replace(&mut self.here, false);
             let built = match self.pick(n) {
                 0 => (vec![Err(())], v.to_string()),
@@ -1117,8 +1166,14 @@ mod tests {
                     (t, e)
                 }
                 5 => (vec![Ok("$(echo hi)#".into()), Err(())], format!("hi#{v}")),
-                6 => (vec![Ok("${PWD:+".into()), Err(()), Ok("}".into())], v.to_string()),
-                _ => (vec![Ok("$'a\\t".into()), Err(()), Ok("'".into())], format!("a\t{v}")),
+                6 => (
+                    vec![Ok("${PWD:+".into()), Err(()), Ok("}".into())],
+                    v.to_string(),
+                ),
+                _ => (
+                    vec![Ok("$'a\\t".into()), Err(()), Ok("'".into())],
+                    format!("a\t{v}"),
+                ),
             };
             self.here = here;
             built
@@ -1182,7 +1237,11 @@ mod tests {
             match self.pick(4) {
                 0 | 1 => {
                     let (w, e) = self.word(v, 3, false);
-                    let mut t = vec![Ok("# a comment ' \" $( {{ ".into()), Err(()), Ok("\nprintf '%s\\n' ".into())];
+                    let mut t = vec![
+                        Ok("# a comment ' \" $( {{ ".into()),
+                        Err(()),
+                        Ok("\nprintf '%s\\n' ".into()),
+                    ];
                     t.extend(w);
                     (t, e)
                 }
@@ -1197,7 +1256,9 @@ mod tests {
                 }
                 _ => {
                     let (w, e) = self.word(v, 2, false);
-                    let mut t = vec![Ok("x=$(cat <<'EOF'\nquoted $(\nEOF\n)\nprintf '%s\\n' ".into())];
+                    let mut t = vec![Ok(
+                        "x=$(cat <<'EOF'\nquoted $(\nEOF\n)\nprintf '%s\\n' ".into()
+                    )];
                     t.extend(w);
                     (t, e)
                 }
@@ -1207,8 +1268,26 @@ mod tests {
 
     /// Pieces of hostile values; `M` becomes the marker file's path.
     const HOSTILE: &[&str] = &[
-        "$(touch M)", "`touch M`", "'", "\"", ";touch M;", " ", "\\", "\n", "#", "*", "\nEOF\n",
-        "}", "${IFS}", "$'", "a", "\\'", ")", "(", "|touch M", "&&touch M",
+        "$(touch M)",
+        "`touch M`",
+        "'",
+        "\"",
+        ";touch M;",
+        " ",
+        "\\",
+        "\n",
+        "#",
+        "*",
+        "\nEOF\n",
+        "}",
+        "${IFS}",
+        "$'",
+        "a",
+        "\\'",
+        ")",
+        "(",
+        "|touch M",
+        "&&touch M",
     ];
 
     proptest::proptest! {

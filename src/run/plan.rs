@@ -217,7 +217,8 @@ pub fn render(pipeline: &Pipeline, opts: &RunOptions) -> String {
 /// double-quoted string with escapes (one line, its ends visible).
 fn quote_shown(v: &str) -> String {
     if !v.is_empty()
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c))
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c))
     {
         v.to_string()
     } else {

@@ -629,14 +629,32 @@ mod tests {
         let e = build_spec(&task(None, "echo {{ n }}", "a\u{0}b".into()), &o, &s).unwrap_err();
         assert_eq!(e.0, run_errors::RUNTIME);
         assert!(e.1.contains("NUL"), "{e:?}");
-        let e = build_spec(&task(None, "echo $(( {{ n }} ))", "a[$(id)]".into()), &o, &s)
-            .unwrap_err();
+        let e = build_spec(
+            &task(None, "echo $(( {{ n }} ))", "a[$(id)]".into()),
+            &o,
+            &s,
+        )
+        .unwrap_err();
         assert!(e.1.contains("must be an integer"), "{e:?}");
         let evil = "$(touch X); `id` ' \"";
-        let spec = build_spec(&task(None, "echo \"{{ n }}\" {{ value \"a; b\" }}", evil.into()), &o, &s)
-            .unwrap();
-        assert!(!spec.script.contains("touch") && !spec.script.contains("a; b"), "{}", spec.script);
-        assert!(spec.env.contains(&("TOPSAIL_V1_n".to_string(), evil.to_string())));
-        assert!(spec.env.contains(&("TOPSAIL_V2_arg".to_string(), "a; b".to_string())));
+        let spec = build_spec(
+            &task(None, "echo \"{{ n }}\" {{ value \"a; b\" }}", evil.into()),
+            &o,
+            &s,
+        )
+        .unwrap();
+        assert!(
+            !spec.script.contains("touch") && !spec.script.contains("a; b"),
+            "{}",
+            spec.script
+        );
+        assert!(
+            spec.env
+                .contains(&("TOPSAIL_V1_n".to_string(), evil.to_string()))
+        );
+        assert!(
+            spec.env
+                .contains(&("TOPSAIL_V2_arg".to_string(), "a; b".to_string()))
+        );
     }
 }
