@@ -47,6 +47,10 @@ pub mod codes {
     pub const IMPORT: &str = "topsail::import";
     pub const BAD_NAME: &str = "topsail::bad-name";
     pub const BAD_VALUE: &str = "topsail::bad-value";
+    /// A `{{ }}` in a heredoc body whose delimiter is quoted (`<<'EOF'`).
+    pub const HOLE_IN_QUOTED_HEREDOC: &str = "topsail::hole-in-quoted-heredoc";
+    /// A `{{ }}` in a script whose `shell` is not a POSIX shell.
+    pub const HOLE_NOT_POSIX_SHELL: &str = "topsail::hole-in-non-posix-shell";
     pub const UNDECLARED_OUTPUT_SET: &str = "topsail::undeclared-output";
     pub const ASL_WAIT: &str = "topsail::asl-added-wait";
     pub const ASL_LIMIT: &str = "topsail::asl-limit";

@@ -134,6 +134,18 @@ diagnostic_snapshot!(
 );
 
 diagnostic_snapshot!(
+    hole_in_quoted_heredoc,
+    "topsail::hole-in-quoted-heredoc",
+    "param name = \"world\"\n\ngreet:\n    run:\n        cat <<'EOF'\n        hello {{ name }}\n        EOF\n"
+);
+
+diagnostic_snapshot!(
+    hole_in_non_posix_shell,
+    "topsail::hole-in-non-posix-shell",
+    "param name = \"world\"\n\ngreet:\n    shell \"python3\"\n    run print(\"hello {{ name }}\")\n"
+);
+
+diagnostic_snapshot!(
     foreach_output_used,
     "topsail::foreach-output",
     "each:\n    foreach r in [\"a\", \"b\"]\n    output X\n    run echo X={{ r }} >> \"$TOPSAIL_OUTPUT\"\n\nafter: each\n    run echo {{ each.X }}\n"

@@ -7,6 +7,7 @@ mod common;
 mod editors;
 mod examples;
 mod hostile;
+mod inject;
 mod legacy;
 mod legacy_run;
 mod lsp;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::run::{assert_tmp_empty, run_json, run_test, show, status, unit};
 
-const IMAGE: &str = "topsail-test/busybox:latest";
+pub const IMAGE: &str = "topsail-test/busybox:latest";
 
 pub fn require_docker() {
     let ok = Command::new("docker")

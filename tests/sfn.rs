@@ -361,3 +361,30 @@ fn outputs_of_many_parallel_branches_all_reach_the_join() {
         .collect();
     assert_eq!(unit(&r, "join")["outputs"]["ALL"], want.join(","), "{r:#}");
 }
+
+/// The injection table of tests/inject.rs on a worker (host steps, sh and
+/// bash): every value reaches every idiom byte for byte from the
+/// execution's input, and none of them runs.
+#[test]
+fn values_arrive_as_data_in_every_idiom_on_the_worker() {
+    let marker = Test::new();
+    let x = marker.path("X").display().to_string();
+    let table = crate::inject::table(&x, None, true);
+    let t = Test::new().file("p.topsail", &table.pipeline);
+    let dir = t.dir.path();
+    let machine = unique("inject");
+    let activity = deploy(dir, "p.topsail", &machine);
+    let w = host_worker(&t, &activity, "wa", &[]);
+    let exec = unique("ex");
+    let params: Vec<&str> = table.params.iter().map(String::as_str).collect();
+    let (code, out) =
+        Follow::start(dir, "p.topsail", &machine, &exec, &params).finish(Duration::from_mins(4));
+    assert!(!marker.path("X").exists(), "a value ran on the worker");
+    assert_eq!(code, 0, "{out}\n{}", w.log());
+    let r = record(dir, &exec);
+    crate::inject::check_outputs(&table, |step, output| {
+        unit(&r, step)["outputs"][output]
+            .as_str()
+            .map(str::to_string)
+    });
+}

@@ -1305,7 +1305,9 @@ impl<'a> Emitter<'a> {
         };
         for p in &text.parts {
             match p {
-                crate::model::Piece::Lit(s) => template.push_str(&esc(s)),
+                crate::model::Piece::Lit(s) | crate::model::Piece::Value(s) => {
+                    template.push_str(&esc(s));
+                }
                 crate::model::Piece::Ref(r) => {
                     let path = match r {
                         Ref::Param(n) => format!("$.params.{n}"),

@@ -34,10 +34,13 @@
 //! wrote for the optional texts and numbers, reads as absent.)
 //!
 //! `script`, `image`, `env` values and `workdir` are texts in their source
-//! form: `{{ name }}` holes, a literal `{{` written `{{ "{{" }}`. The worker
-//! turns them back into [`Text`] with [`TaskInput::text`] and renders them with
-//! [`crate::model::render_script`] / [`crate::model::render_text`], using the
-//! input itself as the [`Scope`]; so a value is quoted exactly as locally.
+//! form: `{{ name }}` holes, a literal `{{` written `{{ "{{" }}`, and a
+//! template argument's value (data, not script text) `{{ value "..." }}`.
+//! The worker turns them back into [`Text`] with [`TaskInput::text`] and
+//! renders them with [`crate::model::render_script`] /
+//! [`crate::model::render_text`], using the input itself as the [`Scope`];
+//! so a value reaches the script exactly as locally: through an environment
+//! variable, never as script text.
 //!
 //! Version 1 had every field present (`null`, `{}` or `[]` at the default),
 //! every output's `key` and always the params. It reads the same way, so a
@@ -275,6 +278,22 @@ pub fn encode_text_parts<'t>(text: &'t Text, parts: &mut Vec<&'t str>) {
                 }
                 parts.push(" }}");
             }
+            Piece::Value(v) => {
+                // `{{ value "..." }}`, escaped without building a string.
+                parts.push("{{ value \"");
+                let mut rest = v.as_str();
+                while let Some(i) = rest.find(['"', '\\']) {
+                    parts.push(&rest[..i]);
+                    parts.push(if rest[i..].starts_with('"') {
+                        "\\\""
+                    } else {
+                        "\\\\"
+                    });
+                    rest = &rest[i + 1..];
+                }
+                parts.push(rest);
+                parts.push("\" }}");
+            }
         }
     }
 }
@@ -300,6 +319,18 @@ pub fn decode_text(source: &str, loop_var: Option<&str>) -> Result<Text, String>
         }
         if !lit.is_empty() {
             parts.push(Piece::Lit(std::mem::take(&mut lit)));
+        }
+        if let Some(quoted) = inner
+            .strip_prefix("value")
+            .map(str::trim_start)
+            .and_then(|s| s.strip_prefix('"'))
+            .and_then(|s| s.strip_suffix('"'))
+        {
+            parts.push(Piece::Value(
+                crate::syntax::interp::unescape(quoted)
+                    .ok_or_else(|| format!("bad string `{inner}`"))?,
+            ));
+            continue;
         }
         parts.push(Piece::Ref(decode_ref(inner, loop_var)?));
     }
@@ -398,7 +429,27 @@ mod tests {
         .unwrap();
         let script = input.text(&input.script).unwrap();
         let out = crate::model::render_script(&script, &input, None).unwrap();
-        assert_eq!(out, "echo 'x y' 3");
+        assert_eq!(out.script, "echo \"${TOPSAIL_V1_b_V}\" \"${TOPSAIL_V2_n}\"");
+        assert_eq!(
+            out.env,
+            vec![
+                ("TOPSAIL_V1_b_V".to_string(), "x y".to_string()),
+                ("TOPSAIL_V2_n".to_string(), "3".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn template_values_survive_the_trip() {
+        let t = Text {
+            parts: vec![
+                Piece::Lit("echo ".into()),
+                Piece::Value("a \"b\" \\ }} {{ c\n".into()),
+                Piece::Ref(Ref::Param("n".into())),
+                Piece::Value(String::new()),
+            ],
+        };
+        assert_eq!(decode_text(&encode_text(&t), None), Ok(t));
     }
 
     #[test]

@@ -465,7 +465,7 @@ fn value_refs(v: &ast::Value) -> Vec<String> {
             .iter()
             .filter_map(|p| match p {
                 Part::Ref(r) => r.path.first().map(|x| x.name.clone()),
-                Part::Lit(_) => None,
+                Part::Lit(_) | Part::Value(..) => None,
             })
             .collect(),
         ast::ValueKind::List(items) => items.iter().flat_map(value_refs).collect(),
@@ -483,7 +483,8 @@ fn check_image(i: &ast::Interp, diags: &mut Vec<Diagnostic>) {
         i.parts
             .iter()
             .map(|p| match p {
-                Part::Lit(s) => s.as_str(),
+                // A template argument's value is known text here.
+                Part::Lit(s) | Part::Value(s, _) => s.as_str(),
                 Part::Ref(_) => hole,
             })
             .collect()
@@ -992,10 +993,11 @@ fn expand<'a>(
 }
 
 fn substitute(x: &ast::Directive, args: &HashMap<String, ast::Value>) -> ast::Directive {
-    let sub = |i: &ast::Interp| subst_interp(i, args);
+    let sub = |i: &ast::Interp| subst_interp(i, args, false);
     let kind = match &x.kind {
         DirectiveKind::Image(i) => DirectiveKind::Image(sub(i)),
-        DirectiveKind::Run(i) => DirectiveKind::Run(sub(i)),
+        // In a script an argument is a value like any other: data, not code.
+        DirectiveKind::Run(i) => DirectiveKind::Run(subst_interp(i, args, true)),
         DirectiveKind::Shell(i) => DirectiveKind::Shell(sub(i)),
         DirectiveKind::Workdir(i) => DirectiveKind::Workdir(sub(i)),
         DirectiveKind::Approval(i) => DirectiveKind::Approval(sub(i)),
@@ -1015,14 +1017,31 @@ fn substitute(x: &ast::Directive, args: &HashMap<String, ast::Value>) -> ast::Di
     }
 }
 
-fn subst_interp(i: &ast::Interp, args: &HashMap<String, ast::Value>) -> ast::Interp {
+/// The template's text with its parameters' holes filled from the
+/// arguments. `data` (a `run`): an argument's literal text becomes
+/// [`Part::Value`], a value the script gets as data, at the hole's span; the
+/// holes inside an argument (`"app:{{ build.VERSION }}"`) stay holes.
+fn subst_interp(i: &ast::Interp, args: &HashMap<String, ast::Value>, data: bool) -> ast::Interp {
     let mut parts = Vec::with_capacity(i.parts.len());
+    let lit = |s: String, span: Span| {
+        if data {
+            Part::Value(s, span)
+        } else {
+            Part::Lit(s)
+        }
+    };
     for p in &i.parts {
         match p {
             Part::Ref(r) if r.path.len() == 1 && args.contains_key(&r.path[0].name) => {
                 match &args[&r.path[0].name].kind {
-                    ast::ValueKind::Str(s) => parts.extend(s.parts.iter().cloned()),
-                    other => parts.push(Part::Lit(value_text(other))),
+                    ast::ValueKind::Str(s) if s.parts.is_empty() => {
+                        parts.push(lit(String::new(), r.span));
+                    }
+                    ast::ValueKind::Str(s) => parts.extend(s.parts.iter().map(|q| match q {
+                        Part::Lit(t) => lit(t.clone(), r.span),
+                        other => other.clone(),
+                    })),
+                    other => parts.push(lit(value_text(other), r.span)),
                 }
             }
             other => parts.push(other.clone()),
@@ -1054,7 +1073,7 @@ fn subst_value(v: &ast::Value, args: &HashMap<String, ast::Value>) -> ast::Value
                 return arg.clone();
             }
             ast::Value {
-                kind: ast::ValueKind::Str(subst_interp(i, args)),
+                kind: ast::ValueKind::Str(subst_interp(i, args, false)),
                 span: v.span,
             }
         }
@@ -1290,6 +1309,9 @@ fn lower_step(
             }
         }
     }
+    if approval.is_none() {
+        hole_problems(&run_parts, shell.as_deref(), diags);
+    }
     if let (Some((hb, hb_span)), Some((t, t_span))) = (heartbeat, timeout)
         && hb >= t
     {
@@ -1415,6 +1437,81 @@ fn lower_step(
             .map(|c| env.steps[c].name.clone()),
         is_handler,
     })
+}
+
+/// Holes in the script that no reference to their value can serve
+/// (LANGUAGE.md section 5): an error on each, with a fix.
+fn hole_problems(
+    run_parts: &[(&ast::Directive, Text)],
+    shell: Option<&str>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut run = Text::default();
+    let mut spans = Vec::new();
+    for (k, (x, t)) in run_parts.iter().enumerate() {
+        if k > 0 {
+            run.parts.push(model::Piece::Lit("\n".into()));
+        }
+        run.parts.extend(t.parts.iter().cloned());
+        if let DirectiveKind::Run(i) = &x.kind {
+            spans.extend(i.parts.iter().filter_map(|p| match p {
+                Part::Ref(r) => Some(r.span),
+                Part::Value(_, span) => Some(*span),
+                Part::Lit(_) => None,
+            }));
+        }
+    }
+    merge_lits(&mut run);
+    let holes = run
+        .parts
+        .iter()
+        .filter(|p| !matches!(p, model::Piece::Lit(_)))
+        .count();
+    // A hole that did not resolve is reported already and missing here.
+    if holes != spans.len() {
+        return;
+    }
+    let shown: Vec<String> = run
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            model::Piece::Ref(r) => Some(format!("{{{{ {r} }}}}")),
+            model::Piece::Value(_) => Some("{{ ... }}".to_string()),
+            model::Piece::Lit(_) => None,
+        })
+        .collect();
+    for (h, problem) in model::script_problems(&run, shell) {
+        let span = spans[h];
+        let hole = &shown[h];
+        diags.push(match problem {
+            model::HoleProblem::QuotedHeredoc => Diagnostic::error(
+                codes::HOLE_IN_QUOTED_HEREDOC,
+                span,
+                "a value cannot stand in a heredoc whose delimiter is quoted",
+            )
+            .label("nothing expands in this heredoc, so the value cannot reach it")
+            .help(format!(
+                "unquote the delimiter (`<<EOF`; then a `$`, `` ` `` or `\\` meant literally in \
+                 the body needs a `\\` before it), or keep it quoted and give the value to the \
+                 program that reads the heredoc: `env NAME = \"{hole}\"`, and `$NAME` there \
+                 (e.g. `sh <<'EOF'` ... `echo \"$NAME\"`)",
+            )),
+            model::HoleProblem::NotPosixShell => Diagnostic::error(
+                codes::HOLE_NOT_POSIX_SHELL,
+                span,
+                format!(
+                    "a value cannot stand in a script for `{}`, which is not a POSIX shell",
+                    shell.unwrap_or_default()
+                ),
+            )
+            .label("topsail cannot pass this value to the interpreter as data")
+            .help(format!(
+                "pass it through the environment: `env NAME = \"{hole}\"`, and read it in the \
+                 script (`os.environ[\"NAME\"]` in Python, `process.env.NAME` in Node, \
+                 `$ENV{{NAME}}` in Perl)",
+            )),
+        });
+    }
 }
 
 fn merge_lits(t: &mut Text) {

@@ -26,6 +26,7 @@ pub(crate) fn text(
     for (k, part) in interp.parts.iter().enumerate() {
         match part {
             Part::Lit(s) => parts.push(Piece::Lit(s.clone())),
+            Part::Value(v, _) => parts.push(Piece::Value(v.clone())),
             Part::Ref(r) => {
                 let dollar =
                     k > 0 && matches!(&interp.parts[k - 1], Part::Lit(s) if s.ends_with('$'));

@@ -10,7 +10,10 @@
 mod eval;
 pub mod image_ref;
 
-pub use eval::{EvalError, Scope, render_script, render_text, truthy};
+pub use eval::{
+    EvalError, HoleProblem, Place, RenderedScript, Scope, env_value_fits, place_holes,
+    render_script, render_text, script_problems, truthy,
+};
 
 use std::fmt;
 use std::time::Duration;
@@ -452,6 +455,11 @@ impl Text {
                     out.push_str(&r.to_string());
                     out.push_str(" }}");
                 }
+                Piece::Value(v) => {
+                    out.push_str("{{ \"");
+                    out.push_str(&crate::syntax::interp::escape(v));
+                    out.push_str("\" }}");
+                }
             }
         }
         out
@@ -460,7 +468,7 @@ impl Text {
     pub fn refs(&self) -> impl Iterator<Item = &Ref> {
         self.parts.iter().filter_map(|p| match p {
             Piece::Ref(r) => Some(r),
-            Piece::Lit(_) => None,
+            Piece::Lit(_) | Piece::Value(_) => None,
         })
     }
 
@@ -468,7 +476,7 @@ impl Text {
         let mut out = String::new();
         for p in &self.parts {
             match p {
-                Piece::Lit(s) => out.push_str(s),
+                Piece::Lit(s) | Piece::Value(s) => out.push_str(s),
                 Piece::Ref(_) => return None,
             }
         }
@@ -484,8 +492,13 @@ impl Serialize for Text {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Piece {
+    /// Text as written: in a `run`, shell code.
     Lit(String),
     Ref(Ref),
+    /// A value known when the pipeline is checked: a template's argument.
+    /// In a `run` it is data like a [`Piece::Ref`]'s value, never code;
+    /// elsewhere it is text like a [`Piece::Lit`].
+    Value(String),
 }
 
 /// What a hole or a `when` operand names, resolved.

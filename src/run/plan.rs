@@ -204,16 +204,35 @@ pub fn render(pipeline: &Pipeline, opts: &RunOptions) -> String {
                     if !env.is_empty() {
                         let _ = writeln!(out, "{indent}env: {}", env.join(", "));
                     }
-                    let run = show(render_script(&script.run, &scope, script.shell.as_deref()));
+                    let rendered = render_script(&script.run, &scope, script.shell.as_deref());
+                    let vars = rendered.as_ref().map(|r| r.env.clone()).unwrap_or_default();
+                    let run = show(rendered.map(|r| r.script));
                     let _ = writeln!(out, "{indent}run:");
                     for line in run.lines() {
                         let _ = writeln!(out, "{indent}  {line}");
+                    }
+                    // The values the script's references carry (never part of its text).
+                    for (k, v) in vars {
+                        let _ = writeln!(out, "{indent}  with {k}={}", quote_shown(&v));
                     }
                 }
             }
         }
     }
     out
+}
+
+/// A value as the plan shows it: as is when it reads plainly, else as a
+/// double-quoted string with escapes (one line, its ends visible).
+fn quote_shown(v: &str) -> String {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c))
+    {
+        v.to_string()
+    } else {
+        format!("\"{}\"", crate::syntax::interp::escape(v))
+    }
 }
 
 fn operand_text(o: &Operand) -> String {

@@ -46,7 +46,8 @@ pub struct StepSpec {
     pub step: String,
     /// `None`: run on the host.
     pub image: Option<String>,
-    /// The script with every value substituted (shell-quoted).
+    /// The script: its holes are references to variables in `env`, which
+    /// carry the values (never part of this text).
     pub script: String,
     /// The interpreter; `None` means `sh -e`.
     pub shell: Option<String>,

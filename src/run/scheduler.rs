@@ -591,6 +591,8 @@ impl Scheduler {
         for (k, t) in &step.env {
             env.push((k.clone(), render_text(t, &scope).map_err(|e| bad(k, e))?));
         }
+        // After the step's own: the values of the script's holes win.
+        env.extend(run.env);
         for name in &step.secrets {
             let Some(value) = self.sh.secrets.get(name) else {
                 return Err((
@@ -612,7 +614,7 @@ impl Scheduler {
             name: unit.name.clone(),
             step: step.name.clone(),
             image,
-            script: run,
+            script: run.script,
             shell: script.shell.clone(),
             env,
             secret_names: step.secrets.clone(),

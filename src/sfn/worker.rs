@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 
 use crate::asl::task::{TASK_INPUT_VERSION, TaskInput, TaskOutput, errors};
 use crate::asl::{DEFAULT_HEARTBEAT_SECONDS, MAX_PAYLOAD_BYTES};
-use crate::model::{format_duration, render_script, render_text};
+use crate::model::{format_duration, render_script, render_text, script_problems};
 use crate::run::runtime::{Line, Outcome, StepIo, StepSpec, Stream, errors as run_errors};
 use crate::run::{Runtimes, Secrets, runtime};
 use crate::sfn::{Clients, err};
@@ -695,8 +695,19 @@ fn build_spec(
         }
         _ => {}
     }
-    let script = render_script(&text("run", &ti.script)?, ti, ti.shell.as_deref())
-        .map_err(|e| bad("run", e))?;
+    let run = text("run", &ti.script)?;
+    // The checker refuses these; a crafted task input has not been checked.
+    if let Some((hole, problem)) = script_problems(&run, ti.shell.as_deref()).first() {
+        return Err((
+            errors::BAD_INPUT,
+            format!(
+                "run: hole {} of the script: {}",
+                hole + 1,
+                problem.message()
+            ),
+        ));
+    }
+    let script = render_script(&run, ti, ti.shell.as_deref()).map_err(|e| bad("run", e))?;
     let mut env = Vec::new();
     for (k, v) in &ti.env {
         env.push((
@@ -704,6 +715,9 @@ fn build_spec(
             render_text(&text(k, v)?, ti).map_err(|e| bad(k, e))?,
         ));
     }
+    // After the step's own: the values of the script's holes win.
+    env.extend(script.env);
+    let script = script.script;
     for name in &ti.secrets {
         let Some(value) = secrets.get(name) else {
             return Err((
@@ -854,8 +868,14 @@ mod tests {
     fn specs_are_rendered_and_checked() {
         let s = Secrets::default();
         let spec = build_spec(&input(None), &opts(true, &[]), &s).unwrap();
-        assert_eq!(spec.script, "echo 3");
-        assert_eq!(spec.env, vec![("A".to_string(), "x y".to_string())]);
+        assert_eq!(spec.script, "echo \"${TOPSAIL_V1_n}\"");
+        assert_eq!(
+            spec.env,
+            vec![
+                ("A".to_string(), "x y".to_string()),
+                ("TOPSAIL_V1_n".to_string(), "3".to_string())
+            ]
+        );
         assert_eq!(spec.timeout, Some(Duration::from_secs(5)));
         let e = build_spec(&input(None), &opts(false, &["*"]), &s).unwrap_err();
         assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
@@ -908,5 +928,59 @@ mod tests {
             let e = check_identifiers(&t).unwrap_err();
             assert!(e.contains(&format!("task input's {what} ")), "{what}: {e}");
         }
+    }
+
+    /// A crafted task input skips the checker: the worker refuses what it
+    /// would have refused, and values still arrive only through the env.
+    #[test]
+    fn crafted_scripts_are_refused_or_kept_data() {
+        let s = Secrets::default();
+        let task = |shell: Option<&str>, script: &str, n: serde_json::Value| -> TaskInput {
+            serde_json::from_value(serde_json::json!({
+                "version": 2, "pipeline": "p", "run_id": "r1", "step": "s",
+                "shell": shell, "script": script,
+                "values": {"params": {"n": n}}
+            }))
+            .unwrap()
+        };
+        let o = opts(true, &[]);
+        for (shell, script) in [
+            (None, "cat <<'EOF'\n{{ n }}\nEOF"),
+            (Some("python3"), "print({{ n }})"),
+        ] {
+            let e = build_spec(&task(shell, script, "x".into()), &o, &s).unwrap_err();
+            assert_eq!(e.0, errors::BAD_INPUT, "{e:?}");
+            assert!(e.1.contains("cannot stand"), "{e:?}");
+        }
+        let e = build_spec(&task(None, "echo {{ n }}", "a\u{0}b".into()), &o, &s).unwrap_err();
+        assert_eq!(e.0, run_errors::RUNTIME);
+        assert!(e.1.contains("NUL"), "{e:?}");
+        let e = build_spec(
+            &task(None, "echo $(( {{ n }} ))", "a[$(id)]".into()),
+            &o,
+            &s,
+        )
+        .unwrap_err();
+        assert!(e.1.contains("must be an integer"), "{e:?}");
+        let evil = "$(touch X); `id` ' \"";
+        let spec = build_spec(
+            &task(None, "echo \"{{ n }}\" {{ value \"a; b\" }}", evil.into()),
+            &o,
+            &s,
+        )
+        .unwrap();
+        assert!(
+            !spec.script.contains("touch") && !spec.script.contains("a; b"),
+            "{}",
+            spec.script
+        );
+        assert!(
+            spec.env
+                .contains(&("TOPSAIL_V1_n".to_string(), evil.to_string()))
+        );
+        assert!(
+            spec.env
+                .contains(&("TOPSAIL_V2_arg".to_string(), "a; b".to_string()))
+        );
     }
 }

@@ -257,6 +257,11 @@ impl Interp {
                     out.push_str(&r.dotted());
                     out.push_str(" }}");
                 }
+                Part::Value(v, _) => {
+                    out.push_str("{{ \"");
+                    out.push_str(&crate::syntax::interp::escape(v));
+                    out.push_str("\" }}");
+                }
             }
         }
         out
@@ -267,7 +272,7 @@ impl Interp {
         let mut out = String::new();
         for part in &self.parts {
             match part {
-                Part::Lit(s) => out.push_str(s),
+                Part::Lit(s) | Part::Value(s, _) => out.push_str(s),
                 Part::Ref(_) => return None,
             }
         }
@@ -279,6 +284,10 @@ impl Interp {
 pub enum Part {
     Lit(String),
     Ref(Ref),
+    /// A template argument's value put where the template's `{{ PARAM }}`
+    /// stood (that hole's span): in a `run` it stays data, never code. Only
+    /// template expansion makes these; parsers never do.
+    Value(String, Span),
 }
 
 /// A reference inside `{{ }}` or a `when` expression: `name` or `a.b`.

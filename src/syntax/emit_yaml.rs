@@ -401,7 +401,7 @@ fn interp_text(i: &Interp) -> String {
     };
     for part in &i.parts {
         match part {
-            Part::Lit(s) => lit.push_str(s),
+            Part::Lit(s) | Part::Value(s, _) => lit.push_str(s),
             Part::Ref(r) => {
                 flush(&mut lit, &mut out, true);
                 out.push_str("{{ ");

@@ -248,7 +248,7 @@ mod tests {
             .parts
             .iter()
             .map(|p| match p {
-                Part::Lit(s) => format!("lit:{s}"),
+                Part::Lit(s) | Part::Value(s, _) => format!("lit:{s}"),
                 Part::Ref(r) => format!("ref:{}@{}..{}", r.dotted(), r.span.start, r.span.end),
             })
             .collect();

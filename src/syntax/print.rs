@@ -285,7 +285,7 @@ fn text(interp: &Interp) -> String {
     let mut out = String::new();
     for (n, part) in interp.parts.iter().enumerate() {
         match part {
-            Part::Lit(s) => {
+            Part::Lit(s) | Part::Value(s, _) => {
                 let next_opens = matches!(interp.parts.get(n + 1), Some(Part::Ref(_)))
                     || matches!(interp.parts.get(n + 1), Some(Part::Lit(l)) if l.starts_with('{'));
                 let mut rest = s.as_str();

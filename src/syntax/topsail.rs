@@ -2168,7 +2168,7 @@ mod tests {
             .iter()
             .filter_map(|p| match p {
                 Part::Ref(r) => Some(at(text, r.span)),
-                Part::Lit(_) => None,
+                Part::Lit(_) | Part::Value(..) => None,
             })
             .collect();
         assert_eq!(refs, ["{{ build.VERSION }}", "{{x}}"]);
