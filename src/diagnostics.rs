@@ -321,7 +321,11 @@ fn bounded(text: String) -> String {
         let quoted = &rest[open + 1..open + 1 + len];
         out.push_str(&rest[..open]);
         let chars = quoted.chars().count();
-        if chars > MAX_QUOTED {
+        // Only a name-like part (no spaces) is described: a quoted code
+        // span in a help (`` ` ``, `<<EOF` ... `EOF`) pairs backticks
+        // across prose, and that must stay as written. [`MAX_TEXT`] bounds
+        // the rest.
+        if chars > MAX_QUOTED && !quoted.contains(char::is_whitespace) {
             let _ = write!(
                 out,
                 "a name of {} characters",
