@@ -11,6 +11,7 @@ mod legacy_run;
 mod lsp;
 mod run;
 mod run_docker;
+mod run_hostile;
 mod sfn;
 mod sfn_same;
 mod support;

@@ -1,16 +1,34 @@
 //! The host runtime: the step's script as a child process of topsail, in the
 //! pipeline's directory, in a process group of its own so that a timeout or
 //! a cancel kills everything the script started, not just the shell.
+//!
+//! When the step's shell exits, its process group is killed too: a step
+//! leaves no background job behind. A process that left the group
+//! (`setsid cmd &`) escapes that; such a process still carries the attempt's
+//! `TOPSAIL_OUTPUT` in its environment, and is found by it and killed
+//! ([`kill_escapees`]). Its copies of the step's pipes are not waited for:
+//! once the shell is gone, a pipe is read only while data keeps coming
+//! ([`PIPE_IDLE`]).
 
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
+use std::time::Duration;
 
-use crate::run::runtime::{AttemptDir, BoxFuture, Exit, Line, Runtime, StepIo, StepSpec, Stream};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use crate::run::runtime::{
+    AttemptDir, BoxFuture, Exit, LineSplitter, Runtime, StepIo, StepSpec, Stream,
+};
+
+/// After the step's shell exited (and its group was killed), how long a
+/// pipe may stay silent before it is no longer read: whatever still holds
+/// it left the step's process group.
+pub const PIPE_IDLE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Default)]
 pub struct HostRuntime;
@@ -55,14 +73,15 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo) -> Exit {
         Err(e) => return Exit::Error(format!("cannot start `{program}`: {e}")),
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let (exited_tx, exited) = watch::channel(false);
     let out = child
         .stdout
         .take()
-        .map(|r| tokio::spawn(pump(r, Stream::Stdout, io.clone())));
+        .map(|r| tokio::spawn(pump(r, Stream::Stdout, io.clone(), exited.clone())));
     let err = child
         .stderr
         .take()
-        .map(|r| tokio::spawn(pump(r, Stream::Stderr, io.clone())));
+        .map(|r| tokio::spawn(pump(r, Stream::Stderr, io.clone(), exited.clone())));
 
     let timeout = async {
         match spec.timeout {
@@ -86,11 +105,54 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo) -> Exit {
     if !matches!(exit, Exit::Code(_)) {
         let _ = child.wait().await;
     }
+    let _ = exited_tx.send(true);
+    let mut held_open = false;
     for task in [out, err].into_iter().flatten() {
-        // A process that left the group (setsid) may keep a pipe open: do not hang on it.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+        held_open |= task.await.unwrap_or(false);
+    }
+    if held_open || ESCAPEES_ALWAYS {
+        let marker = format!("TOPSAIL_OUTPUT={}", dir.output.display());
+        let _ = tokio::task::spawn_blocking(move || kill_escapees(marker.as_bytes())).await;
     }
     exit
+}
+
+/// Look for escapees after every step, not only when one held a pipe open.
+const ESCAPEES_ALWAYS: bool = true;
+
+/// Kill this user's processes whose environment holds `marker`
+/// (`TOPSAIL_OUTPUT=<this attempt's file>`): what a finished step left
+/// running outside its process group. The number killed.
+fn kill_escapees(marker: &[u8]) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() as i32 || entry.metadata().map(|m| m.uid()).ok() != Some(me) {
+            continue;
+        }
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|var| var == marker)
+            && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+        {
+            killed += 1;
+        }
+    }
+    killed
 }
 
 /// `program` looked up in the runner's `PATH` once per run instead of once
@@ -136,23 +198,46 @@ fn exit_code(status: std::process::ExitStatus) -> i64 {
     }
 }
 
-/// Forward a pipe line by line (lossy UTF-8: a step may print anything).
-pub(crate) async fn pump(reader: impl AsyncRead + Unpin, stream: Stream, io: StepIo) {
-    let mut reader = BufReader::new(reader);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    buf.pop();
+/// Forward a pipe in bounded lines ([`LineSplitter`]) until it ends, or,
+/// once `exited` is true, until it is silent for [`PIPE_IDLE`]. Whether the
+/// pipe was still open then (held by a process outside the step's group).
+pub(crate) async fn pump(
+    mut reader: impl AsyncRead + Unpin,
+    stream: Stream,
+    io: StepIo,
+    mut exited: watch::Receiver<bool>,
+) -> bool {
+    let mut split = LineSplitter::new(stream);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut after_exit = false;
+    let held_open = loop {
+        after_exit = after_exit || *exited.borrow();
+        let read = if after_exit {
+            match tokio::time::timeout(PIPE_IDLE, reader.read(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => break true,
+            }
+        } else {
+            // `read` is cancel-safe: nothing is lost when the exit wins.
+            tokio::select! {
+                r = reader.read(&mut buf) => r,
+                changed = exited.changed() => {
+                    after_exit = changed.is_err() || *exited.borrow();
+                    continue;
                 }
-                let _ = io.lines.send(Line {
-                    stream,
-                    text: String::from_utf8_lossy(&buf).into_owned(),
-                });
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => break false,
+            Ok(n) => {
+                for line in split.push(&buf[..n]) {
+                    io.send(line).await;
+                }
             }
         }
+    };
+    if let Some(line) = split.finish() {
+        io.send(line).await;
     }
+    held_open
 }

@@ -144,7 +144,9 @@ impl Ui {
             print!("\r\x1b[2K");
         }
         let _ = std::io::stdout().flush();
-        eprintln!("topsail: {text}");
+        // Not `eprintln!`: it panics when stderr is gone (a closed terminal
+        // after SIGHUP), and this runs while the run stops cleanly.
+        let _ = writeln!(std::io::stderr(), "topsail: {text}");
     }
 
     pub fn progress(&self, running: &[&str], done: usize, total: usize) {

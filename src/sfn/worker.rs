@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::asl::task::{TASK_INPUT_VERSION, TaskInput, TaskOutput, errors};
@@ -246,7 +246,7 @@ impl Task {
         let every = Duration::from_secs_f64(hb as f64 / 3.0)
             .clamp(Duration::from_millis(250), Duration::from_secs(20));
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
+        let (tx, mut rx) = runtime::line_channel();
         let io = StepIo {
             lines: tx,
             cancel: cancel_rx,
