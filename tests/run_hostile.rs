@@ -79,14 +79,23 @@ fn signal(pid: u32, sig: &str) {
     assert!(ok, "kill -{sig} {pid}");
 }
 
-/// Whether any process is in process group `pgid`.
+/// Whether a live process (not a zombie nobody reaped yet) is in process
+/// group `pgid`, waiting up to 3 s for it to go.
 fn group_alive(pgid: &str) -> bool {
-    Command::new("kill")
-        .args(["-0", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let mut f = stat.rsplit(") ").next().unwrap_or_default().split(' ');
+            let state = f.next();
+            let pgrp = f.nth(1);
+            pgrp == Some(pgid) && state.is_some_and(|s| s != "Z" && s != "X")
+        });
+        if !alive || Instant::now() > deadline {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -161,7 +170,7 @@ fn run_sighup_stops_the_steps_like_sigterm() {
     wait_for_file(&t.path("long.pid"));
     let pgid = std::fs::read_to_string(t.path("long.pid")).unwrap();
     let pgid = pgid.trim();
-    assert!(group_alive(pgid));
+    assert!(group_alive(pgid), "the step runs in its own process group");
     signal(child.id(), "HUP");
     let (code, _) = wait_sampling(child, Duration::from_secs(20));
     assert_eq!(code, 130, "{}", output_of(&t));
@@ -234,7 +243,7 @@ fn run_a_setsid_child_neither_delays_the_run_nor_outlives_it() {
         ("redirected", "setsid sleep 30 > /dev/null 2>&1 < /dev/null &"),
     ] {
         let t = run_test(&format!(
-            "daemon:\n    run:\n        {line}\n        echo $! > escapee.pid\n        echo started\n"
+            "daemon:\n    run:\n        {line}\n        echo $! > escapee.pid\n        echo started\n        sleep 0.2\n"
         ));
         let t0 = Instant::now();
         let (code, _) = wait_sampling(spawn_run(&t, &[]), Duration::from_mins(1));
@@ -359,4 +368,7 @@ fn worker_an_output_file_over_the_limit_fails_like_the_local_run() {
         "{r:#}"
     );
     assert!(w.log().contains("topsail.OutputTooLarge"), "{text}");
+    // The worker is still up: its peak memory says it did not read the file.
+    let peak = peak_kib(w.child.id()).expect("the worker's /proc/PID/status");
+    assert!(peak < 100 * 1024, "the worker peaked at {peak} KiB");
 }

@@ -110,20 +110,31 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo) -> Exit {
     for task in [out, err].into_iter().flatten() {
         held_open |= task.await.unwrap_or(false);
     }
-    if held_open || ESCAPEES_ALWAYS {
+    // Also when no pipe was held: `setsid cmd >/dev/null 2>&1 &` holds none.
+    if let Some(first) = pgid {
         let marker = format!("TOPSAIL_OUTPUT={}", dir.output.display());
-        let _ = tokio::task::spawn_blocking(move || kill_escapees(marker.as_bytes())).await;
+        let first = first.as_raw().unsigned_abs();
+        let killed =
+            tokio::task::spawn_blocking(move || kill_escapees(marker.as_bytes(), first)).await;
+        if let Ok(n @ 1..) = killed {
+            io.system(format!(
+                "killed {n} process{} the step left running outside its process group{}",
+                if n == 1 { "" } else { "es" },
+                if held_open { " (holding its output open)" } else { "" }
+            ))
+            .await;
+        }
     }
     exit
 }
 
-/// Look for escapees after every step, not only when one held a pipe open.
-const ESCAPEES_ALWAYS: bool = true;
-
 /// Kill this user's processes whose environment holds `marker`
 /// (`TOPSAIL_OUTPUT=<this attempt's file>`): what a finished step left
-/// running outside its process group. The number killed.
-fn kill_escapees(marker: &[u8]) -> usize {
+/// running outside its process group. Only processes created since the
+/// step's first one (pid `first`, up to the last pid the kernel handed out,
+/// `/proc/loadavg`) are looked at: a no-op step does not pay for reading
+/// every process's environment. The number killed.
+fn kill_escapees(marker: &[u8], first: u32) -> usize {
     use std::os::unix::fs::MetadataExt;
     let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
         return 0;
@@ -131,18 +142,34 @@ fn kill_escapees(marker: &[u8]) -> usize {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
+    // Pids are handed out in increasing order and wrap around: `first..=last`,
+    // or both ends of the range after a wrap; every pid when /proc does not say.
+    let last: Option<u32> = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().nth(4).and_then(|p| p.parse().ok()));
+    let recent = |pid: u32| match last {
+        Some(last) if last >= first => (first..=last).contains(&pid),
+        Some(last) => pid >= first || pid <= last,
+        None => true,
+    };
     let mut killed = 0;
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
             .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
+            .and_then(|n| n.parse::<u32>().ok())
         else {
             continue;
         };
-        if pid == std::process::id() as i32 || entry.metadata().map(|m| m.uid()).ok() != Some(me) {
+        if !recent(pid)
+            || pid == std::process::id()
+            || entry.metadata().map(|m| m.uid()).ok() != Some(me)
+        {
             continue;
         }
+        let Ok(pid) = i32::try_from(pid) else {
+            continue;
+        };
         let Ok(env) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
