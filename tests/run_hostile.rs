@@ -37,7 +37,11 @@ fn output_of(t: &Test) -> String {
 fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -230,7 +234,11 @@ fn run_killed_runner_is_lost_for_the_next_topsail_and_its_dirs_go() {
     let (code, _) = wait_sampling(live, Duration::from_secs(20));
     assert_eq!(code, 130);
     assert!(
-        listed.lines().nth(1).unwrap_or_default().contains(" running "),
+        listed
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .contains(" running "),
         "{listed}"
     );
     assert_eq!(run_json(&t2)["status"], "interrupted");
@@ -240,7 +248,10 @@ fn run_killed_runner_is_lost_for_the_next_topsail_and_its_dirs_go() {
 fn run_a_setsid_child_neither_delays_the_run_nor_outlives_it() {
     for (what, line) in [
         ("holding the pipes", "setsid sleep 30 &"),
-        ("redirected", "setsid sleep 30 > /dev/null 2>&1 < /dev/null &"),
+        (
+            "redirected",
+            "setsid sleep 30 > /dev/null 2>&1 < /dev/null &",
+        ),
     ] {
         let t = run_test(&format!(
             "daemon:\n    run:\n        {line}\n        echo $! > escapee.pid\n        echo started\n        sleep 0.2\n"
@@ -249,9 +260,15 @@ fn run_a_setsid_child_neither_delays_the_run_nor_outlives_it() {
         let (code, _) = wait_sampling(spawn_run(&t, &[]), Duration::from_mins(1));
         let took = t0.elapsed();
         assert_eq!(code, 0, "{what}: {}", output_of(&t));
-        assert!(took < Duration::from_secs(3), "{what}: the run took {took:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "{what}: the run took {took:?}"
+        );
         let pid = std::fs::read_to_string(t.path("escapee.pid")).unwrap();
-        assert!(gone(pid.trim()), "{what}: the setsid child outlived the run");
+        assert!(
+            gone(pid.trim()),
+            "{what}: the setsid child outlived the run"
+        );
         assert!(output_of(&t).contains("started"), "{what}");
         assert_tmp_empty(&t);
     }
@@ -299,13 +316,20 @@ fn run_a_secret_given_as_param_and_item_is_masked_everywhere() {
     assert!(r.stdout.contains("fan[plain]"), "{}", show(&r));
     assert!(r.stdout.contains("fan[***]"), "{}", show(&r));
     assert!(r.stdout.contains("fan[***-2]"), "{}", show(&r));
-    assert!(r.stderr.contains("secret `PEM` has lines shorter"), "{}", show(&r));
+    assert!(
+        r.stderr.contains("secret `PEM` has lines shorter"),
+        "{}",
+        show(&r)
+    );
     let runs = t.path(".topsail/runs");
     let id = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
     for file in ["run.json", "run.log"] {
         let text = std::fs::read_to_string(id.path().join(file)).unwrap();
         assert!(!text.contains(value), "secret in {file}:\n{text}");
-        assert!(!text.contains("q7"), "a line of the secret in {file}:\n{text}");
+        assert!(
+            !text.contains("q7"),
+            "a line of the secret in {file}:\n{text}"
+        );
     }
     let j = run_json(&t);
     assert_eq!(j["params"]["who"], "***");
@@ -345,7 +369,13 @@ fn worker_an_output_file_over_the_limit_fails_like_the_local_run() {
     let t0 = Instant::now();
     let out = topsail(dir)
         .args([
-            "start", "p.topsail", "--machine", &machine, "--name", &exec, "--follow",
+            "start",
+            "p.topsail",
+            "--machine",
+            &machine,
+            "--name",
+            &exec,
+            "--follow",
         ])
         .stdin(Stdio::null())
         .output()
@@ -364,7 +394,10 @@ fn worker_an_output_file_over_the_limit_fails_like_the_local_run() {
     assert_eq!(big["status"], "failed", "{r:#}");
     assert_eq!(big["error"], "topsail.OutputTooLarge", "{r:#}");
     assert!(
-        big["cause"].as_str().unwrap_or_default().contains("at most 262144"),
+        big["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most 262144"),
         "{r:#}"
     );
     assert!(w.log().contains("topsail.OutputTooLarge"), "{text}");

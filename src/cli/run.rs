@@ -190,7 +190,9 @@ async fn main_async(
     let sig = signals();
     let runtimes = Runtimes::real();
     for id in run::record::sweep_lost(&opts.pipeline_dir) {
-        eprintln!("topsail: run {id} was lost (its topsail ended without finishing it); marked `lost`");
+        eprintln!(
+            "topsail: run {id} was lost (its topsail ended without finishing it); marked `lost`"
+        );
     }
     let mut changes = if args.watch {
         match run::watch::watch(&opts.pipeline_dir) {

@@ -120,7 +120,11 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo) -> Exit {
             io.system(format!(
                 "killed {n} process{} the step left running outside its process group{}",
                 if n == 1 { "" } else { "es" },
-                if held_open { " (holding its output open)" } else { "" }
+                if held_open {
+                    " (holding its output open)"
+                } else {
+                    ""
+                }
             ))
             .await;
         }

@@ -461,13 +461,31 @@ mod tests {
         assert_eq!(s.short_lines(), ["K"]);
         let mut m = s.line_masker();
         let mut out = Vec::new();
-        for l in ["before", "key: {", "ab", "long-line", "x", "} after", "x", "ab"] {
+        for l in [
+            "before",
+            "key: {",
+            "ab",
+            "long-line",
+            "x",
+            "} after",
+            "x",
+            "ab",
+        ] {
             out.extend(m.push(l.to_string()));
         }
         out.extend(m.finish());
         assert_eq!(
             out,
-            ["before", "key: ***", "***", "***", "***", "*** after", "x", "ab"]
+            [
+                "before",
+                "key: ***",
+                "***",
+                "***",
+                "***",
+                "*** after",
+                "x",
+                "ab"
+            ]
         );
         // A start that does not go on is given back as it was.
         let mut m = s.line_masker();

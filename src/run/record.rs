@@ -288,8 +288,7 @@ fn mark_lost(run: &mut serde_json::Value, owner: &Owner) {
 /// (not symlinks) named `topsail-<id>-...` that this user owns.
 fn remove_attempt_dirs(tmp: &Path, id: &str) {
     use std::os::unix::fs::MetadataExt;
-    let valid_id =
-        !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let valid_id = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !valid_id || !tmp.is_absolute() {
         return;
     }
@@ -301,9 +300,12 @@ fn remove_attempt_dirs(tmp: &Path, id: &str) {
         return;
     };
     for entry in entries.flatten() {
-        let ours = entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix));
-        let is_dir = std::fs::symlink_metadata(entry.path())
-            .is_ok_and(|m| m.is_dir() && m.uid() == me);
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix));
+        let is_dir =
+            std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir() && m.uid() == me);
         if ours && is_dir {
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -498,7 +500,11 @@ mod tests {
             start: me.start + 1,
             ..me.clone()
         };
-        assert_eq!(reused.liveness(), Liveness::Gone, "a reused pid is not the owner");
+        assert_eq!(
+            reused.liveness(),
+            Liveness::Gone,
+            "a reused pid is not the owner"
+        );
         let other_ns = Owner {
             pid: u32::MAX / 2,
             pid_ns: "pid:[1]".into(),

@@ -303,7 +303,7 @@ impl LineSplitter {
                 }
             }
             if ends {
-                out.extend(self.end_line());
+                out.push(self.end_line());
             }
         }
         out
@@ -314,7 +314,7 @@ impl LineSplitter {
         if self.buf.is_empty() && self.dropped.is_none() {
             return None;
         }
-        self.end_line()
+        Some(self.end_line())
     }
 
     /// The cut line, and how many bytes of a split character it left out.
@@ -339,25 +339,25 @@ impl LineSplitter {
         )
     }
 
-    fn end_line(&mut self) -> Option<Line> {
+    fn end_line(&mut self) -> Line {
         if let Some(dropped) = self.dropped.take() {
-            return Some(Line {
+            return Line {
                 stream: Stream::System,
                 text: format!(
                     "a line of {} bytes was cut to {MAX_LINE_BYTES}: {dropped} bytes not shown",
                     dropped + MAX_LINE_BYTES as u64
                 ),
-            });
+            };
         }
         if self.buf.last() == Some(&b'\r') {
             self.buf.pop();
         }
         let text = String::from_utf8_lossy(&self.buf).into_owned();
         self.buf.clear();
-        Some(Line {
+        Line {
             stream: self.stream,
             text,
-        })
+        }
     }
 }
 

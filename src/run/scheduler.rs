@@ -971,13 +971,7 @@ async fn run_with_retries(
 
 /// One line from the runtime, masked (a step's stdout and stderr each
 /// through its own [`LineMasker`]), to the screen and the log.
-fn emit(
-    sh: &Shared,
-    name: &str,
-    log: &StepLog<'_>,
-    maskers: &mut [LineMasker<'_>; 2],
-    line: Line,
-) {
+fn emit(sh: &Shared, name: &str, log: &StepLog<'_>, maskers: &mut [LineMasker<'_>; 2], line: Line) {
     let i = match line.stream {
         Stream::System => return show(sh, name, log, Stream::System, &sh.secrets.mask(&line.text)),
         Stream::Stdout => 0,
