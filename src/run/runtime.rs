@@ -268,6 +268,8 @@ pub struct LineSplitter {
     buf: Vec<u8>,
     /// Bytes dropped from the current line after it was cut; `None`: not cut.
     dropped: Option<u64>,
+    /// Bytes of the cut line that were shown.
+    shown: u64,
 }
 
 impl LineSplitter {
@@ -276,6 +278,7 @@ impl LineSplitter {
             stream,
             buf: Vec::new(),
             dropped: None,
+            shown: 0,
         }
     }
 
@@ -329,6 +332,7 @@ impl LineSplitter {
         let mut text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
         text.push_str(CUT_MARKER);
         let trimmed = self.buf.len() - end;
+        self.shown = end as u64;
         self.buf.clear();
         (
             Line {
@@ -344,8 +348,9 @@ impl LineSplitter {
             return Line {
                 stream: Stream::System,
                 text: format!(
-                    "a line of {} bytes was cut to {MAX_LINE_BYTES}: {dropped} bytes not shown",
-                    dropped + MAX_LINE_BYTES as u64
+                    "a line of {} bytes was cut to {}: {dropped} bytes not shown",
+                    dropped + self.shown,
+                    self.shown
                 ),
             };
         }
@@ -791,6 +796,40 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&dir.script).unwrap(), "echo hi\n");
         let long = spec(&"x".repeat(INLINE_SCRIPT_MAX + 1), None, None);
         assert_eq!(dir.command(&long).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn lines_are_split_and_a_long_one_is_cut_once() {
+        let mut s = LineSplitter::new(Stream::Stdout);
+        let texts = |lines: Vec<Line>| lines.into_iter().map(|l| l.text).collect::<Vec<_>>();
+        assert_eq!(texts(s.push(b"a\r\nb")), ["a"]);
+        assert_eq!(texts(s.push(b"c\n")), ["bc"]);
+        // A line over the limit, in pieces, with a character across the cut.
+        let mut long = vec![b'x'; MAX_LINE_BYTES - 1];
+        long.extend_from_slice("é".as_bytes());
+        let cut = s.push(&long);
+        assert_eq!(cut.len(), 1);
+        assert_eq!(
+            cut[0].text,
+            format!("{}{CUT_MARKER}", "x".repeat(MAX_LINE_BYTES - 1))
+        );
+        assert!(s.push(&vec![b'y'; 3 * MAX_LINE_BYTES]).is_empty());
+        let end = s.push(b"y\nnext\n");
+        assert_eq!(end.len(), 2);
+        assert_eq!(end[0].stream, Stream::System);
+        let total = MAX_LINE_BYTES + 1 + 3 * MAX_LINE_BYTES + 1;
+        let shown = MAX_LINE_BYTES - 1;
+        assert!(
+            end[0]
+                .text
+                .starts_with(&format!("a line of {total} bytes was cut to {shown}:")),
+            "{}",
+            end[0].text
+        );
+        assert_eq!(end[1].text, "next");
+        assert!(s.finish().is_none());
+        assert_eq!(texts(s.push(b"tail")), Vec::<String>::new());
+        assert_eq!(s.finish().map(|l| l.text).as_deref(), Some("tail"));
     }
 
     #[test]
