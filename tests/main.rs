@@ -13,6 +13,7 @@ mod legacy_run;
 mod lsp;
 mod run;
 mod run_docker;
+mod run_hostile;
 mod runner_ux;
 mod sfn;
 mod sfn_same;

@@ -378,7 +378,7 @@ fn docker_oom_kill_is_reported_as_such() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let outcome = rt.block_on(async {
         let docker = DockerRuntime::with_memory_limit(16 * 1024 * 1024);
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, _rx) = runtime::line_channel();
         let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
         let io = StepIo { lines: tx, cancel };
         let outcome = runtime::run_attempt(&docker, &spec, dir.path(), io).await;

@@ -73,7 +73,7 @@ pub mod errors {
     /// A declared output was not set (the local runner's name).
     pub const MISSING_OUTPUT: &str = crate::run::runtime::errors::OUTPUT_MISSING;
     /// The outputs do not fit in a Step Functions payload (256 KiB).
-    pub const OUTPUT_TOO_LARGE: &str = "topsail.OutputTooLarge";
+    pub const OUTPUT_TOO_LARGE: &str = crate::run::runtime::errors::OUTPUT_TOO_LARGE;
     /// The worker does not run this image (`--allow-image`) or host steps (`--allow-host`).
     pub const IMAGE_NOT_ALLOWED: &str = "topsail.ImageNotAllowed";
     /// The task asks for a secret the worker's operator did not allow (`--secret`).

@@ -1,7 +1,11 @@
 //! `topsail run [FILE]`: check the pipeline, resolve the command line into
 //! [`RunOptions`], then run it (or print the plan with `--dry-run`, or keep
-//! rerunning it with `--watch`). Ctrl-C and SIGTERM cancel the run cleanly
-//! and give exit code 130.
+//! rerunning it with `--watch`). Ctrl-C, SIGTERM and SIGHUP (the terminal
+//! closed) cancel the run cleanly and give exit code 130.
+//!
+//! The run record goes under the pipeline's directory, which must then be
+//! a project's: the pipeline is a regular file (not `/dev/null`, a FIFO or
+//! a device, whose directory is nobody's project).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -104,6 +108,15 @@ pub fn options(pipeline: &Pipeline, file: &Path, args: &Args) -> Result<RunOptio
     if args.jobs == Some(0) {
         return Err("--jobs must be at least 1".into());
     }
+    // The record goes next to the pipeline: only a project's file has a
+    // project directory (`run /dev/null` must not write into /dev).
+    if !std::fs::metadata(file).is_ok_and(|m| m.is_file()) {
+        return Err(format!(
+            "{} is not a regular file: a pipeline is a file of a project, whose directory \
+             keeps the run records (.topsail/runs)",
+            file.display()
+        ));
+    }
     let dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -163,12 +176,18 @@ fn make_ui(pipeline: &Pipeline, opts: &RunOptions) -> Arc<ui::Ui> {
     Arc::new(ui::Ui::new(opts.color, opts.interactive, names))
 }
 
-/// Ctrl-C or SIGTERM flips the returned flag to `true`.
+/// Ctrl-C, SIGTERM or SIGHUP flips the returned flag to `true`. SIGHUP
+/// (the terminal closed) gets the same clean stop: left alone it would kill
+/// topsail and orphan the steps, which run in process groups of their own.
 fn signals() -> watch::Receiver<bool> {
+    use tokio::signal::unix::{SignalKind, signal};
     let (tx, rx) = watch::channel(false);
+    // Installed before the run starts, so no signal finds the default action.
+    let term = signal(SignalKind::terminate());
+    let hup = signal(SignalKind::hangup());
     tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
                 Ok(mut s) => {
                     s.recv().await;
                 }
@@ -177,7 +196,8 @@ fn signals() -> watch::Receiver<bool> {
         };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
+            () = wait(term) => {}
+            () = wait(hup) => {}
         }
         let _ = tx.send(true);
     });
@@ -193,6 +213,11 @@ async fn main_async(
 ) -> u8 {
     let sig = signals();
     let runtimes = Runtimes::real();
+    for id in run::record::sweep_lost(&opts.pipeline_dir) {
+        errln!(
+            "topsail: run {id} was lost (its topsail ended without finishing it); marked `lost`"
+        );
+    }
     let mut session = if args.watch {
         match run::watch::Session::new(&opts.pipeline_dir, &sources) {
             Ok(s) => Some(s),

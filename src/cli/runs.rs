@@ -1,4 +1,6 @@
-//! `topsail runs`: the recent runs recorded under `.topsail/runs/`, newest first.
+//! `topsail runs`: the recent runs recorded under `.topsail/runs/`, newest
+//! first. A run whose topsail is gone without finishing it is marked `lost`
+//! first ([`crate::run::record::sweep_lost`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +16,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    // Runs whose topsail died say so (`lost`) instead of `running` for ever.
+    crate::run::record::sweep_lost(&args.dir);
     let runs = match crate::run::record::list_runs(&args.dir) {
         Ok(r) => r,
         Err(e) => return super::fail_usage(format!("cannot read the run records: {e}")),

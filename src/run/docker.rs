@@ -27,7 +27,9 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
-use crate::run::runtime::{AttemptDir, BoxFuture, Exit, Line, Runtime, StepIo, StepSpec, Stream};
+use crate::run::runtime::{
+    AttemptDir, BoxFuture, Exit, LineSplitter, Runtime, StepIo, StepSpec, Stream,
+};
 
 pub const LABEL_RUN: &str = "topsail.run";
 pub const LABEL_STEP: &str = "topsail.step";
@@ -260,7 +262,8 @@ impl DockerRuntime {
             }) => {}
             Err(e) => return Err(format!("cannot inspect image `{image}`: {}", short(&e))),
         }
-        io.system(format!("pulling {image} (not present locally)"));
+        io.system(format!("pulling {image} (not present locally)"))
+            .await;
         let (name, tag) = split_tag(image);
         let options = CreateImageOptionsBuilder::default()
             .from_image(name)
@@ -281,7 +284,7 @@ impl DockerRuntime {
                         info.status.unwrap_or_default()
                     );
                     if status != last && !status.is_empty() {
-                        io.system(format!("pull: {status}"));
+                        io.system(format!("pull: {status}")).await;
                         last = status;
                     }
                 }
@@ -408,39 +411,26 @@ async fn pump_frames(
     mut stream: impl futures_util::Stream<Item = Result<LogOutput, DockerError>> + Unpin,
     io: StepIo,
 ) {
-    // Frames are whatever the process wrote at once: reassemble lines per stream.
-    let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    // Frames are whatever the process wrote at once: reassemble bounded lines per stream.
+    let mut split = [
+        LineSplitter::new(Stream::Stdout),
+        LineSplitter::new(Stream::Stderr),
+    ];
     while let Some(Ok(chunk)) = stream.next().await {
-        let (idx, stream_kind, bytes) = match &chunk {
-            LogOutput::StdErr { message } => (1, Stream::Stderr, message.as_ref()),
-            LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                (0, Stream::Stdout, message.as_ref())
-            }
+        let (idx, bytes) = match &chunk {
+            LogOutput::StdErr { message } => (1, message.as_ref()),
+            LogOutput::StdOut { message } | LogOutput::Console { message } => (0, message.as_ref()),
             LogOutput::StdIn { .. } => continue,
         };
-        let buf = &mut partial[idx];
-        buf.extend_from_slice(bytes);
-        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-            let mut line: Vec<u8> = buf.drain(..=pos).collect();
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            send(&io, stream_kind, &line);
+        for line in split[idx].push(bytes) {
+            io.send(line).await;
         }
     }
-    for (idx, kind) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
-        if !partial[idx].is_empty() {
-            send(&io, kind, &partial[idx]);
+    for s in &mut split {
+        if let Some(line) = s.finish() {
+            io.send(line).await;
         }
     }
-}
-
-fn send(io: &StepIo, stream: Stream, bytes: &[u8]) {
-    let _ = io.lines.send(Line {
-        stream,
-        text: String::from_utf8_lossy(bytes).into_owned(),
-    });
 }
 
 /// Where this process sees pids: the machine's boot and its own pid

@@ -9,16 +9,34 @@
 //! is whatever someone who can start executions wrote. There a step gets
 //! only [`BASE_ENV`] from the worker, then its own env, the secrets it was
 //! given and the built-in `TOPSAIL_*` variables, as a container would.
+//!
+//! When the step's shell exits, its process group is killed too: a step
+//! leaves no background job behind. A process that left the group
+//! (`setsid cmd &`) escapes that; such a process still carries the attempt's
+//! `TOPSAIL_OUTPUT` in its environment, and is found by it and killed
+//! ([`kill_escapees`]). Its copies of the step's pipes are not waited for:
+//! once the shell is gone, a pipe is read only while data keeps coming
+//! ([`PIPE_IDLE`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
+use std::time::Duration;
 
-use crate::run::runtime::{AttemptDir, BoxFuture, Exit, Line, Runtime, StepIo, StepSpec, Stream};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use crate::run::runtime::{
+    AttemptDir, BoxFuture, Exit, LineSplitter, Runtime, StepIo, StepSpec, Stream,
+};
+
+/// After the step's shell exited (and its group was killed), how long a
+/// pipe may stay silent before it is no longer read: whatever still holds
+/// it left the step's process group.
+pub const PIPE_IDLE: Duration = Duration::from_millis(100);
 
 /// What a host step on a worker gets from the worker's own environment
 /// (each when set): enough for a shell and its tools to find their way.
@@ -106,14 +124,15 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool)
         Err(e) => return Exit::Error(format!("cannot start `{program}`: {e}")),
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let (exited_tx, exited) = watch::channel(false);
     let out = child
         .stdout
         .take()
-        .map(|r| tokio::spawn(pump(r, Stream::Stdout, io.clone())));
+        .map(|r| tokio::spawn(pump(r, Stream::Stdout, io.clone(), exited.clone())));
     let err = child
         .stderr
         .take()
-        .map(|r| tokio::spawn(pump(r, Stream::Stderr, io.clone())));
+        .map(|r| tokio::spawn(pump(r, Stream::Stderr, io.clone(), exited.clone())));
 
     let timeout = async {
         match spec.timeout {
@@ -137,9 +156,29 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool)
     if !matches!(exit, Exit::Code(_)) {
         let _ = child.wait().await;
     }
+    let _ = exited_tx.send(true);
+    let mut held_open = false;
     for task in [out, err].into_iter().flatten() {
-        // A process that left the group (setsid) may keep a pipe open: do not hang on it.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+        held_open |= task.await.unwrap_or(false);
+    }
+    // Also when no pipe was held: `setsid cmd >/dev/null 2>&1 &` holds none.
+    if let Some(first) = pgid {
+        let marker = format!("TOPSAIL_OUTPUT={}", dir.output.display());
+        let first = first.as_raw().unsigned_abs();
+        let killed =
+            tokio::task::spawn_blocking(move || kill_escapees(marker.as_bytes(), first)).await;
+        if let Ok(n @ 1..) = killed {
+            io.system(format!(
+                "killed {n} process{} the step left running outside its process group{}",
+                if n == 1 { "" } else { "es" },
+                if held_open {
+                    " (holding its output open)"
+                } else {
+                    ""
+                }
+            ))
+            .await;
+        }
     }
     exit
 }
@@ -151,6 +190,60 @@ pub fn workdir(pipeline_dir: &Path, workdir: Option<&str>) -> PathBuf {
         Some(w) if !w.is_empty() => pipeline_dir.join(w),
         _ => pipeline_dir.to_path_buf(),
     }
+}
+
+/// Kill this user's processes whose environment holds `marker`
+/// (`TOPSAIL_OUTPUT=<this attempt's file>`): what a finished step left
+/// running outside its process group. Only processes created since the
+/// step's first one (pid `first`, up to the last pid the kernel handed out,
+/// `/proc/loadavg`) are looked at: a no-op step does not pay for reading
+/// every process's environment. The number killed.
+fn kill_escapees(marker: &[u8], first: u32) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    // Pids are handed out in increasing order and wrap around: `first..=last`,
+    // or both ends of the range after a wrap; every pid when /proc does not say.
+    let last: Option<u32> = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().nth(4).and_then(|p| p.parse().ok()));
+    let recent = |pid: u32| match last {
+        Some(last) if last >= first => (first..=last).contains(&pid),
+        Some(last) => pid >= first || pid <= last,
+        None => true,
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !recent(pid)
+            || pid == std::process::id()
+            || entry.metadata().map(|m| m.uid()).ok() != Some(me)
+        {
+            continue;
+        }
+        let Ok(pid) = i32::try_from(pid) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|var| var == marker)
+            && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+        {
+            killed += 1;
+        }
+    }
+    killed
 }
 
 /// `program` looked up in the runner's `PATH` once per run instead of once
@@ -196,23 +289,46 @@ fn exit_code(status: std::process::ExitStatus) -> i64 {
     }
 }
 
-/// Forward a pipe line by line (lossy UTF-8: a step may print anything).
-pub(crate) async fn pump(reader: impl AsyncRead + Unpin, stream: Stream, io: StepIo) {
-    let mut reader = BufReader::new(reader);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    buf.pop();
+/// Forward a pipe in bounded lines ([`LineSplitter`]) until it ends, or,
+/// once `exited` is true, until it is silent for [`PIPE_IDLE`]. Whether the
+/// pipe was still open then (held by a process outside the step's group).
+pub(crate) async fn pump(
+    mut reader: impl AsyncRead + Unpin,
+    stream: Stream,
+    io: StepIo,
+    mut exited: watch::Receiver<bool>,
+) -> bool {
+    let mut split = LineSplitter::new(stream);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut after_exit = false;
+    let held_open = loop {
+        after_exit = after_exit || *exited.borrow();
+        let read = if after_exit {
+            match tokio::time::timeout(PIPE_IDLE, reader.read(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => break true,
+            }
+        } else {
+            // `read` is cancel-safe: nothing is lost when the exit wins.
+            tokio::select! {
+                r = reader.read(&mut buf) => r,
+                changed = exited.changed() => {
+                    after_exit = changed.is_err() || *exited.borrow();
+                    continue;
                 }
-                let _ = io.lines.send(Line {
-                    stream,
-                    text: String::from_utf8_lossy(&buf).into_owned(),
-                });
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => break false,
+            Ok(n) => {
+                for line in split.push(&buf[..n]) {
+                    io.send(line).await;
+                }
             }
         }
+    };
+    if let Some(line) = split.finish() {
+        io.send(line).await;
     }
+    held_open
 }

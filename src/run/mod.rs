@@ -169,12 +169,25 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// The values of the declared secrets, read from the runner's environment,
 /// and the masking of those values in anything printed or written.
+///
+/// Output is masked line by line, as it comes. A multi-line value is masked
+/// as one unit ([`LineMasker`]): where its lines come one after the other,
+/// every one of them is masked, however short. A line of it is also masked
+/// wherever it stands alone, when it has at least [`MIN_MASKED_LINE`]
+/// characters: masking `}` or `ab` wherever they appear would destroy every
+/// log, so such a line printed on its own is shown (the run warns about such
+/// secrets when it starts, see [`Secrets::short_lines`]).
 #[derive(Clone, Debug, Default)]
 pub struct Secrets {
     values: HashMap<String, String>,
     /// Longest first, so a value containing another is masked whole.
     needles: Vec<String>,
+    /// The lines of each multi-line value, as output gives them.
+    multi: Vec<Vec<String>>,
 }
+
+/// The shortest line of a multi-line secret masked where it stands alone.
+pub const MIN_MASKED_LINE: usize = 3;
 
 impl Secrets {
     pub fn from_env(pipeline: &Pipeline) -> Secrets {
@@ -189,27 +202,59 @@ impl Secrets {
     pub fn new(values: impl IntoIterator<Item = (String, String)>) -> Secrets {
         let values: HashMap<String, String> = values.into_iter().collect();
         let mut needles: Vec<String> = Vec::new();
+        let mut multi = Vec::new();
         for v in values.values() {
             needles.push(v.clone());
+            let lines = output_lines(v);
             // Output is masked line by line: mask each line of a multi-line value too.
             needles.extend(
-                v.lines()
-                    .map(str::trim)
-                    .filter(|l| l.len() >= 3)
+                lines
+                    .iter()
+                    .map(|l| l.trim())
+                    .filter(|l| l.len() >= MIN_MASKED_LINE)
                     .map(str::to_string),
             );
+            if lines.len() >= 2 {
+                multi.push(lines);
+            }
         }
         needles.retain(|n| !n.trim().is_empty());
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
-        Secrets { values, needles }
+        Secrets {
+            values,
+            needles,
+            multi,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 
+    /// Names of the secrets with a line too short to be masked on its own
+    /// (see the type's doc), sorted.
+    pub fn short_lines(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .values
+            .iter()
+            .filter(|(_, v)| {
+                let lines = output_lines(v);
+                lines.len() >= 2
+                    && lines.iter().any(|l| {
+                        let l = l.trim();
+                        l.len() < MIN_MASKED_LINE && l.chars().any(char::is_alphanumeric)
+                    })
+            })
+            .map(|(k, _)| k.as_str())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
     /// `text` with every occurrence of a secret value replaced by `***`.
+    /// A line cut at [`runtime::MAX_LINE_BYTES`] may end in the first part
+    /// of a secret: that part is masked too.
     pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();
         for n in &self.needles {
@@ -217,8 +262,157 @@ impl Secrets {
                 out = out.replace(n.as_str(), "***");
             }
         }
+        if let Some(body) = out.strip_suffix(runtime::CUT_MARKER) {
+            let keep = self
+                .needles
+                .iter()
+                .filter_map(|n| {
+                    (1..n.len())
+                        .rev()
+                        .filter(|&k| n.is_char_boundary(k))
+                        .find(|&k| body.ends_with(&n[..k]))
+                        .map(|k| body.len() - k)
+                })
+                .min();
+            if let Some(keep) = keep {
+                out = format!("{}***{}", &body[..keep], runtime::CUT_MARKER);
+            }
+        }
         out
     }
+
+    /// A value with every string in it masked (params, `foreach` items).
+    pub fn mask_value(&self, value: &Value) -> Value {
+        match value {
+            Value::Str(s) => Value::Str(self.mask(s)),
+            Value::List(items) => Value::List(items.iter().map(|v| self.mask_value(v)).collect()),
+            other => {
+                let text = other.to_text();
+                let masked = self.mask(&text);
+                if masked == text {
+                    other.clone()
+                } else {
+                    Value::Str(masked)
+                }
+            }
+        }
+    }
+
+    /// A masker for one stream of output lines.
+    pub fn line_masker(&self) -> LineMasker<'_> {
+        LineMasker {
+            secrets: self,
+            held: Vec::new(),
+        }
+    }
+}
+
+/// The lines a value gives when printed and read back line by line (the
+/// runtimes drop a `\r` before a line break); no empty first or last line.
+fn output_lines(v: &str) -> Vec<String> {
+    let mut lines: Vec<String> = v
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        .collect();
+    while lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    while lines.first().is_some_and(String::is_empty) {
+        lines.remove(0);
+    }
+    lines
+}
+
+/// Masks one stream of lines (one step's stdout, say) with multi-line
+/// values masked as a unit: a line that may begin such a value is held back
+/// until the lines after it show whether it does (at most as many lines as
+/// the longest value has), then given out masked. [`LineMasker::finish`]
+/// gives out what is held when the stream ends.
+pub struct LineMasker<'a> {
+    secrets: &'a Secrets,
+    held: Vec<String>,
+}
+
+impl LineMasker<'_> {
+    /// Take `line`; the lines that may now be shown, masked, in order.
+    pub fn push(&mut self, line: String) -> Vec<String> {
+        self.held.push(line);
+        let mut out = Vec::new();
+        loop {
+            if self.held.is_empty() {
+                return out;
+            }
+            match self.matching() {
+                Match::Whole(n) => {
+                    let seq = &self.secrets.multi[n];
+                    let last = self.held.len() - 1;
+                    let first = &self.held[0];
+                    let head = &first[..first.len() - seq[0].len()];
+                    let tail = &self.held[last][seq[last].len()..];
+                    out.push(format!("{}***", self.secrets.mask(head)));
+                    out.extend((1..last).map(|_| "***".to_string()));
+                    out.push(format!("***{}", self.secrets.mask(tail)));
+                    self.held.clear();
+                }
+                Match::Partial => return out,
+                Match::None => {
+                    let line = self.held.remove(0);
+                    out.push(self.secrets.mask(&line));
+                }
+            }
+        }
+    }
+
+    /// The stream ended: what is still held, masked.
+    pub fn finish(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.held)
+            .iter()
+            .map(|l| self.secrets.mask(l))
+            .collect()
+    }
+
+    /// Whether the held lines are a whole multi-line value (preferring the
+    /// longest), the start of one, or neither.
+    fn matching(&self) -> Match {
+        let held = &self.held;
+        let mut partial = false;
+        let mut whole: Option<(usize, usize)> = None;
+        for (i, seq) in self.secrets.multi.iter().enumerate() {
+            if held.len() > seq.len() || !held[0].ends_with(seq[0].as_str()) {
+                continue;
+            }
+            let last = seq.len() - 1;
+            let fits = held.iter().enumerate().skip(1).all(|(j, l)| {
+                if j == last {
+                    l.starts_with(seq[j].as_str())
+                } else {
+                    *l == seq[j]
+                }
+            });
+            if !fits {
+                continue;
+            }
+            if held.len() == seq.len() {
+                if whole.is_none_or(|(_, len)| seq.len() > len) {
+                    whole = Some((i, seq.len()));
+                }
+            } else {
+                partial = true;
+            }
+        }
+        match (whole, partial) {
+            // A longer value may still complete: wait for it.
+            (_, true) => Match::Partial,
+            (Some((i, _)), false) => Match::Whole(i),
+            (None, false) => Match::None,
+        }
+    }
+}
+
+enum Match {
+    Whole(usize),
+    Partial,
+    None,
 }
 
 /// Where `{{ }}` values come from while a run is going on.
@@ -268,6 +462,55 @@ mod tests {
         assert_eq!(s.mask("pw=hunter2!"), "pw=***!");
         assert_eq!(s.mask("x line-two y"), "x *** y");
         assert_eq!(s.mask("nothing"), "nothing");
+    }
+
+    #[test]
+    fn a_multi_line_value_is_masked_as_a_unit_short_lines_too() {
+        let s = Secrets::new([("K".to_string(), "{\nab\nlong-line\nx\n}\n".to_string())]);
+        assert_eq!(s.short_lines(), ["K"]);
+        let mut m = s.line_masker();
+        let mut out = Vec::new();
+        for l in [
+            "before",
+            "key: {",
+            "ab",
+            "long-line",
+            "x",
+            "} after",
+            "x",
+            "ab",
+        ] {
+            out.extend(m.push(l.to_string()));
+        }
+        out.extend(m.finish());
+        assert_eq!(
+            out,
+            [
+                "before",
+                "key: ***",
+                "***",
+                "***",
+                "***",
+                "*** after",
+                "x",
+                "ab"
+            ]
+        );
+        // A start that does not go on is given back as it was.
+        let mut m = s.line_masker();
+        assert!(m.push("{".into()).is_empty());
+        assert_eq!(m.push("zz".into()), ["{", "zz"]);
+        assert!(m.push("{".into()).is_empty());
+        assert_eq!(m.finish(), ["{"]);
+    }
+
+    #[test]
+    fn a_secret_cut_with_its_line_is_masked_in_part() {
+        let s = Secrets::new([("A".to_string(), "hunter2-xyz".to_string())]);
+        let cut = format!("aaa hunter{}", runtime::CUT_MARKER);
+        assert_eq!(s.mask(&cut), format!("aaa ***{}", runtime::CUT_MARKER));
+        let whole = format!("aaa hunter2-xyz{}", runtime::CUT_MARKER);
+        assert_eq!(s.mask(&whole), format!("aaa ***{}", runtime::CUT_MARKER));
     }
 
     #[test]

@@ -6,6 +6,13 @@
 //! Records written before kept `logs/<unit>.log`; [`read_logs`] reads both.
 //! Everything written here has already been masked: no secret value
 //! reaches the disk. `topsail runs` and `topsail logs` read it.
+//!
+//! A run that never finishes its record (topsail killed, or its machine
+//! rebooted) would say `running` for ever: `run.json` names its [`Owner`],
+//! and the next `topsail run` or `topsail runs` marks a `running` record
+//! whose owner is certainly gone as `lost` and removes the attempt
+//! directories it left ([`sweep_lost`]). An owner that cannot be seen
+//! (another PID namespace, another machine) is never presumed dead.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -21,12 +28,31 @@ pub const LOG_FILE: &str = "run.log";
 
 pub struct Record {
     pub dir: PathBuf,
+    /// This process, as `run.json` names it.
+    pub owner: Option<Owner>,
     /// `run.log`, shared by every step; `None` once writing it failed.
     log: Mutex<Option<BufWriter<File>>>,
 }
 
 impl Record {
+    /// A record nobody owns (one `topsail start --follow` writes from an
+    /// execution's history: the execution goes on without it).
     pub fn create(pipeline_dir: &Path, run_id: &str) -> std::io::Result<Record> {
+        Record::open(pipeline_dir, run_id, None)
+    }
+
+    /// The record of a local run by this process; `tmp_base`: where the run
+    /// makes its attempt directories (kept in its [`Owner`], so that a lost
+    /// run's can be removed).
+    pub fn create_owned(
+        pipeline_dir: &Path,
+        run_id: &str,
+        tmp_base: &Path,
+    ) -> std::io::Result<Record> {
+        Record::open(pipeline_dir, run_id, Owner::this_process(tmp_base))
+    }
+
+    fn open(pipeline_dir: &Path, run_id: &str, owner: Option<Owner>) -> std::io::Result<Record> {
         let dir = pipeline_dir.join(RUNS_DIR).join(run_id);
         std::fs::create_dir_all(&dir)?;
         let log = std::fs::OpenOptions::new()
@@ -35,6 +61,7 @@ impl Record {
             .open(dir.join(LOG_FILE))?;
         Ok(Record {
             dir,
+            owner,
             log: Mutex::new(Some(BufWriter::new(log))),
         })
     }
@@ -82,6 +109,205 @@ impl Record {
                 "topsail: cannot write {}: {e}",
                 self.dir.join("run.json").display()
             );
+        }
+    }
+}
+
+/// The process that owns a running record: enough to tell, later, whether
+/// it is still alive (a pid alone may have been reused).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Owner {
+    pub pid: u32,
+    /// When it started, in clock ticks since boot (`/proc/PID/stat` field 22).
+    pub start: u64,
+    /// `/proc/sys/kernel/random/boot_id`: the boot the pid belongs to.
+    pub boot_id: String,
+    /// `/proc/self/ns/pid`: the PID namespace the pid means something in.
+    pub pid_ns: String,
+    /// `/etc/machine-id`, when there is one: tells a reboot of this
+    /// machine from another machine sharing the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
+    /// Where its attempt directories are.
+    pub tmp: PathBuf,
+}
+
+/// Whether a record's owner still runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Alive,
+    /// Certainly gone: same boot and namespace and no such process (or
+    /// another process with its pid), or this machine rebooted since.
+    Gone,
+    /// Cannot tell (no /proc, another namespace or machine): presumed alive.
+    Unknown,
+}
+
+impl Owner {
+    /// This process; `None` where /proc does not tell (not Linux).
+    pub fn this_process(tmp: &Path) -> Option<Owner> {
+        let pid = std::process::id();
+        Some(Owner {
+            pid,
+            start: start_time(pid).ok()??.0,
+            boot_id: boot_id()?,
+            pid_ns: pid_ns()?,
+            machine_id: machine_id(),
+            tmp: tmp.to_path_buf(),
+        })
+    }
+
+    pub fn liveness(&self) -> Liveness {
+        let (Some(boot), Some(ns)) = (boot_id(), pid_ns()) else {
+            return Liveness::Unknown;
+        };
+        if boot != self.boot_id {
+            // No process outlives a reboot; but another machine has another
+            // boot id too, and only the machine id tells them apart.
+            return match (&self.machine_id, machine_id()) {
+                (Some(theirs), Some(ours)) if *theirs == ours => Liveness::Gone,
+                _ => Liveness::Unknown,
+            };
+        }
+        if ns != self.pid_ns {
+            return Liveness::Unknown;
+        }
+        match start_time(self.pid) {
+            Ok(None) => Liveness::Gone,
+            Ok(Some((start, zombie))) if start != self.start || zombie => Liveness::Gone,
+            Ok(Some(_)) => Liveness::Alive,
+            Err(()) => Liveness::Unknown,
+        }
+    }
+}
+
+/// `pid`'s start time in clock ticks since boot and whether it is a
+/// zombie; `Ok(None)`: no such process; `Err`: /proc cannot tell.
+fn start_time(pid: u32) -> Result<Option<(u64, bool)>, ()> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // No /proc at all is not "no such process".
+            return if Path::new("/proc/self/stat").exists() {
+                Ok(None)
+            } else {
+                Err(())
+            };
+        }
+        Err(_) => return Err(()),
+    };
+    // The command name (field 2) is in parentheses and may hold anything:
+    // count fields from the last `)`. Field 3 is the state, 22 the start time.
+    let rest = stat.rsplit_once(')').ok_or(())?.1;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next().ok_or(())?;
+    let start = fields.nth(18).and_then(|f| f.parse().ok()).ok_or(())?;
+    Ok(Some((start, state == "Z" || state == "X")))
+}
+
+fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn pid_ns() -> Option<String> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(link.display().to_string())
+}
+
+fn machine_id() -> Option<String> {
+    let id = std::fs::read_to_string("/etc/machine-id").ok()?;
+    Some(id.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Mark every `running` record under `dir` whose owner is gone as `lost`
+/// (its unfinished units `cancelled`) and remove the attempt directories
+/// it left. The ids of the runs marked.
+pub fn sweep_lost(dir: &Path) -> Vec<String> {
+    let Ok(runs) = list_runs(dir) else {
+        return Vec::new();
+    };
+    let mut lost = Vec::new();
+    for (id, json) in runs {
+        let Some(owner) = json
+            .filter(|j| j.get("status").and_then(|s| s.as_str()) == Some("running"))
+            .and_then(|j| j.get("owner").cloned())
+            .and_then(|o| serde_json::from_value::<Owner>(o).ok())
+        else {
+            continue;
+        };
+        if owner.liveness() != Liveness::Gone {
+            continue;
+        }
+        // Gone, so it writes no more: read again what it wrote last.
+        let path = dir.join(RUNS_DIR).join(&id).join("run.json");
+        let Some(mut run) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .filter(|j| j.get("status").and_then(|s| s.as_str()) == Some("running"))
+        else {
+            continue;
+        };
+        mark_lost(&mut run, &owner);
+        let tmp = path.with_extension(format!("json.lost-{}", std::process::id()));
+        let text = serde_json::to_string_pretty(&run).unwrap_or_default() + "\n";
+        if std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
+            continue;
+        }
+        remove_attempt_dirs(&owner.tmp, &id);
+        lost.push(id);
+    }
+    lost
+}
+
+fn mark_lost(run: &mut serde_json::Value, owner: &Owner) {
+    let reason = format!(
+        "lost: topsail (pid {}) ended without finishing the run",
+        owner.pid
+    );
+    run["status"] = "lost".into();
+    if let Some(units) = run.get_mut("steps").and_then(|s| s.as_array_mut()) {
+        for u in units {
+            let open = matches!(
+                u.get("status").and_then(|s| s.as_str()),
+                Some("running" | "pending")
+            );
+            if open {
+                u["status"] = "cancelled".into();
+                u["reason"] = reason.clone().into();
+            }
+        }
+    }
+}
+
+/// Remove the attempt directories of run `id` under `tmp`: directories
+/// (not symlinks) named `topsail-<id>-...` that this user owns.
+fn remove_attempt_dirs(tmp: &Path, id: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let valid_id = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !valid_id || !tmp.is_absolute() {
+        return;
+    }
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return;
+    };
+    let prefix = format!("topsail-{id}-");
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix));
+        let is_dir =
+            std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if ours && is_dir {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
@@ -261,6 +487,46 @@ mod tests {
         assert_eq!(logs[0], ["[topsail] started on the host", "hello\tworld"]);
         assert_eq!(logs[1], ["tab in the item"]);
         assert!(logs[2].is_empty());
+    }
+
+    #[test]
+    fn an_owner_is_alive_gone_or_unknown() {
+        let tmp = std::env::temp_dir();
+        let Some(me) = Owner::this_process(&tmp) else {
+            return; // no /proc here
+        };
+        assert_eq!(me.liveness(), Liveness::Alive);
+        let reused = Owner {
+            start: me.start + 1,
+            ..me.clone()
+        };
+        assert_eq!(
+            reused.liveness(),
+            Liveness::Gone,
+            "a reused pid is not the owner"
+        );
+        let other_ns = Owner {
+            pid: u32::MAX / 2,
+            pid_ns: "pid:[1]".into(),
+            ..me.clone()
+        };
+        assert_eq!(other_ns.liveness(), Liveness::Unknown);
+        let other_machine = Owner {
+            boot_id: "another-boot".into(),
+            machine_id: Some("another-machine".into()),
+            ..me.clone()
+        };
+        assert_eq!(other_machine.liveness(), Liveness::Unknown);
+        let rebooted = Owner {
+            boot_id: "another-boot".into(),
+            ..me.clone()
+        };
+        let want = if me.machine_id.is_some() {
+            Liveness::Gone
+        } else {
+            Liveness::Unknown
+        };
+        assert_eq!(rebooted.liveness(), want);
     }
 
     #[test]

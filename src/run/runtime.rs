@@ -27,6 +27,9 @@ pub mod errors {
     pub const TIMEOUT: &str = "States.Timeout";
     pub const OUTPUT_MISSING: &str = "topsail.OutputMissing";
     pub const SECRET_MISSING: &str = "topsail.SecretMissing";
+    /// `$TOPSAIL_OUTPUT` or the outputs read from it exceed
+    /// [`crate::run::outputs::MAX_BYTES`] (the same limit locally and on a worker).
+    pub const OUTPUT_TOO_LARGE: &str = "topsail.OutputTooLarge";
     /// An output holds a secret's value (outputs are stored: the run record,
     /// Step Functions' execution history).
     pub const SECRET_IN_OUTPUT: &str = "topsail.SecretInOutput";
@@ -307,21 +310,155 @@ pub struct Line {
     pub text: String,
 }
 
+/// The longest line a step's output gives: a longer one is cut there, ends
+/// with [`CUT_MARKER`], and the rest of it up to the next line break is
+/// dropped (its size is reported once the break comes). A step printing
+/// without line breaks (`tr '\0' x < /dev/zero`) thus costs topsail at most
+/// this much per stream, in memory, on screen and in `run.log`.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// What ends a line cut at [`MAX_LINE_BYTES`]. The masking
+/// ([`crate::run::Secrets::mask`]) also masks a secret cut in two by it.
+pub const CUT_MARKER: &str = " [topsail: line cut at 64 KiB]";
+
+/// How many lines may wait between a runtime and whoever shows and records
+/// them: when the reader falls behind, the runtime stops reading the step's
+/// pipes (and the step blocks on a full pipe) instead of queueing without end.
+pub const LINE_QUEUE: usize = 256;
+
+/// The channel of a [`StepIo`]: bounded, see [`LINE_QUEUE`].
+pub fn line_channel() -> (mpsc::Sender<Line>, mpsc::Receiver<Line>) {
+    mpsc::channel(LINE_QUEUE)
+}
+
+/// Bytes of one stream in, bounded lines out (lossy UTF-8: a step may print
+/// anything). Shared by the host and docker runtimes.
+#[derive(Debug)]
+pub struct LineSplitter {
+    stream: Stream,
+    buf: Vec<u8>,
+    /// Bytes dropped from the current line after it was cut; `None`: not cut.
+    dropped: Option<u64>,
+    /// Bytes of the cut line that were shown.
+    shown: u64,
+}
+
+impl LineSplitter {
+    pub fn new(stream: Stream) -> LineSplitter {
+        LineSplitter {
+            stream,
+            buf: Vec::new(),
+            dropped: None,
+            shown: 0,
+        }
+    }
+
+    /// Feed `bytes`; the complete (or cut) lines they finish, in order.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Vec<Line> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let nl = bytes.iter().position(|b| *b == b'\n');
+            let (chunk, rest, ends) = match nl {
+                Some(i) => (&bytes[..i], &bytes[i + 1..], true),
+                None => (bytes, &bytes[bytes.len()..], false),
+            };
+            bytes = rest;
+            if let Some(dropped) = &mut self.dropped {
+                *dropped += chunk.len() as u64;
+            } else {
+                let room = MAX_LINE_BYTES - self.buf.len();
+                if chunk.len() <= room {
+                    self.buf.extend_from_slice(chunk);
+                } else {
+                    self.buf.extend_from_slice(&chunk[..room]);
+                    let (line, trimmed) = self.cut();
+                    out.push(line);
+                    self.dropped = Some((chunk.len() - room + trimmed) as u64);
+                }
+            }
+            if ends {
+                out.push(self.end_line());
+            }
+        }
+        out
+    }
+
+    /// What is left when the stream ends.
+    pub fn finish(&mut self) -> Option<Line> {
+        if self.buf.is_empty() && self.dropped.is_none() {
+            return None;
+        }
+        Some(self.end_line())
+    }
+
+    /// The cut line, and how many bytes of a split character it left out.
+    fn cut(&mut self) -> (Line, usize) {
+        // Cut at a character boundary: a split UTF-8 sequence is not garbage.
+        let mut end = self.buf.len();
+        if let Err(e) = std::str::from_utf8(&self.buf)
+            && e.error_len().is_none()
+        {
+            end = e.valid_up_to();
+        }
+        let mut text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        text.push_str(CUT_MARKER);
+        let trimmed = self.buf.len() - end;
+        self.shown = end as u64;
+        self.buf.clear();
+        (
+            Line {
+                stream: self.stream,
+                text,
+            },
+            trimmed,
+        )
+    }
+
+    fn end_line(&mut self) -> Line {
+        if let Some(dropped) = self.dropped.take() {
+            return Line {
+                stream: Stream::System,
+                text: format!(
+                    "a line of {} bytes was cut to {}: {dropped} bytes not shown",
+                    dropped + self.shown,
+                    self.shown
+                ),
+            };
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        let text = String::from_utf8_lossy(&self.buf).into_owned();
+        self.buf.clear();
+        Line {
+            stream: self.stream,
+            text,
+        }
+    }
+}
+
 /// What a running attempt may talk to.
 #[derive(Clone)]
 pub struct StepIo {
     /// Output lines as they come (unmasked: the receiver masks secrets).
-    pub lines: mpsc::UnboundedSender<Line>,
+    /// Bounded ([`line_channel`]): sending waits while the receiver is behind.
+    pub lines: mpsc::Sender<Line>,
     /// Becomes `true` when the run is cancelled: stop, clean up, return.
     pub cancel: watch::Receiver<bool>,
 }
 
 impl StepIo {
-    pub fn system(&self, text: impl Into<String>) {
-        let _ = self.lines.send(Line {
+    pub async fn system(&self, text: impl Into<String>) {
+        self.send(Line {
             stream: Stream::System,
             text: text.into(),
-        });
+        })
+        .await;
+    }
+
+    /// Send a line, waiting for room (a receiver that is gone drops it).
+    pub async fn send(&self, line: Line) {
+        let _ = self.lines.send(line).await;
     }
 }
 
@@ -432,7 +569,13 @@ pub async fn run_attempt_pooled(
     let exit = runtime.run_step(spec, &dir, io.clone()).await;
     drop(guard.done());
     let outcome = match exit {
-        Exit::Code(0) => read_outputs(spec, &dir, &io),
+        Exit::Code(0) => {
+            let (outcome, warnings) = read_outputs(spec, &dir);
+            for w in warnings {
+                io.system(w).await;
+            }
+            outcome
+        }
         Exit::Code(137) => {
             Outcome::failed(errors::SCRIPT_FAILED, "killed (exit code 137, SIGKILL)")
         }
@@ -604,17 +747,39 @@ pub async fn finish_cleanup() {
     private_dirs().retain(|(_, p)| std::fs::remove_dir(p).is_err() && p.exists());
 }
 
-fn read_outputs(spec: &StepSpec, dir: &AttemptDir, io: &StepIo) -> Outcome {
-    let text = match std::fs::read_to_string(&dir.output) {
+/// The outputs the step wrote, checked; and the warnings to show about
+/// the file. The file is read with a bound ([`outputs::read_bounded`]): a
+/// step cannot make topsail hold more than [`outputs::MAX_BYTES`] of it.
+fn read_outputs(spec: &StepSpec, dir: &AttemptDir) -> (Outcome, Vec<String>) {
+    let text = match outputs::read_bounded(&dir.output) {
         Ok(t) => t,
-        Err(e) => {
-            return Outcome::failed(errors::RUNTIME, format!("cannot read $TOPSAIL_OUTPUT: {e}"));
+        Err(outputs::ReadError::TooLarge(msg)) => {
+            return (Outcome::failed(errors::OUTPUT_TOO_LARGE, msg), Vec::new());
+        }
+        Err(outputs::ReadError::Other(msg)) => {
+            return (Outcome::failed(errors::RUNTIME, msg), Vec::new());
         }
     };
-    let (mut set, problems) = outputs::parse(&text);
-    for p in problems {
-        io.system(format!("warning: $TOPSAIL_OUTPUT: {p}"));
+    let (set, problems) = outputs::parse(&text);
+    let mut warnings: Vec<String> = Vec::new();
+    for p in problems.iter().take(outputs::MAX_WARNINGS) {
+        warnings.push(format!("warning: $TOPSAIL_OUTPUT: {p}"));
     }
+    if problems.len() > outputs::MAX_WARNINGS {
+        warnings.push(format!(
+            "warning: $TOPSAIL_OUTPUT: {} more problems not shown",
+            problems.len() - outputs::MAX_WARNINGS
+        ));
+    }
+    let outcome = check_outputs(spec, set, &mut warnings);
+    (outcome, warnings)
+}
+
+fn check_outputs(
+    spec: &StepSpec,
+    mut set: IndexMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Outcome {
     let missing: Vec<&str> = spec
         .outputs
         .iter()
@@ -641,10 +806,26 @@ fn read_outputs(spec: &StepSpec, dir: &AttemptDir, io: &StepIo) -> Outcome {
         .cloned()
         .collect();
     for k in undeclared {
-        io.system(format!(
-            "warning: output `{k}` is set but not declared with `output {k}`"
-        ));
+        if warnings.len() < 2 * outputs::MAX_WARNINGS {
+            warnings.push(format!(
+                "warning: output `{k}` is set but not declared with `output {k}`"
+            ));
+        }
         set.shift_remove(&k);
+    }
+    // What a worker sends is these values JSON-encoded (escapes make them
+    // longer): the same bound here, so a step that fits on one fits on the other.
+    let encoded = serde_json::to_string(&set).map_or(usize::MAX, |j| j.len());
+    if encoded > outputs::MAX_BYTES {
+        return Outcome::failed(
+            errors::OUTPUT_TOO_LARGE,
+            format!(
+                "the outputs are {encoded} bytes JSON-encoded; outputs may hold at most {} \
+                 (256 KiB, what a Step Functions payload holds), here as on a worker: write \
+                 large data to a file or storage and output its location",
+                outputs::MAX_BYTES
+            ),
+        );
     }
     // Outputs are kept (run.json; on Step Functions the execution history,
     // where masking would also change what later steps get), so a secret
@@ -740,6 +921,40 @@ mod tests {
         );
         assert_eq!(mode(&host.root), 0o700);
         assert_eq!(mode(&host.output), 0o600);
+    }
+
+    #[test]
+    fn lines_are_split_and_a_long_one_is_cut_once() {
+        let mut s = LineSplitter::new(Stream::Stdout);
+        let texts = |lines: Vec<Line>| lines.into_iter().map(|l| l.text).collect::<Vec<_>>();
+        assert_eq!(texts(s.push(b"a\r\nb")), ["a"]);
+        assert_eq!(texts(s.push(b"c\n")), ["bc"]);
+        // A line over the limit, in pieces, with a character across the cut.
+        let mut long = vec![b'x'; MAX_LINE_BYTES - 1];
+        long.extend_from_slice("é".as_bytes());
+        let cut = s.push(&long);
+        assert_eq!(cut.len(), 1);
+        assert_eq!(
+            cut[0].text,
+            format!("{}{CUT_MARKER}", "x".repeat(MAX_LINE_BYTES - 1))
+        );
+        assert!(s.push(&vec![b'y'; 3 * MAX_LINE_BYTES]).is_empty());
+        let end = s.push(b"y\nnext\n");
+        assert_eq!(end.len(), 2);
+        assert_eq!(end[0].stream, Stream::System);
+        let total = MAX_LINE_BYTES + 1 + 3 * MAX_LINE_BYTES + 1;
+        let shown = MAX_LINE_BYTES - 1;
+        assert!(
+            end[0]
+                .text
+                .starts_with(&format!("a line of {total} bytes was cut to {shown}:")),
+            "{}",
+            end[0].text
+        );
+        assert_eq!(end[1].text, "next");
+        assert!(s.finish().is_none());
+        assert_eq!(texts(s.push(b"tail")), Vec::<String>::new());
+        assert_eq!(s.finish().map(|l| l.text).as_deref(), Some("tail"));
     }
 
     #[test]

@@ -27,14 +27,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use indexmap::IndexMap;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::model::{Action, ForeachItems, Pipeline, StepId, Value, render_script, render_text};
 use crate::run::record::Record;
 use crate::run::runtime::{self, Line, Outcome, Runtime, StepIo, StepSpec, Stream, errors};
 use crate::run::ui::Ui;
-use crate::run::{RunOptions, RunScope, Runtimes, Secrets};
+use crate::run::{LineMasker, RunOptions, RunScope, Runtimes, Secrets};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,6 +115,9 @@ pub struct RunReport {
     pub duration_ms: u64,
     pub params: IndexMap<String, Value>,
     pub steps: Vec<UnitReport>,
+    /// The process running it (see [`crate::run::record::sweep_lost`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::run::record::Owner>,
 }
 
 struct Unit {
@@ -161,7 +164,7 @@ pub async fn execute(
     ui: Arc<Ui>,
     cancel: watch::Receiver<bool>,
 ) -> RunReport {
-    let record = match Record::create(&opts.pipeline_dir, &run_id) {
+    let record = match Record::create_owned(&opts.pipeline_dir, &run_id, &opts.tmp_base) {
         Ok(r) => Some(r),
         Err(e) => {
             ui.error(&format!(
@@ -170,10 +173,18 @@ pub async fn execute(
             None
         }
     };
+    let secrets = Secrets::from_env(&pipeline);
+    for name in secrets.short_lines() {
+        ui.error(&format!(
+            "warning: secret `{name}` has lines shorter than {} characters: they are masked \
+             where the whole value is printed, not where such a line is printed on its own",
+            crate::run::MIN_MASKED_LINE
+        ));
+    }
     let shared = Arc::new(Shared {
         run_id: run_id.clone(),
         pipeline_name: pipeline.name.clone(),
-        secrets: Secrets::from_env(&pipeline),
+        secrets,
         opts: opts.clone(),
         ui,
         record,
@@ -260,7 +271,7 @@ impl Scheduler {
             for item in items {
                 let name = match &item {
                     None => step.name.clone(),
-                    Some(v) => format!("{}[{}]", step.name, v.to_text()),
+                    Some(v) => unit_name(&sh.secrets, &step.name, v, &units),
                 };
                 step_units[step.id.0].push(units.len());
                 units.push(Unit {
@@ -857,14 +868,24 @@ impl Scheduler {
                 .started_at
                 .elapsed()
                 .map_or(0, |d| d.as_millis() as u64),
-            params: self.sh.opts.params.clone(),
+            params: self
+                .sh
+                .opts
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), self.sh.secrets.mask_value(v)))
+                .collect(),
+            owner: self.sh.record.as_ref().and_then(|r| r.owner.clone()),
             steps: self
                 .units
                 .iter()
                 .map(|u| UnitReport {
                     name: u.name.clone(),
                     step: self.p.step(u.step).name.clone(),
-                    item: u.item.as_ref().map(Value::to_json),
+                    item: u
+                        .item
+                        .as_ref()
+                        .map(|v| self.sh.secrets.mask_value(v).to_json()),
                     status: u.status,
                     reason: u.reason.clone(),
                     attempts: u.attempts,
@@ -881,6 +902,26 @@ impl Scheduler {
                 .collect(),
         }
     }
+}
+
+/// `step[item]`, with a secret's value in the item masked: the name is
+/// printed, logged, stored and part of the attempt directory's name. Items
+/// that mask alike are told apart by a number (`step[***]`, `step[***]#2`).
+fn unit_name(secrets: &Secrets, step: &str, item: &Value, units: &[Unit]) -> String {
+    let text = item.to_text();
+    let masked = secrets.mask(&text);
+    let name = format!("{step}[{masked}]");
+    if masked == text {
+        return name;
+    }
+    let taken = |n: &str| units.iter().any(|u| u.name == n);
+    let mut candidate = name.clone();
+    let mut k = 1;
+    while taken(&candidate) {
+        k += 1;
+        candidate = format!("{name}#{k}");
+    }
+    candidate
 }
 
 /// Steps on the longest chain to the end first: a step's priority is the
@@ -923,20 +964,26 @@ async fn run_with_retries(
         };
         sh.ui.system(&spec.name, &msg);
         log.write(Stream::System, &msg);
-        let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
+        let (tx, mut rx) = runtime::line_channel();
         let io = StepIo {
             lines: tx,
             cancel: cancel.clone(),
         };
         let fut = runtime::run_attempt_pooled(runtime, spec, &sh.opts.tmp_base, Some(&sh.dirs), io);
         tokio::pin!(fut);
+        let mut maskers = [sh.secrets.line_masker(), sh.secrets.line_masker()];
         let outcome = loop {
             tokio::select! {
                 biased;
-                Some(line) = rx.recv() => emit(sh, &spec.name, &log, &line),
+                Some(line) = rx.recv() => emit(sh, &spec.name, &log, &mut maskers, line),
                 outcome = &mut fut => {
                     while let Ok(line) = rx.try_recv() {
-                        emit(sh, &spec.name, &log, &line);
+                        emit(sh, &spec.name, &log, &mut maskers, line);
+                    }
+                    for (m, stream) in maskers.iter_mut().zip([Stream::Stdout, Stream::Stderr]) {
+                        for text in m.finish() {
+                            show(sh, &spec.name, &log, stream, &text);
+                        }
                     }
                     break outcome;
                 }
@@ -975,13 +1022,26 @@ async fn run_with_retries(
     }
 }
 
-fn emit(sh: &Shared, name: &str, log: &StepLog<'_>, line: &Line) {
-    let text = sh.secrets.mask(&line.text);
-    match line.stream {
-        Stream::System => sh.ui.system(name, &text),
-        s => sh.ui.line(name, s, &text),
+/// One line from the runtime, masked (a step's stdout and stderr each
+/// through its own [`LineMasker`]), to the screen and the log.
+fn emit(sh: &Shared, name: &str, log: &StepLog<'_>, maskers: &mut [LineMasker<'_>; 2], line: Line) {
+    let i = match line.stream {
+        Stream::System => return show(sh, name, log, Stream::System, &sh.secrets.mask(&line.text)),
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    };
+    for text in maskers[i].push(line.text) {
+        show(sh, name, log, line.stream, &text);
     }
-    log.write(line.stream, &text);
+}
+
+/// A masked line to the screen and the log.
+fn show(sh: &Shared, name: &str, log: &StepLog<'_>, stream: Stream, text: &str) {
+    match stream {
+        Stream::System => sh.ui.system(name, text),
+        s => sh.ui.line(name, s, text),
+    }
+    log.write(stream, text);
 }
 
 /// One unit's lines in the run's log (already masked when they get here).

@@ -405,6 +405,7 @@ impl Tracker {
             duration_ms: (end - started).max(0) as u64,
             params: params.clone(),
             steps,
+            owner: None,
         }
     }
 }

@@ -30,14 +30,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::asl::task::{TASK_INPUT_VERSION, TaskInput, TaskOutput, errors};
 use crate::asl::{DEFAULT_HEARTBEAT_SECONDS, MAX_PAYLOAD_BYTES};
 use crate::model::{format_duration, render_script, render_text, script_problems};
 use crate::run::runtime::{Line, Outcome, StepIo, StepSpec, Stream, errors as run_errors};
-use crate::run::{Runtimes, Secrets, runtime};
+use crate::run::{LineMasker, Runtimes, Secrets, runtime};
 use crate::sfn::{Clients, err};
 
 #[derive(Clone, Debug)]
@@ -371,7 +371,7 @@ impl Task {
         let every = Duration::from_secs_f64(hb as f64 / 3.0)
             .clamp(Duration::from_millis(250), Duration::from_secs(20));
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
+        let (tx, mut rx) = runtime::line_channel();
         let io = StepIo {
             lines: tx,
             cancel: cancel_rx,
@@ -380,6 +380,8 @@ impl Task {
         tokio::pin!(fut);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut tail: VecDeque<String> = VecDeque::new();
+        // As under `topsail run`: multi-line secrets masked as a unit.
+        let mut maskers = [secrets.line_masker(), secrets.line_masker()];
         let mut lost: Option<String> = None;
         let mut stopped = false;
         let started = Instant::now();
@@ -387,7 +389,7 @@ impl Task {
             tokio::select! {
                 biased;
                 outcome = &mut fut => break outcome,
-                Some(line) = rx.recv() => self.line(&unit, &secrets, &line, &mut tail),
+                Some(line) = rx.recv() => self.line(&unit, &secrets, &mut maskers, line, &mut tail),
                 _ = tick.tick(), if lost.is_none() => {
                     if let Err(e) = self.c.sfn.send_task_heartbeat().task_token(&self.token).send().await {
                         let gone = e.as_service_error().is_some_and(|s| {
@@ -410,7 +412,12 @@ impl Task {
             }
         };
         while let Ok(line) = rx.try_recv() {
-            self.line(&unit, &secrets, &line, &mut tail);
+            self.line(&unit, &secrets, &mut maskers, line, &mut tail);
+        }
+        for (m, stream) in maskers.iter_mut().zip([Stream::Stdout, Stream::Stderr]) {
+            for text in m.finish() {
+                self.show(&unit, stream, text, &mut tail);
+            }
         }
         let ran = started.elapsed();
         if lost.is_some() {
@@ -500,9 +507,29 @@ impl Task {
         }
     }
 
-    fn line(&self, unit: &str, secrets: &Secrets, line: &Line, tail: &mut VecDeque<String>) {
-        let text = secrets.mask(&line.text);
-        match line.stream {
+    fn line(
+        &self,
+        unit: &str,
+        secrets: &Secrets,
+        maskers: &mut [LineMasker<'_>; 2],
+        line: Line,
+        tail: &mut VecDeque<String>,
+    ) {
+        let i = match line.stream {
+            Stream::System => {
+                return self.show(unit, Stream::System, secrets.mask(&line.text), tail);
+            }
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        };
+        for text in maskers[i].push(line.text) {
+            self.show(unit, line.stream, text, tail);
+        }
+    }
+
+    /// A masked line to the worker's log (stderr also to the failure's tail).
+    fn show(&self, unit: &str, stream: Stream, text: String, tail: &mut VecDeque<String>) {
+        match stream {
             Stream::Stdout => log(&self.opts.name, unit, &text),
             Stream::Stderr => {
                 log(&self.opts.name, unit, &format!("[stderr] {text}"));
