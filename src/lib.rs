@@ -5,6 +5,10 @@
 //! [`model`]) -> a back end ([`run`], [`asl`], [`graph`]). No module reaches
 //! back up; the CLI in [`cli`] only wires them together.
 
+// First: its `outln!` / `errln!` are used by every module below.
+#[macro_use]
+mod out;
+
 pub mod asl;
 pub mod check;
 pub mod cli;

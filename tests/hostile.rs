@@ -379,6 +379,25 @@ fn invalid_utf8_says_where_and_json_output_reports_read_errors() {
             .is_some_and(|m| m.contains("No such file")),
         "{doc}"
     );
+    // No file given and none here: still one JSON document, not text.
+    let empty = Test::new();
+    let r = run_args(&empty, &["check", "--format", "json"]);
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).expect("JSON on stdout");
+    assert_eq!(doc["errors"], json!(1), "{doc}");
+    assert_eq!(doc["diagnostics"][0]["code"], json!("topsail::read"));
+    assert!(
+        doc["diagnostics"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no pipeline file given")),
+        "{doc}"
+    );
+    assert!(
+        doc["diagnostics"][0]["help"]
+            .as_str()
+            .is_some_and(|m| m.contains("topsail check path/to/pipeline.topsail")),
+        "{doc}"
+    );
 }
 
 // ------------------------------------------------------------ YAML shapes

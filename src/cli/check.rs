@@ -31,9 +31,17 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let path = match super::resolve_file(args.file.as_deref()) {
+    let path = match super::find_file(args.file.as_deref()) {
         Ok(p) => p,
-        Err(code) => return code,
+        Err(message) if args.format == Format::Json => {
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&usage_error_json(&message))
+                    .expect("JSON values always serialize")
+            );
+            return ExitCode::from(2);
+        }
+        Err(message) => return super::fail_usage(message),
     };
     let checked = match crate::check::load_with(&path, &args.context.load_options()) {
         Ok(c) => c,
@@ -105,6 +113,34 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The document `check --format json` prints when there is no file to read
+/// (none given and none here, or a step's name given as the file).
+fn usage_error_json(message: &str) -> serde_json::Value {
+    let (message, help) = match message.split_once("\n  help: ") {
+        Some((m, h)) => (m, h),
+        None => (message, ""),
+    };
+    serde_json::json!({
+        "file": null,
+        "ok": false,
+        "errors": 1,
+        "warnings": 0,
+        "steps": null,
+        "diagnostics": [{
+            "code": crate::diagnostics::codes::READ,
+            "severity": "error",
+            "message": message,
+            "file": null,
+            "line": null,
+            "column": null,
+            "span": null,
+            "label": "no pipeline file",
+            "help": help,
+            "related": [],
+        }],
+    })
 }
 
 /// The document `check --format json` prints when the file cannot be read:

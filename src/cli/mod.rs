@@ -2,9 +2,6 @@
 //! `run(args) -> ExitCode`. Exit codes: 0 success, 1 the pipeline (or a step)
 //! failed or has errors, 2 usage or I/O errors, 130 interrupted.
 
-#[macro_use]
-mod out;
-
 pub mod approve;
 pub mod check;
 pub mod compile;
@@ -150,9 +147,15 @@ const DEFAULT_FILES: [&str; 3] = ["pipeline.topsail", "topsail.yaml", "topsail.y
 /// argument that is no pipeline file but names a step of the default
 /// pipeline is refused with a hint (`topsail run smoke`).
 pub fn resolve_file(file: Option<&Path>) -> Result<PathBuf, ExitCode> {
+    find_file(file).map_err(fail_usage)
+}
+
+/// [`resolve_file`] without printing: the message when there is no file to
+/// read (for `check --format json`, which says it as JSON).
+pub fn find_file(file: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(f) = file {
         if let Some(hint) = step_instead_of_file(f) {
-            return Err(fail_usage(hint));
+            return Err(hint);
         }
         return Ok(f.to_path_buf());
     }
@@ -160,10 +163,10 @@ pub fn resolve_file(file: Option<&Path>) -> Result<PathBuf, ExitCode> {
         return Ok(found);
     }
     let command = COMMAND.get().copied().unwrap_or("check");
-    Err(fail_usage(format!(
+    Err(format!(
         "no pipeline file given, and there is no pipeline.topsail or topsail.yaml here\n  \
          help: pass the file, e.g. `topsail {command} path/to/pipeline.topsail`"
-    )))
+    ))
 }
 
 fn default_file() -> Option<PathBuf> {

@@ -208,7 +208,7 @@ impl DockerRuntime {
                 .v(true)
                 .build();
             if let Err(e) = docker.remove_container(&id, Some(remove)).await {
-                eprintln!(
+                errln!(
                     "topsail: warning: could not remove container {id}: {}",
                     short(&e)
                 );
@@ -561,7 +561,7 @@ async fn remove_orphans(docker: &Docker) {
         let pid = owner.split(':').nth(2).unwrap_or("?");
         let step = labels.get(LABEL_STEP).map_or("?", String::as_str);
         match docker.remove_container(&id, Some(remove)).await {
-            Ok(()) => eprintln!(
+            Ok(()) => errln!(
                 "topsail: removed container {} (step `{step}`) left by topsail process {pid}, which was killed",
                 &id[..id.len().min(12)]
             ),
@@ -570,7 +570,7 @@ async fn remove_orphans(docker: &Docker) {
                 status_code: 404 | 409,
                 ..
             }) => {}
-            Err(e) => eprintln!(
+            Err(e) => errln!(
                 "topsail: warning: could not remove container {id} left by a killed topsail: {}",
                 short(&e)
             ),

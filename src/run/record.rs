@@ -74,7 +74,7 @@ impl Record {
         if let Some(w) = log.as_mut()
             && let Err(e) = f(w)
         {
-            eprintln!(
+            errln!(
                 "topsail: cannot write {}: {e} (the run goes on without logs)",
                 self.dir.join(LOG_FILE).display()
             );
@@ -98,14 +98,14 @@ impl Record {
         let text = match serde_json::to_string_pretty(report) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("topsail: cannot serialize the run record: {e}");
+                errln!("topsail: cannot serialize the run record: {e}");
                 return;
             }
         };
         if let Err(e) = std::fs::write(&tmp, text + "\n")
             .and_then(|()| std::fs::rename(&tmp, self.dir.join("run.json")))
         {
-            eprintln!(
+            errln!(
                 "topsail: cannot write {}: {e}",
                 self.dir.join("run.json").display()
             );
@@ -258,7 +258,7 @@ pub fn sweep_lost(dir: &Path) -> Vec<String> {
             let _ = std::fs::remove_file(&tmp);
             continue;
         }
-        remove_attempt_dirs(&owner.tmp, &id);
+        remove_attempt_dirs(&owner.tmp, owner.pid, &id);
         lost.push(id);
     }
     lost
@@ -286,28 +286,55 @@ fn mark_lost(run: &mut serde_json::Value, owner: &Owner) {
 
 /// Remove the attempt directories of run `id` under `tmp`: directories
 /// (not symlinks) named `topsail-<id>-...` that this user owns.
-fn remove_attempt_dirs(tmp: &Path, id: &str) {
-    use std::os::unix::fs::MetadataExt;
+/// Remove what the lost run `id` left in `tmp`: its attempt directories,
+/// which sit in its topsail's private directories (`topsail-PID-N`, see
+/// `runtime::AttemptDir::create`) or, from older versions, in `tmp` itself;
+/// then those private directories once empty. Only directories of this user
+/// are touched, and a private directory that still holds anything (a live
+/// process that was given the same pid since) is left.
+fn remove_attempt_dirs(tmp: &Path, pid: u32, id: &str) {
     let valid_id = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !valid_id || !tmp.is_absolute() {
         return;
     }
-    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+    else {
         return;
     };
-    let prefix = format!("topsail-{id}-");
+    let own_dir = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .is_ok_and(|m| m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == me)
+    };
+    let remove_in = |dir: &Path| {
+        let prefix = format!("topsail-{id}-");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let ours = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix));
+            if ours && own_dir(&entry.path()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    };
+    remove_in(tmp);
+    let private = format!("topsail-{pid}-");
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return;
     };
     for entry in entries.flatten() {
-        let ours = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(&prefix));
-        let is_dir =
-            std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir() && m.uid() == me);
-        if ours && is_dir {
-            let _ = std::fs::remove_dir_all(entry.path());
+        let path = entry.path();
+        let is_private = entry.file_name().to_str().is_some_and(|n| {
+            n.strip_prefix(&private)
+                .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()))
+        });
+        if is_private && own_dir(&path) {
+            remove_in(&path);
+            // Fails, and so keeps it, while anything is left inside.
+            let _ = std::fs::remove_dir(&path);
         }
     }
 }

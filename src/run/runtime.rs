@@ -700,7 +700,7 @@ fn remove_later(dir: AttemptDir) {
     let handle = tokio::task::spawn_blocking(move || {
         if let Err(e) = remove_attempt(&dir) {
             // A container running as root may leave files we cannot remove.
-            eprintln!(
+            errln!(
                 "topsail: warning: could not remove {}: {e}",
                 dir.root.display()
             );

@@ -141,7 +141,7 @@ pub async fn pending(c: &Clients, queues: &[String]) -> Result<Vec<Pending>, Str
             }
         }
         if hidden > 0 {
-            eprintln!(
+            errln!(
                 "warning: {hidden} message{} of {q} could not be made visible again ({last}): \
                  other readers see {} only after 30 s",
                 if hidden == 1 { "" } else { "s" },
@@ -194,7 +194,7 @@ async fn delete(c: &Clients, p: &Pending) {
         .send()
         .await
     {
-        eprintln!(
+        errln!(
             "warning: cannot delete the approval message of step `{}` in {} from {}: {} \
              (it stays on the queue until a later `topsail approve` finds it answered)",
             p.step,

@@ -288,11 +288,25 @@ async fn until(flag: &mut watch::Receiver<bool>) {
     }
 }
 
+/// `text` with control characters written as escapes (`\n`, `\u{1b}`), for a
+/// log line that must stay one line and must not drive the terminal.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn log(worker: &str, unit: &str, text: &str) {
     if unit.is_empty() {
-        println!("[{worker}] {text}");
+        outln!("[{worker}] {text}");
     } else {
-        println!("[{worker}] {unit} | {text}");
+        outln!("[{worker}] {unit} | {text}");
     }
 }
 
@@ -329,6 +343,9 @@ impl Task {
             Some(i) => format!("{} {}[{i}]", ti.run_id, ti.step),
             None => format!("{} {}", ti.run_id, ti.step),
         };
+        // The label goes to the worker's log on every line: an item may hold
+        // control characters (a terminal's escapes) or a secret's value.
+        let unit = printable(&unit);
         let secrets = match task_secrets(&ti, &self.opts) {
             Ok(s) => s,
             Err(cause) => {
@@ -342,6 +359,7 @@ impl Task {
                 return;
             }
         };
+        let unit = secrets.mask(&unit);
         let spec = match build_spec(&ti, &self.opts, &secrets) {
             Ok(s) => s,
             Err((error, cause)) => {
@@ -909,6 +927,12 @@ mod tests {
         let e = build_spec(&input(Some("evil:1")), &opts(true, &["good:*"]), &s).unwrap_err();
         assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
         assert!(build_spec(&input(Some("good:1")), &opts(false, &["good:*"]), &s).is_ok());
+    }
+
+    #[test]
+    fn log_labels_are_one_printable_line() {
+        assert_eq!(printable("a\u{1b}[2Jb\nc"), "a\\u{1b}[2Jb\\nc");
+        assert_eq!(printable("eu-west-1 ü"), "eu-west-1 ü");
     }
 
     #[test]

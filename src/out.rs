@@ -46,17 +46,17 @@ pub fn stderr(args: fmt::Arguments<'_>, newline: bool) {
 
 /// `print!` that never panics.
 macro_rules! out {
-    ($($arg:tt)*) => { $crate::cli::out::stdout(format_args!($($arg)*), false) };
+    ($($arg:tt)*) => { $crate::out::stdout(format_args!($($arg)*), false) };
 }
 
 /// `println!` that never panics.
 macro_rules! outln {
-    () => { $crate::cli::out::stdout(format_args!(""), true) };
-    ($($arg:tt)*) => { $crate::cli::out::stdout(format_args!($($arg)*), true) };
+    () => { $crate::out::stdout(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::out::stdout(format_args!($($arg)*), true) };
 }
 
 /// `eprintln!` that never panics.
 macro_rules! errln {
-    () => { $crate::cli::out::stderr(format_args!(""), true) };
-    ($($arg:tt)*) => { $crate::cli::out::stderr(format_args!($($arg)*), true) };
+    () => { $crate::out::stderr(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::out::stderr(format_args!($($arg)*), true) };
 }
