@@ -1190,9 +1190,15 @@ mod tests {
                         t.push(Err(()));
                         e.push_str(v);
                     }
+                    // Not `'` for bash: bash 5.2 cannot parse its own
+                    // script when a `'` in a `${X:-"..."}` word is followed
+                    // by a `$( )` holding `"` or `$(` in single quotes
+                    // ("unexpected EOF while looking for matching ``'"),
+                    // whatever the values; nothing this test is about.
                     1 => {
-                        t.push(Ok(" x'y#".into()));
-                        e.push_str(" x'y#");
+                        let lit = if self.bash { " x y#" } else { " x'y#" };
+                        t.push(Ok(lit.into()));
+                        e.push_str(lit);
                     }
                     // In backquotes `\$` loses its backslash before the inner
                     // script is read: not what this expects.
