@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 use serde::Serialize;
 
-use crate::syntax::{SourceMap, Span};
+use crate::source::{SourceMap, Span};
 
 /// Stable diagnostic codes. Tests, docs and editors match on these strings.
 pub mod codes {
@@ -329,7 +329,7 @@ fn bounded(text: String) -> String {
             let _ = write!(
                 out,
                 "a name of {} characters",
-                crate::syntax::read::group(chars as u64)
+                crate::source::read::group(chars as u64)
             );
         } else {
             out.push('`');

@@ -2,8 +2,10 @@
 //! AWS Step Functions.
 //!
 //! Data flows one way: text -> [`syntax`] (AST) -> [`check`] (the checked
-//! [`model`]) -> a back end ([`run`], [`asl`], [`graph`]). No module reaches
-//! back up; the CLI in [`cli`] only wires them together.
+//! [`model`]) -> a back end ([`run`], [`asl`], [`graph`]). Under them all,
+//! [`source`] (files, spans, line index) and [`diagnostics`]. No module
+//! reaches back up (`tests/layers.rs` checks it); the CLI in [`cli`] only
+//! wires them together.
 
 // First: its `outln!` / `errln!` are used by every module below.
 #[macro_use]
@@ -14,10 +16,10 @@ pub mod check;
 pub mod cli;
 pub mod diagnostics;
 pub mod graph;
-pub mod legacy;
 pub mod lsp;
 pub mod model;
 pub mod run;
 pub mod sfn;
+pub mod source;
 pub mod stdlib;
 pub mod syntax;

@@ -243,7 +243,7 @@ fn feature_pipeline() -> Pipeline {
         name: name.into(),
         ty,
         default,
-        span: topsail::syntax::Span::default(),
+        span: topsail::source::Span::default(),
     };
     p.params = IndexMap::from([
         ("version".into(), param("version", Type::String, None)),

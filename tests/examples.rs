@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use topsail::check::check_source;
-use topsail::syntax::Format;
+use topsail::source::Format;
 
 use crate::common::{Test, command, examples, repo};
 

@@ -8,6 +8,7 @@ mod editors;
 mod examples;
 mod hostile;
 mod inject;
+mod layers;
 mod legacy;
 mod legacy_run;
 mod lsp;

@@ -352,8 +352,9 @@ fn docker_containers_of_a_topsail_in_another_pid_namespace_are_left_alone() {
 /// yet, so this drives the runtime through the library.
 #[test]
 fn docker_oom_kill_is_reported_as_such() {
+    use topsail::model::errors;
     use topsail::run::docker::DockerRuntime;
-    use topsail::run::runtime::{self, Outcome, StepIo, StepSpec, errors};
+    use topsail::run::runtime::{self, Outcome, StepIo, StepSpec};
 
     require_docker();
     let name = unique("dock-oom");

@@ -53,13 +53,17 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value as Json;
 
 use crate::diagnostics::{Diagnostic, codes};
+use crate::model::errors;
+use crate::model::limits::{
+    DEFAULT_HEARTBEAT_SECONDS, MAX_STATE_NAME, ceil_seconds, heartbeat_seconds,
+};
 use crate::model::{
     Action, ForeachItems, Pipeline, Ref, Step, StepId, Text, Type, Value, format_duration,
 };
-use crate::syntax::Span;
+use crate::source::Span;
 use json::{J, Obj, Out, Str, decimal};
 use sp::Tree;
-use task::{TASK_INPUT_VERSION, encode_text_parts, errors};
+use task::{TASK_INPUT_VERSION, encode_text_parts};
 
 /// Replaced by `topsail deploy` with the real activity ARN.
 pub const ACTIVITY_ARN_PLACEHOLDER: &str = "arn:aws:states:REGION:ACCOUNT:activity:topsail";
@@ -69,8 +73,6 @@ pub const APPROVAL_QUEUE_PLACEHOLDER: &str =
 /// The `kind` field of an approval message on the queue.
 pub const APPROVAL_KIND: &str = "topsail.approval";
 
-/// Step Functions: a state name has at most 80 characters.
-pub const MAX_STATE_NAME: usize = 80;
 /// Step Functions: a definition has at most 1 MiB.
 pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
 /// topsail's own limit on nested Parallel/Map levels: each level is five
@@ -372,29 +374,9 @@ fn safe_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
         .collect()
 }
 
-/// HeartbeatSeconds of a script step that sets no `heartbeat`: a worker that
-/// dies (SIGKILL, lost machine) leaves its task to time out after this long,
-/// and the task is then retried on another worker. Nothing is lost, at the
-/// price of up to this delay; a step can set `heartbeat` to shorten it.
-pub const DEFAULT_HEARTBEAT_SECONDS: u64 = 60;
 /// Attempts given to a task whose worker was lost (`States.HeartbeatTimeout`)
 /// or stopped (`topsail.WorkerShutdown`), besides the step's own `retry`.
 pub const WORKER_LOST_ATTEMPTS: u32 = 10;
-
-/// [`DEFAULT_HEARTBEAT_SECONDS`], kept below the step's timeout (Step
-/// Functions needs HeartbeatSeconds < TimeoutSeconds); none for a timeout of
-/// 1 s, whose expiry then stands for the lost worker.
-fn default_heartbeat(step: &Step) -> Option<u64> {
-    match step.timeout.map(ceil_seconds) {
-        None => Some(DEFAULT_HEARTBEAT_SECONDS),
-        Some(t) if t > 1 => Some(DEFAULT_HEARTBEAT_SECONDS.min(t - 1)),
-        Some(_) => None,
-    }
-}
-
-fn ceil_seconds(d: std::time::Duration) -> u64 {
-    d.as_millis().div_ceil(1000).max(1) as u64
-}
 
 type States<'a> = Vec<(Str<'a>, J<'a>)>;
 
@@ -1402,11 +1384,7 @@ fn script_task(out: &mut dyn Out, t: &ScriptTask) {
         out.key(&["TimeoutSeconds"]);
         out.int(ceil_seconds(s));
     }
-    if let Some(hb) = step
-        .heartbeat
-        .map(ceil_seconds)
-        .or_else(|| default_heartbeat(step))
-    {
+    if let Some(hb) = heartbeat_seconds(step) {
         out.key(&["HeartbeatSeconds"]);
         out.int(hb);
     }
@@ -1494,12 +1472,7 @@ fn task_input<'s>(
         out.key(&["timeout_seconds"]);
         out.int(ceil_seconds(t));
     }
-    if let Some(hb) = step
-        .heartbeat
-        .map(ceil_seconds)
-        .or_else(|| default_heartbeat(step))
-        .filter(|hb| *hb != DEFAULT_HEARTBEAT_SECONDS)
-    {
+    if let Some(hb) = heartbeat_seconds(step).filter(|hb| *hb != DEFAULT_HEARTBEAT_SECONDS) {
         out.key(&["heartbeat_seconds"]);
         out.int(hb);
     }

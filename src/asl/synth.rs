@@ -6,7 +6,7 @@ use indexmap::IndexMap;
 use petgraph::graph::DiGraph;
 
 use crate::model::{Action, Piece, Pipeline, Ref, Script, Step, StepId, Text};
-use crate::syntax::Span;
+use crate::source::Span;
 
 /// xorshift64*: tiny, deterministic, good enough for test shapes.
 #[derive(Clone, Debug)]

@@ -52,7 +52,7 @@
 //! `{"version": 2, "outputs": {"<key>": "<value>", ...}}`: one entry per
 //! declared output, keyed by its `key` (a JSONPath-safe spelling of the name;
 //! the state machine picks each one by path). Failures are reported with
-//! `SendTaskFailure` and an error name from [`errors`].
+//! `SendTaskFailure` and an error name from [`crate::model::errors`].
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -64,34 +64,6 @@ use crate::model::{Piece, Ref, Scope, Text, Value};
 pub const TASK_INPUT_VERSION: u32 = 2;
 /// The oldest version a worker still reads (see the module doc).
 pub const OLDEST_TASK_INPUT_VERSION: u32 = 1;
-
-/// Error names a worker reports with `SendTaskFailure` (timeouts are
-/// reported by Step Functions itself as `States.Timeout`).
-pub mod errors {
-    /// A step failed and its catch handler ran (the execution's error).
-    pub const STEP_FAILED: &str = "topsail.StepFailed";
-    /// A declared output was not set (the local runner's name).
-    pub const MISSING_OUTPUT: &str = crate::run::runtime::errors::OUTPUT_MISSING;
-    /// The outputs do not fit in a Step Functions payload (256 KiB).
-    pub const OUTPUT_TOO_LARGE: &str = crate::run::runtime::errors::OUTPUT_TOO_LARGE;
-    /// The worker does not run this image (`--allow-image`) or host steps (`--allow-host`).
-    pub const IMAGE_NOT_ALLOWED: &str = "topsail.ImageNotAllowed";
-    /// The task asks for a secret the worker's operator did not allow (`--secret`).
-    pub const SECRET_NOT_ALLOWED: &str = "topsail.SecretNotAllowed";
-    /// The worker was stopped (SIGTERM) before the task finished within its grace period.
-    pub const WORKER_SHUTDOWN: &str = "topsail.WorkerShutdown";
-    /// Step Functions' name for a task whose worker stopped sending heartbeats.
-    pub const HEARTBEAT_TIMEOUT: &str = "States.HeartbeatTimeout";
-    /// An approval was rejected.
-    pub const REJECTED: &str = "topsail.Rejected";
-    /// The task input could not be understood (wrong version, bad text, a
-    /// name that is not one: see [`crate::sfn::worker::check_identifiers`]).
-    pub const BAD_INPUT: &str = "topsail.BadTaskInput";
-    /// A required param was missing from the execution input (a Fail state).
-    pub const MISSING_PARAM: &str = "topsail.MissingParam";
-    /// A param in the execution input has the wrong JSON type (a Fail state).
-    pub const BAD_PARAM: &str = "topsail.BadParam";
-}
 
 // Fields at their default are left out when written and read as the
 // default when absent, as the module doc says.
@@ -312,7 +284,7 @@ pub fn decode_text(source: &str, loop_var: Option<&str>) -> Result<Text, String>
         rest = &after[close + 2..];
         if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
             lit.push_str(
-                &crate::syntax::interp::unescape(quoted)
+                &crate::model::text::unescape(quoted)
                     .ok_or_else(|| format!("bad string `{inner}`"))?,
             );
             continue;
@@ -327,7 +299,7 @@ pub fn decode_text(source: &str, loop_var: Option<&str>) -> Result<Text, String>
             .and_then(|s| s.strip_suffix('"'))
         {
             parts.push(Piece::Value(
-                crate::syntax::interp::unescape(quoted)
+                crate::model::text::unescape(quoted)
                     .ok_or_else(|| format!("bad string `{inner}`"))?,
             ));
             continue;
@@ -372,7 +344,7 @@ fn decode_ref(inner: &str, loop_var: Option<&str>) -> Result<Ref, String> {
             },
             Some(_) => return Err(format!("bad reference `{inner}`")),
             None if Some(inner) == loop_var => Ref::Loop(inner.to_string()),
-            None if crate::syntax::interp::is_name(inner) => Ref::Param(inner.to_string()),
+            None if crate::model::text::is_name(inner) => Ref::Param(inner.to_string()),
             None => return Err(format!("bad reference `{inner}`")),
         },
     })

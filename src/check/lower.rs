@@ -13,19 +13,17 @@ use indexmap::IndexMap;
 use petgraph::graph::DiGraph;
 
 use crate::diagnostics::{Diagnostic, Involved, codes, suggest};
+use crate::model::limits::MAX_STATE_NAME;
+use crate::model::text::{is_env_name, is_name};
 use crate::model::{
     self, Action, Foreach, ForeachItems, Param, Pipeline, Retry, Script, Secret, Step, StepId,
     Text, Type, Value,
 };
-use crate::syntax::Span;
+use crate::source::Span;
 use crate::syntax::ast::{self, DirectiveKind, Item, Part};
-use crate::syntax::interp::{is_env_name, is_name};
 
 use super::Unit;
 use super::refs::{self, Ctx};
-
-/// Longest state name Step Functions accepts.
-pub const MAX_STATE_NAME: usize = 80;
 
 /// The most seconds Step Functions accepts in `TimeoutSeconds`,
 /// `HeartbeatSeconds` and a retrier's `IntervalSeconds` (and the most

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use crate::diagnostics::{self, Diagnostic, codes};
 use crate::model::Pipeline;
+use crate::source::read::{ReadError, read_source};
+use crate::source::{FileId, Format, SourceMap, Span};
 use crate::stdlib;
-use crate::syntax::read::{ReadError, read_source};
-use crate::syntax::{self, FileId, Format, SourceMap, Span, ast};
+use crate::syntax::{self, ast};
 
 /// The result of checking a root file and its imports.
 pub struct Checked {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 
 use crate::diagnostics::Severity;
-use crate::syntax::read::ReadError;
+use crate::source::read::ReadError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use crate::syntax::{self, Format, SourceMap};
+use crate::source::{Format, SourceMap};
+use crate::syntax;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,7 +35,7 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(code) = super::load_pipeline_with(Some(&args.file), &args.context.load_options()) {
         return code;
     }
-    let text = match crate::syntax::read::read_source(&args.file) {
+    let text = match crate::source::read::read_source(&args.file) {
         Ok(t) => t,
         Err(e) => return super::fail_usage(format!("cannot read {}: {e}", args.file.display())),
     };

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::diagnostics;
-use crate::syntax::{self, Format, SourceMap};
+use crate::source::{Format, SourceMap};
+use crate::syntax;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,7 +36,7 @@ pub fn run(args: Args) -> ExitCode {
             path.display()
         ));
     }
-    let text = match crate::syntax::read::read_source(&path) {
+    let text = match crate::source::read::read_source(&path) {
         Ok(t) => t,
         Err(e) => return super::fail_usage(format!("cannot read {}: {e}", path.display())),
     };

@@ -273,7 +273,7 @@ impl DurationArgs {
             } else {
                 path.join("run.json")
             };
-            let text = crate::syntax::read::read_source(&file)
+            let text = crate::source::read::read_source(&file)
                 .map_err(|e| fail_usage(format!("cannot read {}: {e}", file.display())))?;
             let json = serde_json::from_str(&text)
                 .map_err(|e| fail_usage(format!("{} is not a run record: {e}", file.display())))?;

@@ -13,7 +13,7 @@ use serde_json::{Value as Json, json};
 
 use crate::model::{Pipeline, Value};
 use crate::run::record::Record;
-use crate::run::scheduler::RunStatus;
+use crate::run::report::RunStatus;
 use crate::run::ui::{Ui, want_color};
 use crate::sfn::history::{Note, Tracker, fetch};
 use crate::sfn::{AwsArgs, Clients, err, find_state_machine};

@@ -11,7 +11,8 @@ use lsp_types::{
 
 use super::Document;
 use super::index::{BUILTINS, Index, Target};
-use crate::syntax::{self, Format, SourceMap, ast};
+use crate::source::{Format, SourceMap};
+use crate::syntax::{self, ast};
 
 pub fn definition(doc: &mut Document, uri: &Uri, pos: Position) -> Option<GotoDefinitionResponse> {
     let (index, lines, text) = doc.view();
@@ -334,8 +335,8 @@ pub fn symbols(doc: &mut Document) -> DocumentSymbolResponse {
     let sym = |name: &str,
                detail: Option<String>,
                kind,
-               full: crate::syntax::Span,
-               sel: crate::syntax::Span,
+               full: crate::source::Span,
+               sel: crate::source::Span,
                children| {
         DocumentSymbol {
             name: name.to_string(),

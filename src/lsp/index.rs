@@ -3,8 +3,8 @@
 //! spans, built from the AST of `crate::syntax::parse`. Only the open file
 //! is indexed; names that come from imports are known by name, not place.
 
+use crate::source::{FileId, Format, SourceMap, Span};
 use crate::syntax::ast::{self, DirectiveKind, ExprKind, Ident, Interp, Part, Value, ValueKind};
-use crate::syntax::{FileId, Format, SourceMap, Span};
 
 /// Built-in names usable in `{{ }}` (LANGUAGE.md section 5 and 7).
 pub const BUILTINS: &[(&str, &[&str])] = &[
@@ -376,7 +376,7 @@ fn step_info(s: &ast::Step) -> StepInfo {
 /// A value as it would be written in the language.
 pub fn value_text(v: &Value) -> String {
     match &v.kind {
-        ValueKind::Str(i) => format!("\"{}\"", crate::syntax::interp::escape(&i.source_text())),
+        ValueKind::Str(i) => format!("\"{}\"", crate::model::text::escape(&i.source_text())),
         ValueKind::Int(n) => n.to_string(),
         ValueKind::Float(f) => format!("{f:?}"),
         ValueKind::Bool(b) => b.to_string(),

@@ -33,7 +33,7 @@ use lsp_types::{
 };
 
 use crate::diagnostics::Severity;
-use crate::syntax::{FileId, Format};
+use crate::source::{FileId, Format};
 use text::LineIndex;
 
 /// Open documents by URI text (`Uri` caches parts of itself inside, so it
@@ -225,7 +225,7 @@ pub fn diagnostics(uri: &Uri, doc: &Document) -> Vec<LspDiagnostic> {
     let format = path.as_deref().map_or(Format::Topsail, Format::of_path);
     let checked = crate::check::check_source(&name, path, doc.text.clone(), format);
     let root = FileId(0);
-    let range = |span: crate::syntax::Span| {
+    let range = |span: crate::source::Span| {
         if span.file == root {
             doc.lines.range(&doc.text, span.start, span.end)
         } else {

@@ -4,31 +4,23 @@
 
 use lsp_types::{Position, Range};
 
-/// Line starts of one text, for converting offsets in both directions.
+/// The crate's one [`source::LineIndex`](crate::source::LineIndex), with
+/// columns counted in UTF-16 units as LSP wants them.
 pub struct LineIndex {
-    starts: Vec<usize>,
+    lines: crate::source::LineIndex,
 }
 
 impl LineIndex {
     pub fn new(text: &str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Self { starts }
+        Self {
+            lines: crate::source::LineIndex::new(text),
+        }
     }
 
     /// The position of a byte offset (clamped to the text, and to a char boundary).
     pub fn position(&self, text: &str, offset: usize) -> Position {
-        let mut offset = offset.min(text.len());
-        while !text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let line = match self.starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i - 1,
-        };
-        let start = self.starts[line];
-        let col: usize = text[start..offset].chars().map(char::len_utf16).sum();
+        let (line, before) = self.lines.before(text, offset);
+        let col: usize = before.chars().map(char::len_utf16).sum();
         Position::new(line as u32, col as u32)
     }
 
@@ -38,13 +30,9 @@ impl LineIndex {
 
     /// The byte offset of a position; past the end of a line means its end.
     pub fn offset(&self, text: &str, pos: Position) -> usize {
-        let Some(&start) = self.starts.get(pos.line as usize) else {
+        let Some((start, end)) = self.lines.line(text, pos.line as usize, false) else {
             return text.len();
         };
-        let end = self
-            .starts
-            .get(pos.line as usize + 1)
-            .map_or(text.len(), |e| e - 1);
         let mut units = 0;
         for (i, c) in text[start..end].char_indices() {
             if units >= pos.character as usize {

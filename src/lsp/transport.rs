@@ -12,7 +12,7 @@ use std::thread;
 use lsp_server::{Connection, Message};
 
 /// The largest message body accepted: 64 MiB, room for a document at the
-/// file size limit ([`crate::syntax::read::MAX_SOURCE_BYTES`]) even when
+/// file size limit ([`crate::source::read::MAX_SOURCE_BYTES`]) even when
 /// JSON escaping makes it several times longer.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// The longest header line (`Content-Length: N` is about 30 bytes).

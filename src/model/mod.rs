@@ -7,8 +7,11 @@
 //! (`to_canonical_json`) leaves them out, and two pipelines mean the same
 //! thing when that form is equal.
 
+pub mod errors;
 mod eval;
 pub mod image_ref;
+pub mod limits;
+pub mod text;
 
 pub use eval::{
     EvalError, HoleProblem, Place, RenderedScript, Scope, env_value_fits, place_holes,
@@ -22,7 +25,7 @@ use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Serialize, Serializer};
 
-use crate::syntax::Span;
+use crate::source::Span;
 
 /// Index of a step in [`Pipeline::steps`] (and of its node in the graph).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -457,7 +460,7 @@ impl Text {
                 }
                 Piece::Value(v) => {
                     out.push_str("{{ \"");
-                    out.push_str(&crate::syntax::interp::escape(v));
+                    out.push_str(&text::escape(v));
                     out.push_str("\" }}");
                 }
             }

@@ -14,6 +14,7 @@ pub mod host;
 pub mod outputs;
 pub mod plan;
 pub mod record;
+pub mod report;
 pub mod runtime;
 pub mod scheduler;
 pub mod ui;
@@ -28,7 +29,8 @@ use indexmap::IndexMap;
 use crate::model::{Pipeline, Ref, Scope, Value};
 use crate::run::runtime::Runtime;
 
-pub use scheduler::{RunReport, RunStatus, execute};
+pub use report::{RunReport, RunStatus};
+pub use scheduler::execute;
 
 /// What `topsail run` was asked to do, resolved and validated.
 #[derive(Clone, Debug)]

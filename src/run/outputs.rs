@@ -106,7 +106,7 @@ pub fn parse(text: &str) -> (IndexMap<String, String>, Vec<String>) {
             }
             out.insert(name.to_string(), value.join("\n"));
         } else if let Some((name, value)) = line.split_once('=') {
-            if crate::syntax::interp::is_name(name) {
+            if crate::model::text::is_name(name) {
                 out.insert(name.to_string(), value.to_string());
             } else {
                 problems.push(format!("`{name}` is not an output name"));
@@ -122,7 +122,7 @@ pub fn parse(text: &str) -> (IndexMap<String, String>, Vec<String>) {
 
 fn heredoc(line: &str) -> Option<(&str, &str)> {
     let (name, delim) = line.split_once("<<")?;
-    if crate::syntax::interp::is_name(name) && !delim.is_empty() && !name.contains('=') {
+    if crate::model::text::is_name(name) && !delim.is_empty() && !name.contains('=') {
         Some((name, delim))
     } else {
         None

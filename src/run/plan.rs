@@ -231,7 +231,7 @@ fn quote_shown(v: &str) -> String {
     {
         v.to_string()
     } else {
-        format!("\"{}\"", crate::syntax::interp::escape(v))
+        format!("\"{}\"", crate::model::text::escape(v))
     }
 }
 

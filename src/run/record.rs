@@ -20,7 +20,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::run::scheduler::RunReport;
+use crate::run::report::RunReport;
 
 pub const RUNS_DIR: &str = ".topsail/runs";
 
@@ -404,7 +404,7 @@ pub fn list_runs(dir: &Path) -> std::io::Result<Vec<(String, Option<serde_json::
     Ok(ids
         .into_iter()
         .map(|id| {
-            let json = crate::syntax::read::read_source(&root.join(&id).join("run.json"))
+            let json = crate::source::read::read_source(&root.join(&id).join("run.json"))
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
             (id, json)

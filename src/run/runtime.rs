@@ -16,27 +16,8 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use tokio::sync::{mpsc, watch};
 
+use crate::model::errors;
 use crate::run::outputs;
-
-/// Error names a failed step reports. They are what `{{ failed.error }}`
-/// holds and what the activity worker sends to Step Functions, so that ASL
-/// Retry/Catch rules can match them.
-pub mod errors {
-    pub const SCRIPT_FAILED: &str = "topsail.ScriptFailed";
-    /// The ASL name, so a `Retry`/`Catch` on `States.Timeout` means the same.
-    pub const TIMEOUT: &str = "States.Timeout";
-    pub const OUTPUT_MISSING: &str = "topsail.OutputMissing";
-    pub const SECRET_MISSING: &str = "topsail.SecretMissing";
-    /// `$TOPSAIL_OUTPUT` or the outputs read from it exceed
-    /// [`crate::run::outputs::MAX_BYTES`] (the same limit locally and on a worker).
-    pub const OUTPUT_TOO_LARGE: &str = "topsail.OutputTooLarge";
-    /// An output holds a secret's value (outputs are stored: the run record,
-    /// Step Functions' execution history).
-    pub const SECRET_IN_OUTPUT: &str = "topsail.SecretInOutput";
-    pub const REJECTED: &str = "topsail.Rejected";
-    /// Docker unreachable, image missing, container could not start, bad value.
-    pub const RUNTIME: &str = "topsail.RuntimeError";
-}
 
 /// One step (or one `foreach` instance) ready to run.
 #[derive(Clone, Debug)]

@@ -21,104 +21,20 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use indexmap::IndexMap;
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::model::errors;
 use crate::model::{Action, ForeachItems, Pipeline, StepId, Value, render_script, render_text};
 use crate::run::record::Record;
-use crate::run::runtime::{self, Line, Outcome, Runtime, StepIo, StepSpec, Stream, errors};
+use crate::run::report::{RunReport, RunStatus, Status, UnitReport};
+use crate::run::runtime::{self, Line, Outcome, Runtime, StepIo, StepSpec, Stream};
 use crate::run::ui::Ui;
 use crate::run::{LineMasker, RunOptions, RunScope, Runtimes, Secrets};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Skipped,
-    Cancelled,
-}
-
-impl Status {
-    pub fn is_done(self) -> bool {
-        !matches!(self, Status::Pending | Status::Running)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Running => "running",
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-            Status::Skipped => "skipped",
-            Status::Cancelled => "cancelled",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    Running,
-    Succeeded,
-    Failed,
-    Interrupted,
-}
-
-impl RunStatus {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            RunStatus::Succeeded => 0,
-            RunStatus::Failed | RunStatus::Running => 1,
-            RunStatus::Interrupted => 130,
-        }
-    }
-}
-
-/// One unit in the record and the summary. Outputs are masked.
-#[derive(Clone, Debug, Serialize)]
-pub struct UnitReport {
-    pub name: String,
-    pub step: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub item: Option<serde_json::Value>,
-    pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub attempts: u32,
-    /// Milliseconds since the Unix epoch.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_ms: Option<u64>,
-    pub duration_ms: u64,
-    pub outputs: IndexMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct RunReport {
-    pub run_id: String,
-    pub pipeline: String,
-    pub file: PathBuf,
-    pub status: RunStatus,
-    pub started_ms: u64,
-    pub duration_ms: u64,
-    pub params: IndexMap<String, Value>,
-    pub steps: Vec<UnitReport>,
-    /// The process running it (see [`crate::run::record::sweep_lost`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<crate::run::record::Owner>,
-}
 
 struct Unit {
     step: StepId,
@@ -1269,7 +1185,7 @@ mod tests {
             "p.topsail",
             None,
             src.to_string(),
-            crate::syntax::Format::Topsail,
+            crate::source::Format::Topsail,
         );
         let pipeline = checked
             .pipeline

@@ -8,8 +8,8 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::run::report::{RunReport, RunStatus, Status};
 use crate::run::runtime::Stream;
-use crate::run::scheduler::{RunReport, RunStatus, Status};
 
 pub struct Ui {
     color: bool,

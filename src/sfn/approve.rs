@@ -13,7 +13,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::Value as Json;
 
 use crate::asl::APPROVAL_KIND;
-use crate::asl::task::errors;
+use crate::model::errors;
 use crate::sfn::{Clients, err, queue_name};
 
 #[derive(Clone, Debug)]

@@ -17,9 +17,10 @@ use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType as T};
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
-use crate::asl::task::{OutputDecl, TaskInput, TaskOutput, errors};
+use crate::asl::task::{OutputDecl, TaskInput, TaskOutput};
+use crate::model::errors;
 use crate::model::{ForeachItems, Pipeline, Value};
-use crate::run::scheduler::{RunReport, RunStatus, Status, UnitReport};
+use crate::run::report::{RunReport, RunStatus, Status, UnitReport};
 use crate::sfn::err;
 
 /// What the follower prints for one event.

@@ -3,7 +3,7 @@
 //! [`run_attempt`] (so a step means the same as under `topsail run`),
 //! heartbeats while it runs, and answers SendTaskSuccess with a
 //! [`TaskOutput`] or SendTaskFailure with an error name the state machine's
-//! Retry/Catch matches ([`crate::asl::task::errors`], the local runner's names).
+//! Retry/Catch matches ([`crate::model::errors`], the local runner's names).
 //!
 //! Safety: a task names its own script and image, so whoever can start
 //! executions chooses what runs here. Host steps run only with
@@ -33,10 +33,12 @@ use indexmap::IndexMap;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::asl::task::{TASK_INPUT_VERSION, TaskInput, TaskOutput, errors};
-use crate::asl::{DEFAULT_HEARTBEAT_SECONDS, MAX_PAYLOAD_BYTES};
+use crate::asl::MAX_PAYLOAD_BYTES;
+use crate::asl::task::{TASK_INPUT_VERSION, TaskInput, TaskOutput};
+use crate::model::errors;
+use crate::model::limits::DEFAULT_HEARTBEAT_SECONDS;
 use crate::model::{format_duration, render_script, render_text, script_problems};
-use crate::run::runtime::{Line, Outcome, StepIo, StepSpec, Stream, errors as run_errors};
+use crate::run::runtime::{Line, Outcome, StepIo, StepSpec, Stream};
 use crate::run::{LineMasker, Runtimes, Secrets, runtime};
 use crate::sfn::{Clients, err};
 
@@ -708,8 +710,7 @@ fn build_spec(
         ti.text(s)
             .map_err(|e| (errors::BAD_INPUT, format!("{what}: {e}")))
     };
-    let bad =
-        |what: &str, e: crate::model::EvalError| (run_errors::RUNTIME, format!("{what}: {e}"));
+    let bad = |what: &str, e: crate::model::EvalError| (errors::RUNTIME, format!("{what}: {e}"));
     let image = match &ti.image {
         Some(s) => Some(render_text(&text("image", s)?, ti).map_err(|e| bad("image", e))?),
         None => None,
@@ -766,7 +767,7 @@ fn build_spec(
     for name in &ti.secrets {
         let Some(value) = secrets.get(name) else {
             return Err((
-                run_errors::SECRET_MISSING,
+                errors::SECRET_MISSING,
                 format!(
                     "secret `{name}` is not set: export {name}=... in the environment of worker {}",
                     opts.name
@@ -1004,7 +1005,7 @@ mod tests {
             assert!(e.1.contains("cannot stand"), "{e:?}");
         }
         let e = build_spec(&task(None, "echo {{ n }}", "a\u{0}b".into()), &o, &s).unwrap_err();
-        assert_eq!(e.0, run_errors::RUNTIME);
+        assert_eq!(e.0, errors::RUNTIME);
         assert!(e.1.contains("NUL"), "{e:?}");
         let e = build_spec(
             &task(None, "echo $(( {{ n }} ))", "a[$(id)]".into()),

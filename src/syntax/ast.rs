@@ -3,7 +3,7 @@
 //! checker (`crate::check`) turns it into the model; nothing else reads it
 //! except `fmt` and `convert`, which print it back.
 
-use crate::syntax::Span;
+use crate::source::Span;
 
 /// A name as written, with where it was written.
 #[derive(Clone, Debug, PartialEq)]
@@ -259,7 +259,7 @@ impl Interp {
                 }
                 Part::Value(v, _) => {
                     out.push_str("{{ \"");
-                    out.push_str(&crate::syntax::interp::escape(v));
+                    out.push_str(&crate::model::text::escape(v));
                     out.push_str("\" }}");
                 }
             }

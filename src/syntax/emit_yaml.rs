@@ -429,7 +429,7 @@ fn expr_text(e: &Expr) -> String {
 
 fn expr_lit(v: &Value) -> String {
     match &v.kind {
-        ValueKind::Str(i) => format!("\"{}\"", super::interp::escape(&interp_text(i))),
+        ValueKind::Str(i) => format!("\"{}\"", crate::model::text::escape(&interp_text(i))),
         ValueKind::Int(n) => n.to_string(),
         ValueKind::Bool(b) => b.to_string(),
         ValueKind::Float(f) => float_text(*f),
@@ -585,10 +585,10 @@ fn double_quoted(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::diagnostics::Diagnostic;
+    use crate::source::{FileId, Span};
     use crate::syntax::ast::{Foreach, Ref, Step};
     use crate::syntax::yaml::parse_str;
     use crate::syntax::yaml::tests::{parse_ok, strip};
-    use crate::syntax::{FileId, Span};
     use proptest::prelude::*;
 
     const FULL: &str = include_str!("../../tests/fixtures/yaml/full.yaml");

@@ -12,12 +12,12 @@
 //! `parse(print(m))` equals `m` apart from spans; [`without_spans`] makes
 //! that comparable.
 
-use crate::syntax::Span;
+use crate::model::text::escape;
+use crate::source::Span;
 use crate::syntax::ast::{
     Comment, Directive, DirectiveKind, Expr, ExprKind, ForeachItems, Interp, Item, Module, Param,
     Part, Value, ValueKind,
 };
-use crate::syntax::interp::escape;
 
 const INDENT: &str = "    ";
 
@@ -523,8 +523,9 @@ fn zero_directive(d: &mut Directive) {
 mod tests {
     use super::*;
     use crate::diagnostics::Diagnostic;
+    use crate::source::{Format, SourceMap};
     use crate::syntax::ast::{self, Ident, Ref};
-    use crate::syntax::{Format, SourceMap, topsail};
+    use crate::syntax::topsail;
 
     const RELEASE: &str = include_str!("../../tests/fixtures/parse/release.topsail");
 

@@ -16,8 +16,10 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 
 use crate::diagnostics::{Diagnostic, codes, suggest};
+use crate::model::text;
+use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::ast::{self, Comment, Directive, DirectiveKind, Expr, ExprKind, Ident};
-use crate::syntax::{FileId, SourceMap, Span, interp};
+use crate::syntax::interp;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/topsail.pest"]
@@ -470,7 +472,7 @@ impl<'t> FileParser<'t> {
                 !h.is_empty()
                     && !h.contains([' ', '\t', '"', '#', '{', '}', '(', ')', '='])
                     && !DECLARATIONS.contains(h)
-                    && !interp::is_name(h)
+                    && !text::is_name(h)
             });
         if let Some(head) = head {
             let fixed = valid_name(head);
@@ -1600,7 +1602,7 @@ impl Build<'_> {
     }
 
     fn check_env_name(&mut self, ident: Ident, what: &str) -> Ident {
-        if !interp::is_env_name(&ident.name) {
+        if !text::is_env_name(&ident.name) {
             self.diags.push(
                 Diagnostic::error(
                     codes::BAD_NAME,
@@ -1936,7 +1938,7 @@ fn pair_text(path: &[Ident]) -> String {
 #[cfg(test)]
 mod speed {
     use super::*;
-    use crate::syntax::Format;
+    use crate::source::Format;
     use std::fmt::Write as _;
 
     /// `cargo test --release --lib parse_speed -- --ignored --nocapture`
@@ -1982,7 +1984,7 @@ mod speed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::Format;
+    use crate::source::Format;
     use crate::syntax::ast::{ForeachItems, Item, Part, ValueKind};
 
     const RELEASE: &str = include_str!("../../tests/fixtures/parse/release.topsail");

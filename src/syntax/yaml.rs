@@ -24,11 +24,13 @@ use std::rc::Rc;
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
 
 use crate::diagnostics::{Diagnostic, codes, suggest};
+use crate::model::text;
+use crate::source::{FileId, LineIndex, SourceMap, Span};
 use crate::syntax::ast::{
     Arg, Directive, DirectiveKind, EnvVar, Expr, Foreach, ForeachItems, Ident, Import, Interp,
     Item, Module, Param, Part, Retry, Step, Template, Use, Value, ValueKind,
 };
-use crate::syntax::{FileId, SourceMap, Span, interp, topsail};
+use crate::syntax::{interp, topsail};
 
 /// Deeper nesting than this is no pipeline; bounding it keeps every recursive
 /// walk (and the drop of the node tree) far from the stack limit.
@@ -88,7 +90,7 @@ pub fn parse_str(text: &str, file: FileId) -> (Option<Module>, Vec<Diagnostic>) 
 }
 
 /// A YAML text read into the bounded node tree: the one reading of YAML that
-/// both this front end and the legacy manifest reader ([`crate::legacy`])
+/// both this front end and the legacy manifest reader ([`crate::syntax::legacy`])
 /// work on, so no reader can expand aliases or nest without bound.
 pub(crate) struct Tree {
     pos: Positions,
@@ -129,33 +131,30 @@ pub(crate) fn parse_tree(text: &str, tree: Tree) -> (Option<Module>, Vec<Diagnos
 // ---------------------------------------------------------------------------
 // Positions: saphyr markers count characters; spans are bytes.
 
-/// Turns character indices into byte offsets, and finds lines. Built once
-/// per file in one pass; only non-ASCII characters are recorded, so an
-/// ASCII file costs nothing and a lookup is a binary search.
+/// Turns character indices into byte offsets, and finds lines (through the
+/// one [`LineIndex`]). Built once per file; only non-ASCII characters are
+/// recorded, so an ASCII file costs nothing and a lookup is a binary search.
 struct Positions {
     file: FileId,
     len: usize,
     /// `(char index, byte offset just after that char)` for each multi-byte char.
     wide: Vec<(usize, usize)>,
-    line_starts: Vec<usize>,
+    lines: LineIndex,
 }
 
 impl Positions {
     fn new(text: &str, file: FileId) -> Self {
-        let mut wide = Vec::new();
-        let mut line_starts = vec![0];
-        for (ci, (bi, c)) in text.char_indices().enumerate() {
-            if c.len_utf8() > 1 {
-                wide.push((ci, bi + c.len_utf8()));
-            } else if c == '\n' {
-                line_starts.push(bi + 1);
-            }
-        }
+        let wide = text
+            .char_indices()
+            .enumerate()
+            .filter(|(_, (_, c))| c.len_utf8() > 1)
+            .map(|(ci, (bi, c))| (ci, bi + c.len_utf8()))
+            .collect();
         Self {
             file,
             len: text.len(),
             wide,
-            line_starts,
+            lines: LineIndex::new(text),
         }
     }
 
@@ -178,20 +177,12 @@ impl Positions {
 
     /// 0-based line of a byte offset.
     fn line_of(&self, offset: usize) -> usize {
-        self.line_starts.partition_point(|&s| s <= offset) - 1
+        self.lines.line_of(offset)
     }
 
     /// Byte range of line `line` without its line break.
     fn line(&self, text: &str, line: usize) -> Option<(usize, usize)> {
-        let start = *self.line_starts.get(line)?;
-        let mut end = self
-            .line_starts
-            .get(line + 1)
-            .map_or(text.len(), |&n| n - 1);
-        if end > start && text.as_bytes().get(end - 1) == Some(&b'\r') {
-            end -= 1;
-        }
-        Some((start, end))
+        self.lines.line(text, line, true)
     }
 }
 
@@ -986,11 +977,11 @@ impl Cx<'_> {
     fn check_name(&mut self, text: &str, span: Span, what: &str, kind: NameKind) {
         let (ok, rule) = match kind {
             NameKind::Name => (
-                interp::is_name(text),
+                text::is_name(text),
                 "start with a letter or `_`, then letters, digits, `_` or `-`",
             ),
             NameKind::Env => (
-                interp::is_env_name(text),
+                text::is_env_name(text),
                 "start with a letter or `_`, then letters, digits or `_`",
             ),
         };

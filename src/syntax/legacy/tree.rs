@@ -5,8 +5,8 @@
 //! the old runner work on this tree, so they keep every span for diagnostics.
 
 #[cfg(test)]
-use crate::syntax::FileId;
-use crate::syntax::Span;
+use crate::source::FileId;
+use crate::source::Span;
 use crate::syntax::yaml::{self, Scalar};
 
 #[derive(Clone, Debug)]

@@ -7,14 +7,16 @@
 //! (`topsail::legacy`) pointing into the YAML.
 //!
 //! Boundaries: this module only reads YAML and builds AST; it never runs
-//! anything. [`crate::syntax::parse_with`] calls [`parse`] for YAML files.
+//! anything. [`crate::syntax::parse_with`] calls [`parse`] for YAML files; it reads the
+//! same bounded tree ([`crate::syntax::yaml`]) as the YAML front end, beside it.
 
 mod lower;
 mod script;
 mod tree;
 
 use crate::diagnostics::{Diagnostic, codes};
-use crate::syntax::{FileId, SourceMap, Span, ast, yaml};
+use crate::source::{FileId, SourceMap, Span};
+use crate::syntax::{ast, yaml};
 
 /// Read `file`, whose bounded YAML tree has the root `root`, as a service
 /// manifest with `contexts` active, in order. `None` when it is not one (no

@@ -11,11 +11,11 @@ use indexmap::IndexMap;
 use super::script::{self, HandlerState, HandlerValue};
 use super::tree::{self, Kind, Node};
 use crate::diagnostics::{Diagnostic, codes, suggest};
-use crate::syntax::Span;
+use crate::model::text::{is_env_name, is_name};
+use crate::source::Span;
 use crate::syntax::ast::{
     self, Directive, DirectiveKind, EnvVar, Ident, Interp, Item, Part, Ref, Value, ValueKind,
 };
-use crate::syntax::interp::{is_env_name, is_name};
 
 pub(super) struct Input<'a> {
     /// `deployment_spec` as written (not collapsed): handlers collapse it

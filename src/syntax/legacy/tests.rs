@@ -7,7 +7,7 @@ use std::process::Command;
 use super::script::{self, HandlerState, HandlerValue};
 use crate::check::{Checked, LoadOptions, check_source_with};
 use crate::model::{Action, Pipeline, Step};
-use crate::syntax::Format;
+use crate::source::Format;
 
 fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -216,7 +216,7 @@ fn converted_topsail_gives_the_same_model() {
         ("on_error.yaml", &["deploy"][..]),
     ] {
         let contexts: Vec<String> = contexts.iter().map(|c| (*c).to_string()).collect();
-        let mut sources = crate::syntax::SourceMap::new();
+        let mut sources = crate::source::SourceMap::new();
         let file = sources.add(name, Some(PathBuf::from(name)), fixture(name), Format::Yaml);
         let (module, _) = crate::syntax::parse_with(&sources, file, &contexts);
         let text = crate::syntax::print::print(&module.expect("a module"));
