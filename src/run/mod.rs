@@ -16,6 +16,7 @@ pub mod plan;
 pub mod record;
 pub mod runtime;
 pub mod scheduler;
+pub mod spec;
 pub mod ui;
 pub mod watch;
 
@@ -63,6 +64,16 @@ impl Runtimes {
         Runtimes {
             host: Arc::new(host::HostRuntime::default()),
             container: Arc::new(docker::DockerRuntime::default()),
+        }
+    }
+
+    /// The runtime for `spec`: a container when it names an image, the host
+    /// otherwise.
+    pub fn for_spec(&self, spec: &runtime::StepSpec) -> Arc<dyn Runtime> {
+        if spec.image.is_some() {
+            self.container.clone()
+        } else {
+            self.host.clone()
         }
     }
 
@@ -304,6 +315,54 @@ impl Secrets {
             secrets: self,
             held: Vec::new(),
         }
+    }
+
+    /// A masker for all of a step's lines: stdout and stderr each through
+    /// its own [`LineMasker`], system lines masked one by one.
+    pub fn step_masker(&self) -> StepMasker<'_> {
+        StepMasker {
+            secrets: self,
+            streams: [self.line_masker(), self.line_masker()],
+        }
+    }
+}
+
+/// Masks the lines of one attempt of a step, as `topsail run` and the
+/// worker both show and log them.
+pub struct StepMasker<'a> {
+    secrets: &'a Secrets,
+    streams: [LineMasker<'a>; 2],
+}
+
+impl StepMasker<'_> {
+    /// Take `line`; the lines that may now be shown, masked, in order.
+    pub fn push(&mut self, line: runtime::Line) -> Vec<(runtime::Stream, String)> {
+        let i = match line.stream {
+            runtime::Stream::System => {
+                return vec![(runtime::Stream::System, self.secrets.mask(&line.text))];
+            }
+            runtime::Stream::Stdout => 0,
+            runtime::Stream::Stderr => 1,
+        };
+        let stream = line.stream;
+        self.streams[i]
+            .push(line.text)
+            .into_iter()
+            .map(|t| (stream, t))
+            .collect()
+    }
+
+    /// The attempt ended: what is still held, masked (stdout's, then stderr's).
+    pub fn finish(&mut self) -> Vec<(runtime::Stream, String)> {
+        let mut out = Vec::new();
+        for (m, stream) in self
+            .streams
+            .iter_mut()
+            .zip([runtime::Stream::Stdout, runtime::Stream::Stderr])
+        {
+            out.extend(m.finish().into_iter().map(|t| (stream, t)));
+        }
+        out
     }
 }
 

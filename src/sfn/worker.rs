@@ -35,9 +35,10 @@ use tokio::task::JoinSet;
 
 use crate::asl::task::{TASK_INPUT_VERSION, TaskInput, TaskOutput, errors};
 use crate::asl::{DEFAULT_HEARTBEAT_SECONDS, MAX_PAYLOAD_BYTES};
-use crate::model::{format_duration, render_script, render_text, script_problems};
-use crate::run::runtime::{Line, Outcome, StepIo, StepSpec, Stream, errors as run_errors};
-use crate::run::{LineMasker, Runtimes, Secrets, runtime};
+use crate::model::{Text, format_duration, script_problems};
+use crate::run::runtime::{Outcome, StepIo, StepSpec, Stream};
+use crate::run::spec::{self, Place, Policy, StepError, StepView};
+use crate::run::{Runtimes, Secrets, runtime};
 use crate::sfn::{Clients, err};
 
 #[derive(Clone, Debug)]
@@ -362,7 +363,7 @@ impl Task {
         let unit = secrets.mask(&unit);
         let spec = match build_spec(&ti, &self.opts, &secrets) {
             Ok(s) => s,
-            Err((error, cause)) => {
+            Err(StepError { error, cause }) => {
                 log(
                     &self.opts.name,
                     &unit,
@@ -377,11 +378,7 @@ impl Task {
             .as_ref()
             .map_or_else(|| "on the host".to_string(), |i| format!("in {i}"));
         log(&self.opts.name, &unit, &format!("started {where_}"));
-        let runtime = if spec.image.is_some() {
-            self.runtimes.container.clone()
-        } else {
-            self.runtimes.host.clone()
-        };
+        let runtime = self.runtimes.for_spec(&spec);
         // A third of HeartbeatSeconds: two heartbeats may be late or lost
         // before Step Functions gives up on this worker. Absent: the default
         // (or none, or an old input), see `TaskInput::heartbeat_seconds`.
@@ -399,7 +396,7 @@ impl Task {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut tail: VecDeque<String> = VecDeque::new();
         // As under `topsail run`: multi-line secrets masked as a unit.
-        let mut maskers = [secrets.line_masker(), secrets.line_masker()];
+        let mut masker = secrets.step_masker();
         let mut lost: Option<String> = None;
         let mut stopped = false;
         let started = Instant::now();
@@ -407,7 +404,7 @@ impl Task {
             tokio::select! {
                 biased;
                 outcome = &mut fut => break outcome,
-                Some(line) = rx.recv() => self.line(&unit, &secrets, &mut maskers, line, &mut tail),
+                Some(line) = rx.recv() => self.show_all(&unit, masker.push(line), &mut tail),
                 _ = tick.tick(), if lost.is_none() => {
                     if let Err(e) = self.c.sfn.send_task_heartbeat().task_token(&self.token).send().await {
                         let gone = e.as_service_error().is_some_and(|s| {
@@ -430,13 +427,9 @@ impl Task {
             }
         };
         while let Ok(line) = rx.try_recv() {
-            self.line(&unit, &secrets, &mut maskers, line, &mut tail);
+            self.show_all(&unit, masker.push(line), &mut tail);
         }
-        for (m, stream) in maskers.iter_mut().zip([Stream::Stdout, Stream::Stderr]) {
-            for text in m.finish() {
-                self.show(&unit, stream, text, &mut tail);
-            }
-        }
+        self.show_all(&unit, masker.finish(), &mut tail);
         let ran = started.elapsed();
         if lost.is_some() {
             return;
@@ -525,23 +518,9 @@ impl Task {
         }
     }
 
-    fn line(
-        &self,
-        unit: &str,
-        secrets: &Secrets,
-        maskers: &mut [LineMasker<'_>; 2],
-        line: Line,
-        tail: &mut VecDeque<String>,
-    ) {
-        let i = match line.stream {
-            Stream::System => {
-                return self.show(unit, Stream::System, secrets.mask(&line.text), tail);
-            }
-            Stream::Stdout => 0,
-            Stream::Stderr => 1,
-        };
-        for text in maskers[i].push(line.text) {
-            self.show(unit, line.stream, text, tail);
+    fn show_all(&self, unit: &str, lines: Vec<(Stream, String)>, tail: &mut VecDeque<String>) {
+        for (stream, text) in lines {
+            self.show(unit, stream, text, tail);
         }
     }
 
@@ -698,114 +677,109 @@ fn is_run_id(s: &str) -> bool {
 }
 
 /// The task as a [`StepSpec`], every `{{ }}` rendered from the task's own
-/// values; or the error name and cause to report without running anything.
+/// values by the runner's builder ([`spec::build`]) under this worker's
+/// policy; or the error name and cause to report without running anything.
 fn build_spec(
     ti: &TaskInput,
     opts: &WorkerOptions,
     secrets: &Secrets,
-) -> Result<StepSpec, (&'static str, String)> {
+) -> Result<StepSpec, StepError> {
     let text = |what: &str, s: &str| {
         ti.text(s)
-            .map_err(|e| (errors::BAD_INPUT, format!("{what}: {e}")))
+            .map_err(|e| StepError::new(errors::BAD_INPUT, format!("{what}: {e}")))
     };
-    let bad =
-        |what: &str, e: crate::model::EvalError| (run_errors::RUNTIME, format!("{what}: {e}"));
-    let image = match &ti.image {
-        Some(s) => Some(render_text(&text("image", s)?, ti).map_err(|e| bad("image", e))?),
-        None => None,
+    let image = ti.image.as_deref().map(|s| text("image", s)).transpose()?;
+    let run = text("run", &ti.script)?;
+    let env = ti
+        .env
+        .iter()
+        .map(|(k, v)| Ok((k.as_str(), text(k, v)?)))
+        .collect::<Result<Vec<_>, StepError>>()?;
+    let workdir = ti
+        .workdir
+        .as_deref()
+        .map(|s| text("workdir", s))
+        .transpose()?;
+    let name = match &ti.values.item {
+        Some(i) => format!("{}[{i}]", ti.step),
+        None => ti.step.clone(),
     };
-    match &image {
-        None if !opts.allow_host => {
-            return Err((
+    let view = StepView {
+        run_id: &ti.run_id,
+        pipeline: &ti.pipeline,
+        step: &ti.step,
+        name: &name,
+        image: image.as_ref(),
+        script: &run,
+        shell: ti.shell.as_deref(),
+        env: env.iter().map(|(k, t)| (*k, t)).collect(),
+        workdir: workdir.as_ref(),
+        secrets: &ti.secrets,
+        timeout: ti.timeout_seconds.map(Duration::from_secs),
+        outputs: ti.outputs.iter().map(|o| o.name.clone()).collect(),
+    };
+    let place = Place {
+        secrets,
+        secrets_from: &format!("worker {}", opts.name),
+        env_remove: Vec::new(),
+        pipeline_dir: opts.dir.clone(),
+    };
+    spec::build(&view, ti, place, opts)
+}
+
+/// What a worker's operator allows ([`WorkerOptions`]), and what the checker
+/// would have refused: a crafted task input has not been checked.
+impl Policy for WorkerOptions {
+    fn admit(&self, view: &StepView<'_>, image: Option<&str>) -> Result<(), StepError> {
+        match image {
+            None if !self.allow_host => Err(StepError::new(
                 errors::IMAGE_NOT_ALLOWED,
                 format!(
                     "`{}` is a host step (no image) and worker {} runs host steps only with --allow-host",
-                    ti.step, opts.name
+                    view.step, self.name
                 ),
+            )),
+            Some(img) if !self.allow_images.iter().any(|p| glob_match(p, img)) => {
+                Err(StepError::new(
+                    errors::IMAGE_NOT_ALLOWED,
+                    format!(
+                        "image `{img}` is not allowed on worker {} ({}); the operator allows images with --allow-image PATTERN",
+                        self.name,
+                        if self.allow_images.is_empty() {
+                            "it allows no image".to_string()
+                        } else {
+                            format!("allowed: {}", self.allow_images.join(", "))
+                        }
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn script(&self, script: &Text, shell: Option<&str>) -> Result<(), StepError> {
+        match script_problems(script, shell).first() {
+            Some((hole, problem)) => Err(StepError::new(
+                errors::BAD_INPUT,
+                format!(
+                    "run: hole {} of the script: {}",
+                    hole + 1,
+                    problem.message()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn workdir(&self, w: &str) -> Result<(), StepError> {
+        if !w.starts_with('/') || w.contains('\0') {
+            return Err(StepError::new(
+                errors::BAD_INPUT,
+                format!("workdir `{}` is not an absolute path", w.escape_debug()),
             ));
         }
-        Some(img) if !opts.allow_images.iter().any(|p| glob_match(p, img)) => {
-            return Err((
-                errors::IMAGE_NOT_ALLOWED,
-                format!(
-                    "image `{img}` is not allowed on worker {} ({}); the operator allows images with --allow-image PATTERN",
-                    opts.name,
-                    if opts.allow_images.is_empty() {
-                        "it allows no image".to_string()
-                    } else {
-                        format!("allowed: {}", opts.allow_images.join(", "))
-                    }
-                ),
-            ));
-        }
-        _ => {}
+        Ok(())
     }
-    let run = text("run", &ti.script)?;
-    // The checker refuses these; a crafted task input has not been checked.
-    if let Some((hole, problem)) = script_problems(&run, ti.shell.as_deref()).first() {
-        return Err((
-            errors::BAD_INPUT,
-            format!(
-                "run: hole {} of the script: {}",
-                hole + 1,
-                problem.message()
-            ),
-        ));
-    }
-    let script = render_script(&run, ti, ti.shell.as_deref()).map_err(|e| bad("run", e))?;
-    let mut env = Vec::new();
-    for (k, v) in &ti.env {
-        env.push((
-            k.clone(),
-            render_text(&text(k, v)?, ti).map_err(|e| bad(k, e))?,
-        ));
-    }
-    // After the step's own: the values of the script's holes win.
-    env.extend(script.env);
-    let script = script.script;
-    for name in &ti.secrets {
-        let Some(value) = secrets.get(name) else {
-            return Err((
-                run_errors::SECRET_MISSING,
-                format!(
-                    "secret `{name}` is not set: export {name}=... in the environment of worker {}",
-                    opts.name
-                ),
-            ));
-        };
-        env.push((name.clone(), value.to_string()));
-    }
-    let workdir = match &ti.workdir {
-        Some(s) => Some(render_text(&text("workdir", s)?, ti).map_err(|e| bad("workdir", e))?),
-        None => None,
-    };
-    if let Some(w) = &workdir
-        && (!w.starts_with('/') || w.contains('\0'))
-    {
-        return Err((
-            errors::BAD_INPUT,
-            format!("workdir `{}` is not an absolute path", w.escape_debug()),
-        ));
-    }
-    Ok(StepSpec {
-        run_id: ti.run_id.clone(),
-        pipeline: ti.pipeline.clone(),
-        name: match &ti.values.item {
-            Some(i) => format!("{}[{i}]", ti.step),
-            None => ti.step.clone(),
-        },
-        step: ti.step.clone(),
-        image,
-        script,
-        shell: ti.shell.clone(),
-        env,
-        secret_names: ti.secrets.clone(),
-        env_remove: Vec::new(),
-        workdir,
-        timeout: ti.timeout_seconds.map(Duration::from_secs),
-        outputs: ti.outputs.iter().map(|o| o.name.clone()).collect(),
-        pipeline_dir: opts.dir.clone(),
-    })
 }
 
 /// Shell-style glob: `*` any run of characters (`/` and `:` included, so
@@ -923,9 +897,9 @@ mod tests {
         );
         assert_eq!(spec.timeout, Some(Duration::from_secs(5)));
         let e = build_spec(&input(None), &opts(false, &["*"]), &s).unwrap_err();
-        assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
+        assert_eq!(e.error, errors::IMAGE_NOT_ALLOWED);
         let e = build_spec(&input(Some("evil:1")), &opts(true, &["good:*"]), &s).unwrap_err();
-        assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
+        assert_eq!(e.error, errors::IMAGE_NOT_ALLOWED);
         assert!(build_spec(&input(Some("good:1")), &opts(false, &["good:*"]), &s).is_ok());
     }
 
@@ -1000,19 +974,19 @@ mod tests {
             (Some("python3"), "print({{ n }})"),
         ] {
             let e = build_spec(&task(shell, script, "x".into()), &o, &s).unwrap_err();
-            assert_eq!(e.0, errors::BAD_INPUT, "{e:?}");
-            assert!(e.1.contains("cannot stand"), "{e:?}");
+            assert_eq!(e.error, errors::BAD_INPUT, "{e:?}");
+            assert!(e.cause.contains("cannot stand"), "{e:?}");
         }
         let e = build_spec(&task(None, "echo {{ n }}", "a\u{0}b".into()), &o, &s).unwrap_err();
-        assert_eq!(e.0, run_errors::RUNTIME);
-        assert!(e.1.contains("NUL"), "{e:?}");
+        assert_eq!(e.error, crate::run::runtime::errors::RUNTIME);
+        assert!(e.cause.contains("NUL"), "{e:?}");
         let e = build_spec(
             &task(None, "echo $(( {{ n }} ))", "a[$(id)]".into()),
             &o,
             &s,
         )
         .unwrap_err();
-        assert!(e.1.contains("must be an integer"), "{e:?}");
+        assert!(e.cause.contains("must be an integer"), "{e:?}");
         let evil = "$(touch X); `id` ' \"";
         let spec = build_spec(
             &task(None, "echo \"{{ n }}\" {{ value \"a; b\" }}", evil.into()),
