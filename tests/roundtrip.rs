@@ -16,7 +16,7 @@ use topsail::asl::DEFAULT_HEARTBEAT_SECONDS;
 use topsail::asl::task::TaskInput;
 use topsail::model::{Action, Piece, Pipeline, Ref, Scope, Step, Text, Type};
 
-use crate::common::repo;
+use crate::common::{Test, repo};
 
 const RUN_ID: &str = "exec-1";
 const ITEM: &str = "item-1";
@@ -285,6 +285,33 @@ fn same_step(golden: &str, state: &str, s: &J, ti: &TaskInput, p: &Pipeline) {
     }
 }
 
+/// Read back every activity Task of `def` and compare it with `p`'s steps;
+/// the number of task states.
+fn read_back(what: &str, def: &J, p: &Pipeline) -> usize {
+    let mut found = Vec::new();
+    tasks(&def["States"], &mut found);
+    assert!(!found.is_empty(), "{what}: no activity Task state");
+    let mut seen_steps = std::collections::BTreeSet::new();
+    for (state, s) in &found {
+        let input = resolved(p, &s["Parameters"], None);
+        let ti = TaskInput::read(&input.to_string())
+            .unwrap_or_else(|e| panic!("{what}: state `{state}`: {e}\n{input:#}"));
+        same_step(what, state, s, &ti, p);
+        seen_steps.insert(ti.step.clone());
+    }
+    // Every script step has a task (a `when` or a catch may add more).
+    for step in &p.steps {
+        if matches!(step.action, Action::Script(_)) {
+            assert!(
+                seen_steps.contains(&step.name),
+                "{what}: step `{}` has no task",
+                step.name
+            );
+        }
+    }
+    found.len()
+}
+
 #[test]
 fn every_golden_task_input_reads_back_as_the_step_it_was_written_from() {
     let dir = repo().join("tests/golden/asl");
@@ -300,34 +327,54 @@ fn every_golden_task_input_reads_back_as_the_step_it_was_written_from() {
         let p = source_of(&golden);
         let def: J = serde_json::from_str(&std::fs::read_to_string(path).expect("readable"))
             .expect("a golden ASL is JSON");
-        let mut found = Vec::new();
-        tasks(&def["States"], &mut found);
-        assert!(!found.is_empty(), "{golden}: no activity Task state");
-        let mut seen_steps = std::collections::BTreeSet::new();
-        for (state, s) in found {
-            let input = resolved(&p, &s["Parameters"], None);
-            let ti = TaskInput::read(&input.to_string())
-                .unwrap_or_else(|e| panic!("{golden}: state `{state}`: {e}\n{input:#}"));
-            same_step(&golden, state, s, &ti, &p);
-            seen_steps.insert(ti.step.clone());
-            states += 1;
-        }
-        // Every script step has a task (a `when` or a catch may add more).
-        for step in &p.steps {
-            if matches!(step.action, Action::Script(_)) {
-                assert!(
-                    seen_steps.contains(&step.name),
-                    "{golden}: step `{}` has no task",
-                    step.name
-                );
-            }
-        }
+        states += read_back(&golden, &def, &p);
     }
     assert!(files.len() >= 7, "{} golden ASL files", files.len());
     eprintln!(
         "{states} task states of {} golden files read back",
         files.len()
     );
+}
+
+/// A step may be named like the first part of a built-in (`failed`, `run`):
+/// the checker then reads `{{ failed.step }}` as that step's output, and so
+/// must the worker (it read it as the built-in, which has no value there).
+#[test]
+fn outputs_of_steps_named_like_built_ins_read_back_as_outputs() {
+    let source = "pipeline p
+
+failed:
+    output step
+    run echo \"step=x\" >> \"$TOPSAIL_OUTPUT\"
+
+run:
+    output id
+    run echo \"id=y\" >> \"$TOPSAIL_OUTPUT\"
+
+use-them: failed run
+    env A = \"{{ failed.step }}\"
+    run echo {{ failed.step }} {{ run.id }} {{ step.name }} {{ pipeline.name }}
+";
+    let t = Test::new()
+        .file("p.topsail", source)
+        .args(&["compile", "p.topsail", "--to", "asl"]);
+    let run = t.run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let def: J = serde_json::from_str(&run.stdout).expect("the ASL is JSON");
+    let checked = topsail::check::load(&t.path("p.topsail")).expect("readable");
+    let p = checked.pipeline.expect("it checks");
+    let uses = p.step_by_name("use-them").expect("declared");
+    let Action::Script(script) = &uses.action else {
+        panic!("a script step")
+    };
+    // What the checker made of it: outputs first, then built-ins.
+    let refs: Vec<&Ref> = refs(&script.run).collect();
+    assert!(
+        matches!(refs[0], Ref::Output { step, output } if step == "failed" && output == "step")
+    );
+    assert!(matches!(refs[1], Ref::Output { step, output } if step == "run" && output == "id"));
+    assert_eq!(refs[2..], [&Ref::StepName, &Ref::PipelineName]);
+    assert_eq!(read_back("p.topsail", &def, &p), 3);
 }
 
 fn name(path: &Path) -> String {
