@@ -383,3 +383,122 @@ fn name(path: &Path) -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+// ---------------------------------------------------------------------------
+// The worker's reader of `{{ }}` (`decode_text`) and the front ends'
+// (`interp::split`) must split a text the same way.
+
+/// What the checker makes of a hole's path (`check/refs.rs`), with no step
+/// named like a built-in and `loop_var` the foreach variable.
+fn lower_path(path: &[String], loop_var: &str) -> Ref {
+    match path {
+        [n] if n == loop_var => Ref::Loop(n.clone()),
+        [n] => Ref::Param(n.clone()),
+        [a, b] => match (a.as_str(), b.as_str()) {
+            ("pipeline", "name") => Ref::PipelineName,
+            ("run", "id") => Ref::RunId,
+            ("step", "name") => Ref::StepName,
+            ("failed", "step") => Ref::FailedStep,
+            ("failed", "error") => Ref::FailedError,
+            _ => Ref::Output {
+                step: a.clone(),
+                output: b.clone(),
+            },
+        },
+        [m, s, o] => Ref::Output {
+            step: format!("{m}.{s}"),
+            output: o.clone(),
+        },
+        _ => panic!("split gives at most three parts: {path:?}"),
+    }
+}
+
+/// `text` as the front end splits it, in the model's terms; `None` when it
+/// reports a problem.
+fn front_end(text: &str, loop_var: &str) -> Option<Text> {
+    use topsail::syntax::ast::Part;
+    let (interp, diags) = topsail::syntax::interp::split_contiguous(text, Default::default(), 0);
+    if !diags.is_empty() {
+        return None;
+    }
+    let parts = interp
+        .parts
+        .into_iter()
+        .map(|p| match p {
+            Part::Lit(s) => Piece::Lit(s),
+            Part::Ref(r) => {
+                let path: Vec<String> = r.path.into_iter().map(|i| i.name).collect();
+                Piece::Ref(lower_path(&path, loop_var))
+            }
+            Part::Value(v, _) => Piece::Value(v),
+        })
+        .collect();
+    Some(Text { parts })
+}
+
+/// Where the front end accepts a text, the worker reads it to the same
+/// pieces; where it refuses one, so does the worker, except for the one
+/// hole only the writer produces (`{{ value "..." }}`).
+fn agree(text: &str) {
+    let worker = topsail::asl::task::decode_text(text, Some("item"));
+    match front_end(text, "item") {
+        Some(t) => assert_eq!(worker, Ok(t), "{text:?}"),
+        None => assert!(
+            worker.is_err() || text.contains("value"),
+            "{text:?}: the front end refuses it, the worker reads {worker:?}"
+        ),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    #[test]
+    fn the_worker_and_the_front_end_split_holes_alike(
+        pieces in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "{{", "}}", "{", "}", "\"", "\\", " ", ".", "a", "b-c", "item",
+                "run", "id", "failed", "step", "x.y.z", "\n", "$", "value", "é",
+                "{{ a }}", "{{ item }}", "{{ run.id }}", "{{ failed.step }}",
+                "{{ x.y.z }}", "{{ \"{{\" }}", "{{ }}", "{{ a.b.c.d }}", "{{ \"a }} b\" }}",
+                "{{ value \"v\" }}",
+            ]),
+            0..14,
+        )
+    ) {
+        agree(&pieces.concat());
+    }
+}
+
+#[test]
+fn golden_texts_split_alike_in_the_worker_and_the_front_end() {
+    let dir = repo().join("tests/golden/asl");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/golden/asl exists") {
+        let path = entry.expect("a readable entry").path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let def: J = serde_json::from_str(&std::fs::read_to_string(&path).expect("readable"))
+            .expect("a golden ASL is JSON");
+        let mut found = Vec::new();
+        tasks(&def["States"], &mut found);
+        for (_, s) in found {
+            let p = &s["Parameters"];
+            let texts = ["script", "image", "workdir"]
+                .iter()
+                .filter_map(|k| p[k].as_str())
+                .chain(
+                    p["env"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(_, v)| v.as_str()),
+                );
+            for t in texts {
+                agree(t);
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 50, "{n} texts");
+}

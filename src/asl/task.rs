@@ -325,7 +325,14 @@ fn decode_text_with(
     while let Some(open) = rest.find("{{") {
         lit.push_str(&rest[..open]);
         let after = &rest[open + 2..];
-        let close = find_close(after).ok_or_else(|| format!("unclosed `{{{{` in `{source}`"))?;
+        // The front ends' rule (`interp::split`): a hole ends at the first
+        // `}}`. Only a value, which only the writer makes, may hold `}}`.
+        let close = if after.trim_start().starts_with("value") {
+            find_close(after)
+        } else {
+            after.find("}}")
+        }
+        .ok_or_else(|| format!("unclosed `{{{{` in `{source}`"))?;
         let inner = after[..close].trim();
         rest = &after[close + 2..];
         if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
@@ -359,7 +366,7 @@ fn decode_text_with(
     Ok(Text { parts })
 }
 
-/// The `}}` closing a hole, skipping over a quoted string inside it.
+/// The `}}` closing a `{{ value "..." }}` hole, skipping over its string.
 fn find_close(s: &str) -> Option<usize> {
     let mut in_str = false;
     let bytes = s.as_bytes();
@@ -381,6 +388,11 @@ fn decode_ref(
     loop_var: Option<&str>,
     is_step: &dyn Fn(&str) -> bool,
 ) -> Result<Ref, String> {
+    // As the front ends read a hole: one to three names, joined by dots.
+    let names = inner.split('.');
+    if names.clone().count() > 3 || !names.into_iter().all(crate::syntax::interp::is_name) {
+        return Err(format!("bad reference `{inner}`"));
+    }
     let builtin = inner.split_once('.').is_none_or(|(a, _)| !is_step(a));
     Ok(match inner {
         _ if !builtin => match inner.rsplit_once('.') {
