@@ -3,11 +3,12 @@
 //! valid pipeline meaning the same thing.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::ValueEnum;
 
 use crate::syntax::{self, Format, SourceMap};
+
+use super::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,14 +30,17 @@ pub enum Target {
     Topsail,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     // Check first (imports included), so nothing invalid is converted.
-    if let Err(code) = super::load_pipeline_with(Some(&args.file), &args.context.load_options()) {
-        return code;
-    }
+    super::load_pipeline_with(Some(&args.file), &args.context.load_options())?;
     let text = match crate::syntax::read::read_source(&args.file) {
         Ok(t) => t,
-        Err(e) => return super::fail_usage(format!("cannot read {}: {e}", args.file.display())),
+        Err(e) => {
+            return Err(Error::usage(format!(
+                "cannot read {}: {e}",
+                args.file.display()
+            )));
+        }
     };
     let mut sources = SourceMap::new();
     let format = Format::of_path(&args.file);
@@ -47,7 +51,7 @@ pub fn run(args: Args) -> ExitCode {
         format,
     );
     let (Some(module), _) = syntax::parse_with(&sources, file, &args.context.contexts) else {
-        return ExitCode::from(1);
+        return Err(Error::Exit(1));
     };
     let out = match args.to {
         Target::Yaml => syntax::emit_yaml::emit(&module),
@@ -55,11 +59,14 @@ pub fn run(args: Args) -> ExitCode {
     };
     if let Some(path) = &args.out {
         match std::fs::write(path, out) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => super::fail_usage(format!("cannot write {}: {e}", path.display())),
+            Ok(()) => Ok(()),
+            Err(e) => Err(Error::usage(format!(
+                "cannot write {}: {e}",
+                path.display()
+            ))),
         }
     } else {
         out!("{out}");
-        ExitCode::SUCCESS
+        Ok(())
     }
 }

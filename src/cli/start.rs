@@ -4,8 +4,8 @@
 //! look of a local run, write the same run record (`.topsail/runs/<EXEC>/`
 //! next to FILE) and exit 0 or 1 by the outcome.
 
+use super::Error;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use indexmap::IndexMap;
 use serde_json::{Value as Json, json};
@@ -40,23 +40,20 @@ pub struct Args {
     pub context: super::ContextArgs,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     let pipeline = if args.state_machine_arn.is_some() {
         None
     } else {
-        match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
-            Ok((_, p)) => Some(p),
-            Err(code) => return code,
-        }
+        Some(super::load_pipeline_with(args.file.as_deref(), &args.context.load_options())?.1)
     };
     let params = match &pipeline {
         Some(p) => match crate::run::resolve_params(p, &args.params) {
             Ok(v) => v,
-            Err(e) => return super::fail_usage(e),
+            Err(e) => return Err(Error::usage(e)),
         },
         None => match untyped_params(&args.params) {
             Ok(v) => v,
-            Err(e) => return super::fail_usage(e),
+            Err(e) => return Err(Error::usage(e)),
         },
     };
     let input = json!({"params": params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<serde_json::Map<String, Json>>()});
@@ -64,11 +61,11 @@ pub fn run(args: Args) -> ExitCode {
     let file = args
         .file
         .clone()
-        .or_else(|| super::resolve_file(None).ok())
+        .or_else(|| super::find_file(None).ok())
         .unwrap_or_default();
     let rt = match crate::sfn::runtime() {
         Ok(rt) => rt,
-        Err(e) => return super::fail_usage(e),
+        Err(e) => return Err(Error::usage(e)),
     };
     let code: Result<u8, String> = rt.block_on(async {
         let c = Clients::new(&args.aws).await?;
@@ -99,13 +96,7 @@ pub fn run(args: Args) -> ExitCode {
         let status = follow::follow(&c, &arn, pipeline.as_ref(), &file, &params).await?;
         Ok(u8::from(status != RunStatus::Succeeded))
     });
-    match code {
-        Ok(c) => ExitCode::from(c),
-        Err(e) => {
-            errln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    code.map_err(Error::Usage).and_then(Error::code)
 }
 
 /// Without the pipeline: numbers and booleans as JSON, anything else as text.
