@@ -56,6 +56,6 @@ pub fn run(args: Args) -> Result<(), Error> {
             );
             Ok(())
         }
-        Err(e) => Err(Error::Failed(e)),
+        Err(e) => Err(Error::failed(e)),
     }
 }

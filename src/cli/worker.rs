@@ -118,7 +118,9 @@ pub fn run(args: Args) -> Result<(), Error> {
             wait_for_signal().await;
             let _ = tx.send(true);
         });
-        serve(c, opts, Runtimes::worker(), rx).await
+        serve(c, opts, Runtimes::worker(), rx)
+            .await
+            .map_err(|e| e.to_string())
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {

@@ -63,6 +63,15 @@ const STDERR_TAIL: usize = 10;
 const MAX_ERROR: usize = 256;
 const MAX_CAUSE: usize = 32_768;
 
+/// Why a worker stopped serving before it was told to.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// GetActivityTask failed in a way no retry mends (`why` says how and
+    /// what to do): no such activity, a malformed ARN, access denied.
+    #[error("cannot serve activity {activity}: GetActivityTask failed: {why}")]
+    CannotPoll { activity: String, why: String },
+}
+
 /// Serve tasks until `shutdown` becomes true, then drain. Errors only for
 /// what makes serving impossible (GetActivityTask fails in a way no retry
 /// mends: no such activity, access denied), after draining the running
@@ -72,7 +81,7 @@ pub async fn serve(
     opts: Arc<WorkerOptions>,
     runtimes: Runtimes,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     log(
         &opts.name,
         "",
@@ -142,10 +151,10 @@ pub async fn serve(
                     "",
                     &format!("GetActivityTask failed: {why}; no retry can mend that: stopping"),
                 );
-                fatal = Some(format!(
-                    "cannot serve activity {}: GetActivityTask failed: {why}",
-                    opts.activity_arn
-                ));
+                fatal = Some(ServeError::CannotPoll {
+                    activity: opts.activity_arn.clone(),
+                    why,
+                });
                 break;
             }
             Err(e) => {
