@@ -2,8 +2,10 @@
 //! meaning of LANGUAGE.md section 7, each step on the host or in a container.
 //!
 //! Layout: [`scheduler`] walks the DAG and decides what starts, is skipped or
-//! is not run; [`runtime`] is the contract for running one step (shared with
-//! the Step Functions activity worker), implemented by [`host`] and
+//! is not run; [`spec`] builds a step's [`runtime::StepSpec`] from the model
+//! (the one builder, shared with the Step Functions activity worker);
+//! [`runtime`] is the contract for running one step (shared with the
+//! worker too), implemented by [`host`] and
 //! [`docker`]; [`outputs`] reads `$TOPSAIL_OUTPUT`; [`record`] writes
 //! `.topsail/runs/<id>/`; [`ui`] prints; [`plan`] is `--dry-run`; [`watch`]
 //! is `--watch`. This module holds the options and what they share: params,

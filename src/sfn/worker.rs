@@ -1,6 +1,8 @@
-//! `topsail worker`: the activity worker. It long-polls GetActivityTask, runs
-//! each task's step through the local runner's [`Runtime`]s with
-//! [`run_attempt`] (so a step means the same as under `topsail run`),
+//! `topsail worker`: the activity worker. It long-polls GetActivityTask,
+//! builds each task's [`StepSpec`] with the local runner's builder
+//! ([`spec::build`], under the worker's own [`Policy`]), runs it through the
+//! runner's [`Runtime`]s with [`run_attempt`] (so a step means the same as
+//! under `topsail run`),
 //! heartbeats while it runs, and answers SendTaskSuccess with a
 //! [`TaskOutput`] or SendTaskFailure with an error name the state machine's
 //! Retry/Catch matches ([`crate::asl::task::errors`], the local runner's names).
