@@ -3,6 +3,7 @@
 
 mod asl;
 mod check;
+mod cli_edges;
 mod common;
 mod editors;
 mod examples;
