@@ -150,7 +150,7 @@ fn text(parts: &[&str]) -> Text {
     }
 }
 
-fn feature_pipeline() -> Pipeline {
+pub(crate) fn feature_pipeline() -> Pipeline {
     let mut p = synth::dag_pipeline(6, &[(0, 1), (0, 2), (1, 3), (2, 3), (3, 4)]);
     p.name = "release".into();
     let names = [

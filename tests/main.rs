@@ -3,6 +3,7 @@
 
 mod asl;
 mod check;
+mod cli_edges;
 mod common;
 mod editors;
 mod examples;
@@ -12,6 +13,7 @@ mod layers;
 mod legacy;
 mod legacy_run;
 mod lsp;
+mod roundtrip;
 mod run;
 mod run_docker;
 mod run_hostile;

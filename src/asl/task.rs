@@ -189,8 +189,14 @@ impl TaskInput {
     }
 
     /// Parse one of this input's texts (script, image, env value, workdir).
+    /// `a.b` is an output of step `a` when the input carries that step's
+    /// outputs, as the checker resolves it: a step named `failed` (or `run`,
+    /// `pipeline`, `step`) wins over the built-in of the same spelling, and
+    /// the state machine passes the outputs of every step the texts use.
     pub fn text(&self, source: &str) -> Result<Text, String> {
-        decode_text(source, self.loop_var.as_deref())
+        decode_text_with(source, self.loop_var.as_deref(), &|step| {
+            self.values.steps.contains_key(step)
+        })
     }
 }
 
@@ -271,15 +277,34 @@ pub fn encode_text_parts<'t>(text: &'t Text, parts: &mut Vec<&'t str>) {
 }
 
 /// The inverse of [`encode_text`]. `loop_var` tells a bare name that is the
-/// foreach variable from a param.
+/// foreach variable from a param. Without the task input's values it cannot
+/// tell an output of a step named like a built-in (`failed.step`) from the
+/// built-in: [`TaskInput::text`] can.
 pub fn decode_text(source: &str, loop_var: Option<&str>) -> Result<Text, String> {
+    decode_text_with(source, loop_var, &|_| false)
+}
+
+/// [`decode_text`], with `is_step(a)` true when `a.b` names an output of
+/// step `a` even where `a.b` is a built-in's spelling.
+fn decode_text_with(
+    source: &str,
+    loop_var: Option<&str>,
+    is_step: &dyn Fn(&str) -> bool,
+) -> Result<Text, String> {
     let mut parts: Vec<Piece> = Vec::new();
     let mut lit = String::new();
     let mut rest = source;
     while let Some(open) = rest.find("{{") {
         lit.push_str(&rest[..open]);
         let after = &rest[open + 2..];
-        let close = find_close(after).ok_or_else(|| format!("unclosed `{{{{` in `{source}`"))?;
+        // The front ends' rule (`interp::split`): a hole ends at the first
+        // `}}`. Only a value, which only the writer makes, may hold `}}`.
+        let close = if after.trim_start().starts_with("value") {
+            find_close(after)
+        } else {
+            after.find("}}")
+        }
+        .ok_or_else(|| format!("unclosed `{{{{` in `{source}`"))?;
         let inner = after[..close].trim();
         rest = &after[close + 2..];
         if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
@@ -304,7 +329,7 @@ pub fn decode_text(source: &str, loop_var: Option<&str>) -> Result<Text, String>
             ));
             continue;
         }
-        parts.push(Piece::Ref(decode_ref(inner, loop_var)?));
+        parts.push(Piece::Ref(decode_ref(inner, loop_var, is_step)?));
     }
     lit.push_str(rest);
     if !lit.is_empty() {
@@ -313,7 +338,7 @@ pub fn decode_text(source: &str, loop_var: Option<&str>) -> Result<Text, String>
     Ok(Text { parts })
 }
 
-/// The `}}` closing a hole, skipping over a quoted string inside it.
+/// The `}}` closing a `{{ value "..." }}` hole, skipping over its string.
 fn find_close(s: &str) -> Option<usize> {
     let mut in_str = false;
     let bytes = s.as_bytes();
@@ -330,8 +355,25 @@ fn find_close(s: &str) -> Option<usize> {
     None
 }
 
-fn decode_ref(inner: &str, loop_var: Option<&str>) -> Result<Ref, String> {
+fn decode_ref(
+    inner: &str,
+    loop_var: Option<&str>,
+    is_step: &dyn Fn(&str) -> bool,
+) -> Result<Ref, String> {
+    // As the front ends read a hole: one to three names, joined by dots.
+    let names = inner.split('.');
+    if names.clone().count() > 3 || !names.into_iter().all(crate::model::text::is_name) {
+        return Err(format!("bad reference `{inner}`"));
+    }
+    let builtin = inner.split_once('.').is_none_or(|(a, _)| !is_step(a));
     Ok(match inner {
+        _ if !builtin => match inner.rsplit_once('.') {
+            Some((step, output)) if !output.is_empty() => Ref::Output {
+                step: step.to_string(),
+                output: output.to_string(),
+            },
+            _ => return Err(format!("bad reference `{inner}`")),
+        },
         "pipeline.name" => Ref::PipelineName,
         "run.id" => Ref::RunId,
         "step.name" => Ref::StepName,

@@ -2,9 +2,9 @@
 //! [EXECUTION STEP] [--reject --reason TEXT]`: the approval steps waiting on
 //! Step Functions (see [`crate::sfn::approve`]).
 
-use std::process::ExitCode;
-
 use crate::sfn::{AwsArgs, Clients, approve};
+
+use super::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,10 +32,10 @@ pub struct Args {
     pub aws: AwsArgs,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     let rt = match crate::sfn::runtime() {
         Ok(rt) => rt,
-        Err(e) => return super::fail_usage(e),
+        Err(e) => return Err(Error::usage(e)),
     };
     let machine = args.machine.clone().or_else(|| {
         args.state_machine_arn
@@ -92,11 +92,5 @@ pub fn run(args: Args) -> ExitCode {
             Ok(0)
         }
     });
-    match result {
-        Ok(c) => ExitCode::from(c),
-        Err(e) => {
-            errln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    result.map_err(Error::Failed).and_then(Error::code)
 }

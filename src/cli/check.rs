@@ -1,12 +1,13 @@
 //! `topsail check [FILE]`: report every problem of a pipeline.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::ValueEnum;
 
 use crate::diagnostics::Severity;
 use crate::source::read::ReadError;
+
+use super::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,7 +31,7 @@ pub enum Format {
     Json,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     let path = match super::find_file(args.file.as_deref()) {
         Ok(p) => p,
         Err(message) if args.format == Format::Json => {
@@ -39,9 +40,9 @@ pub fn run(args: Args) -> ExitCode {
                 serde_json::to_string_pretty(&usage_error_json(&message))
                     .expect("JSON values always serialize")
             );
-            return ExitCode::from(2);
+            return Err(Error::Exit(2));
         }
-        Err(message) => return super::fail_usage(message),
+        Err(message) => return Err(Error::usage(message)),
     };
     let checked = match crate::check::load_with(&path, &args.context.load_options()) {
         Ok(c) => c,
@@ -51,9 +52,9 @@ pub fn run(args: Args) -> ExitCode {
                 serde_json::to_string_pretty(&read_error_json(&e))
                     .expect("JSON values always serialize")
             );
-            return ExitCode::from(2);
+            return Err(Error::Exit(2));
         }
-        Err(e) => return super::fail_usage(e),
+        Err(e) => return Err(Error::usage(e)),
     };
     let count = |s: Severity| {
         checked
@@ -108,11 +109,7 @@ pub fn run(args: Args) -> ExitCode {
     // The process ends here: freeing a large AST and model piece by piece
     // would take longer than checking them did.
     std::mem::forget(checked);
-    if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    if failed { Err(Error::Exit(1)) } else { Ok(()) }
 }
 
 /// The document `check --format json` prints when there is no file to read

@@ -4,11 +4,12 @@
 //! the same input (and the same recorded run).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::ValueEnum;
 
 use crate::asl;
+
+use super::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,20 +45,14 @@ pub enum Target {
     Mermaid,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     let (checked, pipeline) =
-        match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
+        super::load_pipeline_with(args.file.as_deref(), &args.context.load_options())?;
     let text = match args.to {
         Target::Dot => crate::graph::dot(&pipeline),
         Target::Mermaid => crate::graph::mermaid(&pipeline),
         Target::Asl | Target::AslYaml => {
-            let durations = match args.durations.durations(args.file.as_deref(), &pipeline) {
-                Ok(d) => d,
-                Err(code) => return code,
-            };
+            let durations = args.durations.durations(args.file.as_deref(), &pipeline)?;
             let options = asl::Options {
                 activity_arn: args.activity_arn,
                 approval_queue_url: args.approval_queue_url,
@@ -75,22 +70,24 @@ pub fn run(args: Args) -> ExitCode {
                 Err(diags) => {
                     render(&checked, &diags);
                     let errors = diags.iter().filter(|d| d.is_error()).count();
-                    errln!(
-                        "error: the pipeline cannot be compiled to Step Functions ({errors} error{})",
+                    return Err(Error::failed(format!(
+                        "the pipeline cannot be compiled to Step Functions ({errors} error{})",
                         super::plural(errors)
-                    );
-                    return ExitCode::from(1);
+                    )));
                 }
             }
         }
     };
     let Some(path) = args.out else {
         out!("{text}");
-        return ExitCode::SUCCESS;
+        return Ok(());
     };
     match std::fs::write(&path, text) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => super::fail_usage(format!("cannot write {}: {e}", path.display())),
+        Ok(()) => Ok(()),
+        Err(e) => Err(Error::usage(format!(
+            "cannot write {}: {e}",
+            path.display()
+        ))),
     }
 }
 

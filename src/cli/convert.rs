@@ -3,12 +3,13 @@
 //! valid pipeline meaning the same thing.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::ValueEnum;
 
 use crate::source::{Format, SourceMap};
 use crate::syntax;
+
+use super::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,14 +31,17 @@ pub enum Target {
     Topsail,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     // Check first (imports included), so nothing invalid is converted.
-    if let Err(code) = super::load_pipeline_with(Some(&args.file), &args.context.load_options()) {
-        return code;
-    }
+    super::load_pipeline_with(Some(&args.file), &args.context.load_options())?;
     let text = match crate::source::read::read_source(&args.file) {
         Ok(t) => t,
-        Err(e) => return super::fail_usage(format!("cannot read {}: {e}", args.file.display())),
+        Err(e) => {
+            return Err(Error::usage(format!(
+                "cannot read {}: {e}",
+                args.file.display()
+            )));
+        }
     };
     let mut sources = SourceMap::new();
     let format = Format::of_path(&args.file);
@@ -48,7 +52,7 @@ pub fn run(args: Args) -> ExitCode {
         format,
     );
     let (Some(module), _) = syntax::parse_with(&sources, file, &args.context.contexts) else {
-        return ExitCode::from(1);
+        return Err(Error::Exit(1));
     };
     let out = match args.to {
         Target::Yaml => syntax::emit_yaml::emit(&module),
@@ -56,11 +60,14 @@ pub fn run(args: Args) -> ExitCode {
     };
     if let Some(path) = &args.out {
         match std::fs::write(path, out) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => super::fail_usage(format!("cannot write {}: {e}", path.display())),
+            Ok(()) => Ok(()),
+            Err(e) => Err(Error::usage(format!(
+                "cannot write {}: {e}",
+                path.display()
+            ))),
         }
     } else {
         out!("{out}");
-        ExitCode::SUCCESS
+        Ok(())
     }
 }

@@ -3,9 +3,10 @@
 //! changed reports "unchanged". Prints the ARNs a worker and `start` need.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::sfn::{AwsArgs, Clients, deploy};
+
+use super::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,20 +26,14 @@ pub struct Args {
     pub context: super::ContextArgs,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     let (_, pipeline) =
-        match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
-    let durations = match args.durations.durations(args.file.as_deref(), &pipeline) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
+        super::load_pipeline_with(args.file.as_deref(), &args.context.load_options())?;
+    let durations = args.durations.durations(args.file.as_deref(), &pipeline)?;
     let name = crate::sfn::resource_name(args.name.as_deref().unwrap_or(&pipeline.name));
     let rt = match crate::sfn::runtime() {
         Ok(rt) => rt,
-        Err(e) => return super::fail_usage(e),
+        Err(e) => return Err(Error::usage(e)),
     };
     let result = rt.block_on(async {
         let c = Clients::new(&args.aws).await?;
@@ -59,11 +54,8 @@ pub fn run(args: Args) -> ExitCode {
                 "run workers with: topsail worker --activity-arn {}",
                 d.activity_arn
             );
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Err(e) => {
-            errln!("error: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => Err(Error::failed(e)),
     }
 }

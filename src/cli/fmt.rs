@@ -6,11 +6,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use crate::diagnostics;
 use crate::source::{Format, SourceMap};
 use crate::syntax;
+
+use super::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,21 +25,18 @@ pub struct Args {
     pub stdout: bool,
 }
 
-pub fn run(args: Args) -> ExitCode {
-    let path = match super::resolve_file(args.file.as_deref()) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+pub fn run(args: Args) -> Result<(), Error> {
+    let path = super::resolve_file(args.file.as_deref())?;
     if Format::of_path(&path) != Format::Topsail {
-        return super::fail_usage(format!(
+        return Err(Error::usage(format!(
             "{} is YAML; `topsail fmt` formats .topsail files (try `topsail convert {} --to topsail`)",
             path.display(),
             path.display()
-        ));
+        )));
     }
     let text = match crate::source::read::read_source(&path) {
         Ok(t) => t,
-        Err(e) => return super::fail_usage(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(Error::usage(format!("cannot read {}: {e}", path.display()))),
     };
     let mut sources = SourceMap::new();
     let file = sources.add(
@@ -55,20 +53,19 @@ pub fn run(args: Args) -> ExitCode {
             for d in &diags {
                 errln!("{}", d.render(&sources, color, 100));
             }
-            errln!(
-                "error: {} has syntax errors; nothing was formatted",
+            return Err(Error::failed(format!(
+                "{} has syntax errors; nothing was formatted",
                 path.display()
-            );
-            return ExitCode::from(1);
+            )));
         }
     };
     let formatted = syntax::print::print(&module);
     if args.stdout {
         out!("{formatted}");
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     if formatted == text {
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     if args.check {
         errln!(
@@ -76,14 +73,17 @@ pub fn run(args: Args) -> ExitCode {
             path.display(),
             path.display()
         );
-        return ExitCode::from(1);
+        return Err(Error::Exit(1));
     }
     match write_atomically(&path, formatted.as_bytes()) {
         Ok(()) => {
             errln!("formatted {}", path.display());
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Err(e) => super::fail_usage(format!("cannot write {}: {e}", path.display())),
+        Err(e) => Err(Error::usage(format!(
+            "cannot write {}: {e}",
+            path.display()
+        ))),
     }
 }
 

@@ -1,8 +1,8 @@
 //! `topsail graph [FILE] --format dot|mermaid`: the DAG, one node per step.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
+use super::Error;
 use clap::ValueEnum;
 
 #[derive(Debug, clap::Args)]
@@ -23,16 +23,13 @@ pub enum Format {
     Mermaid,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     let (_, pipeline) =
-        match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
+        super::load_pipeline_with(args.file.as_deref(), &args.context.load_options())?;
     let text = match args.format {
         Format::Dot => crate::graph::dot(&pipeline),
         Format::Mermaid => crate::graph::mermaid(&pipeline),
     };
     out!("{text}");
-    ExitCode::SUCCESS
+    Ok(())
 }

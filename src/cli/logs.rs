@@ -3,9 +3,10 @@
 //! unique prefix of a run id.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::run::record::{RUNS_DIR, find_run, read_logs};
+
+use super::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,10 +19,10 @@ pub struct Args {
     pub dir: PathBuf,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     let (id, json) = match find_run(&args.dir, &args.run) {
         Ok(run) => run,
-        Err(e) => return super::fail_usage(e),
+        Err(e) => return Err(Error::usage(e)),
     };
     let run_dir = args.dir.join(RUNS_DIR).join(&id);
     let units: Vec<String> = json
@@ -47,7 +48,7 @@ pub fn run(args: Args) -> ExitCode {
             let hint = crate::diagnostics::suggest(step, units.iter().map(String::as_str))
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
-            return super::fail_usage(format!("run {id} has no step `{step}`{hint}"));
+            return Err(Error::usage(format!("run {id} has no step `{step}`{hint}")));
         }
         let prefix = wanted.len() > 1;
         let wanted: Vec<String> = wanted.into_iter().cloned().collect();
@@ -55,7 +56,7 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         print_logs(&run_dir, &units, true);
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 fn print_logs(run_dir: &std::path::Path, units: &[String], prefix: bool) {

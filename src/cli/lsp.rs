@@ -1,7 +1,7 @@
 //! `topsail lsp`: run the language server on stdin/stdout (started by an
 //! editor, not by people; see editors/README.md).
 
-use std::process::ExitCode;
+use super::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -10,13 +10,10 @@ pub struct Args {
     pub stdio: bool,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     let _ = args.stdio;
     match crate::lsp::serve() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            errln!("error: topsail lsp: {e}");
-            ExitCode::from(1)
-        }
+        Ok(()) => Ok(()),
+        Err(e) => Err(Error::failed(format!("topsail lsp: {e}"))),
     }
 }

@@ -1,12 +1,15 @@
 //! The command line: one file per subcommand, each a clap `Args` struct and a
-//! `run(args) -> ExitCode`. Exit codes: 0 success, 1 the pipeline (or a step)
-//! failed or has errors, 2 usage or I/O errors, 130 interrupted.
+//! `run(args) -> Result<(), Error>`; [`main`] prints the [`Error`] and maps it
+//! to the exit code in one place ([`error`]). Exit codes: 0 success, 1 the
+//! pipeline (or a step) failed or has errors, 2 usage or I/O errors, 130
+//! interrupted.
 
 pub mod approve;
 pub mod check;
 pub mod compile;
 pub mod convert;
 pub mod deploy;
+pub mod error;
 pub mod fmt;
 pub mod graph;
 pub mod logs;
@@ -21,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub use error::Error;
 
 use crate::check::{Checked, LoadOptions};
 use crate::model::Pipeline;
@@ -111,7 +116,7 @@ pub fn main() -> ExitCode {
         crate::run::ui::forbid_color();
     }
     let _ = COMMAND.set(cli.command.name());
-    match cli.command {
+    error::report(match cli.command {
         Command::Check(args) => check::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Fmt(args) => fmt::run(args),
@@ -125,13 +130,7 @@ pub fn main() -> ExitCode {
         Command::Start(args) => start::run(args),
         Command::Worker(args) => worker::run(args),
         Command::Approve(args) => approve::run(args),
-    }
-}
-
-/// Print a usage or I/O error and give exit code 2.
-pub fn fail_usage(message: impl std::fmt::Display) -> ExitCode {
-    errln!("error: {message}");
-    ExitCode::from(2)
+    })
 }
 
 /// Colour on stderr: only on a terminal, and never with `NO_COLOR` or `--no-color`.
@@ -146,12 +145,12 @@ const DEFAULT_FILES: [&str; 3] = ["pipeline.topsail", "topsail.yaml", "topsail.y
 /// `topsail.yaml` / `topsail.yml` in the current directory. A given
 /// argument that is no pipeline file but names a step of the default
 /// pipeline is refused with a hint (`topsail run smoke`).
-pub fn resolve_file(file: Option<&Path>) -> Result<PathBuf, ExitCode> {
-    find_file(file).map_err(fail_usage)
+pub fn resolve_file(file: Option<&Path>) -> Result<PathBuf, Error> {
+    find_file(file).map_err(Error::Usage)
 }
 
-/// [`resolve_file`] without printing: the message when there is no file to
-/// read (for `check --format json`, which says it as JSON).
+/// [`resolve_file`] as a message (for `check --format json`, which says it
+/// as JSON).
 pub fn find_file(file: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(f) = file {
         if let Some(hint) = step_instead_of_file(f) {
@@ -216,7 +215,7 @@ fn step_instead_of_file(arg: &Path) -> Option<String> {
 /// Load and check a pipeline for a command that then uses it: diagnostics
 /// (warnings too) go to stderr; errors end the command with exit code 1,
 /// an unreadable file with 2.
-pub fn load_pipeline(file: Option<&Path>) -> Result<(Checked, Pipeline), ExitCode> {
+pub fn load_pipeline(file: Option<&Path>) -> Result<(Checked, Pipeline), Error> {
     load_pipeline_with(file, &LoadOptions::default())
 }
 
@@ -224,9 +223,9 @@ pub fn load_pipeline(file: Option<&Path>) -> Result<(Checked, Pipeline), ExitCod
 pub fn load_pipeline_with(
     file: Option<&Path>,
     options: &LoadOptions,
-) -> Result<(Checked, Pipeline), ExitCode> {
+) -> Result<(Checked, Pipeline), Error> {
     let path = resolve_file(file)?;
-    let mut checked = crate::check::load_with(&path, options).map_err(fail_usage)?;
+    let mut checked = crate::check::load_with(&path, options).map_err(Error::usage)?;
     if !checked.diagnostics.is_empty() {
         errln!("{}", checked.render(stderr_color()));
     }
@@ -234,13 +233,12 @@ pub fn load_pipeline_with(
         Ok((checked, p))
     } else {
         let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-        errln!(
-            "error: {} has {errors} error{}; fix {} first (see `topsail check`)",
+        Err(Error::failed(format!(
+            "{} has {errors} error{}; fix {} first (see `topsail check`)",
             path.display(),
             plural(errors),
             if errors == 1 { "it" } else { "them" }
-        );
-        Err(ExitCode::from(1))
+        )))
     }
 }
 
@@ -262,7 +260,7 @@ impl DurationArgs {
         &self,
         file: Option<&Path>,
         pipeline: &Pipeline,
-    ) -> Result<Vec<Option<f64>>, ExitCode> {
+    ) -> Result<Vec<Option<f64>>, Error> {
         let Some(spec) = &self.durations_from else {
             return Ok(Vec::new());
         };
@@ -274,9 +272,10 @@ impl DurationArgs {
                 path.join("run.json")
             };
             let text = crate::source::read::read_source(&file)
-                .map_err(|e| fail_usage(format!("cannot read {}: {e}", file.display())))?;
-            let json = serde_json::from_str(&text)
-                .map_err(|e| fail_usage(format!("{} is not a run record: {e}", file.display())))?;
+                .map_err(|e| Error::usage(format!("cannot read {}: {e}", file.display())))?;
+            let json = serde_json::from_str(&text).map_err(|e| {
+                Error::usage(format!("{} is not a run record: {e}", file.display()))
+            })?;
             (file.display().to_string(), json)
         } else {
             let pipeline_file = resolve_file(file)?;
@@ -284,9 +283,9 @@ impl DurationArgs {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            let (id, json) = crate::run::record::find_run(dir, spec).map_err(fail_usage)?;
+            let (id, json) = crate::run::record::find_run(dir, spec).map_err(Error::usage)?;
             let json = json.ok_or_else(|| {
-                fail_usage(format!(
+                Error::usage(format!(
                     "run {id} has no readable run.json (was it interrupted?)"
                 ))
             })?;
@@ -300,7 +299,7 @@ impl DurationArgs {
             .collect();
         let known = durations.iter().flatten().count();
         if known == 0 {
-            return Err(fail_usage(format!(
+            return Err(Error::usage(format!(
                 "{what} has no succeeded step of pipeline `{}`\n  \
                  help: run it first (`topsail run`), or leave out --durations-from",
                 pipeline.name

@@ -7,8 +7,8 @@
 //! a project's: the pipeline is a regular file (not `/dev/null`, a FIFO or
 //! a device, whose directory is nobody's project).
 
+use super::Error;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -48,37 +48,30 @@ pub struct Args {
     pub context: super::ContextArgs,
 }
 
-pub fn run(args: Args) -> ExitCode {
-    let file = match super::resolve_file(args.file.as_deref()) {
-        Ok(f) => f,
-        Err(code) => return code,
-    };
-    let (checked, pipeline) =
-        match super::load_pipeline_with(Some(&file), &args.context.load_options()) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
+pub fn run(args: Args) -> Result<(), Error> {
+    let file = super::resolve_file(args.file.as_deref())?;
+    let (checked, pipeline) = super::load_pipeline_with(Some(&file), &args.context.load_options())?;
     let sources = source_paths(&checked);
     let opts = match options(&pipeline, &file, &args) {
         Ok(o) => o,
-        Err(msg) => return super::fail_usage(msg),
+        Err(msg) => return Err(Error::usage(msg)),
     };
     if args.dry_run {
         let plan = run::plan::render(&pipeline, &opts);
         out!("{}", Secrets::from_env(&pipeline).mask(&plan));
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return super::fail_usage(format!("cannot start the async runtime: {e}")),
+        Err(e) => return Err(Error::usage(format!("cannot start the async runtime: {e}"))),
     };
     let code = rt.block_on(main_async(pipeline, opts, file, sources, &args));
     // Blocking prompt threads must not keep the process alive.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
-    ExitCode::from(code)
+    Error::code(code)
 }
 
 /// Turn the command line into options; errors are usage errors (exit 2).

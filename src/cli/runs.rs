@@ -2,8 +2,8 @@
 //! first. A run whose topsail is gone without finishing it is marked `lost`
 //! first ([`crate::run::record::sweep_lost`]).
 
+use super::Error;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,19 +15,19 @@ pub struct Args {
     pub limit: usize,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     // Runs whose topsail died say so (`lost`) instead of `running` for ever.
     crate::run::record::sweep_lost(&args.dir);
     let runs = match crate::run::record::list_runs(&args.dir) {
         Ok(r) => r,
-        Err(e) => return super::fail_usage(format!("cannot read the run records: {e}")),
+        Err(e) => return Err(Error::usage(format!("cannot read the run records: {e}"))),
     };
     if runs.is_empty() {
         outln!(
             "no runs recorded in {}",
             args.dir.join(crate::run::record::RUNS_DIR).display()
         );
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     outln!(
         "{:<22}  {:<20}  {:<11}  {:>9}  STEPS",
@@ -65,5 +65,5 @@ pub fn run(args: Args) -> ExitCode {
             count("cancelled"),
         );
     }
-    ExitCode::SUCCESS
+    Ok(())
 }

@@ -4,19 +4,15 @@
 //! look of a local run, write the same run record (`.topsail/runs/<EXEC>/`
 //! next to FILE) and exit 0 or 1 by the outcome.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::time::Duration;
+use super::Error;
+use std::path::PathBuf;
 
 use indexmap::IndexMap;
 use serde_json::{Value as Json, json};
 
-use crate::model::{Pipeline, Value};
-use crate::run::record::Record;
+use crate::model::Value;
 use crate::run::report::RunStatus;
-use crate::run::ui::{Ui, want_color};
-use crate::sfn::history::{Note, Tracker, fetch};
-use crate::sfn::{AwsArgs, Clients, err, find_state_machine};
+use crate::sfn::{AwsArgs, Clients, err, find_state_machine, follow};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,23 +40,20 @@ pub struct Args {
     pub context: super::ContextArgs,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     let pipeline = if args.state_machine_arn.is_some() {
         None
     } else {
-        match super::load_pipeline_with(args.file.as_deref(), &args.context.load_options()) {
-            Ok((_, p)) => Some(p),
-            Err(code) => return code,
-        }
+        Some(super::load_pipeline_with(args.file.as_deref(), &args.context.load_options())?.1)
     };
     let params = match &pipeline {
         Some(p) => match crate::run::resolve_params(p, &args.params) {
             Ok(v) => v,
-            Err(e) => return super::fail_usage(e),
+            Err(e) => return Err(Error::usage(e)),
         },
         None => match untyped_params(&args.params) {
             Ok(v) => v,
-            Err(e) => return super::fail_usage(e),
+            Err(e) => return Err(Error::usage(e)),
         },
     };
     let input = json!({"params": params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<serde_json::Map<String, Json>>()});
@@ -68,13 +61,13 @@ pub fn run(args: Args) -> ExitCode {
     let file = args
         .file
         .clone()
-        .or_else(|| super::resolve_file(None).ok())
+        .or_else(|| super::find_file(None).ok())
         .unwrap_or_default();
     let rt = match crate::sfn::runtime() {
         Ok(rt) => rt,
-        Err(e) => return super::fail_usage(e),
+        Err(e) => return Err(Error::usage(e)),
     };
-    let code = rt.block_on(async {
+    let code: Result<u8, String> = rt.block_on(async {
         let c = Clients::new(&args.aws).await?;
         let sm = match (&args.state_machine_arn, &pipeline) {
             (Some(arn), _) => arn.clone(),
@@ -100,15 +93,10 @@ pub fn run(args: Args) -> ExitCode {
         if !args.follow {
             return Ok(0);
         }
-        follow(&c, &arn, pipeline.as_ref(), &file, &params).await
+        let status = follow::follow(&c, &arn, pipeline.as_ref(), &file, &params).await?;
+        Ok(u8::from(status != RunStatus::Succeeded))
     });
-    match code {
-        Ok(c) => ExitCode::from(c),
-        Err(e) => {
-            errln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    code.map_err(Error::Usage).and_then(Error::code)
 }
 
 /// Without the pipeline: numbers and booleans as JSON, anything else as text.
@@ -125,68 +113,4 @@ fn untyped_params(raw: &[String]) -> Result<IndexMap<String, Value>, String> {
         out.insert(k.to_string(), value);
     }
     Ok(out)
-}
-
-async fn follow(
-    c: &Clients,
-    arn: &str,
-    pipeline: Option<&Pipeline>,
-    file: &Path,
-    params: &IndexMap<String, Value>,
-) -> Result<u8, String> {
-    let names: Vec<String> = pipeline
-        .map(|p| p.steps.iter().map(|s| s.name.clone()).collect())
-        .unwrap_or_default();
-    let ui = Ui::new(want_color(), false, names);
-    let mut tracker = Tracker::new(arn);
-    let mut failures = 0;
-    loop {
-        match fetch(&c.sfn, arn).await {
-            Ok(events) => {
-                failures = 0;
-                for note in tracker.feed(&events) {
-                    match note {
-                        Note::System(u, t) => ui.system(&u, &t),
-                        Note::Failure(u, t) => ui.failure(&u, &t),
-                    }
-                }
-            }
-            Err(e) => {
-                failures += 1;
-                if failures > 10 {
-                    return Err(format!("cannot read the execution history: {e}"));
-                }
-            }
-        }
-        if tracker.end.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let (status, why, _) = tracker.end.clone().expect("the loop ends only at the end");
-    if let Some(p) = pipeline {
-        let report = tracker.report(p, file.to_path_buf(), params);
-        let dir = file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let record = Record::create(dir, &report.run_id).ok();
-        if let Some(r) = &record {
-            r.write(&report);
-        }
-        ui.summary(&report, record.as_ref().map(|r| r.dir.as_path()));
-    } else {
-        outln!(
-            "execution {}",
-            if status == RunStatus::Succeeded {
-                "succeeded"
-            } else {
-                "failed"
-            }
-        );
-    }
-    if let Some((error, cause)) = why {
-        outln!("execution error: {error}: {cause}");
-    }
-    Ok(u8::from(status != RunStatus::Succeeded))
 }

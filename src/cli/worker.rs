@@ -4,8 +4,8 @@
 //! (it does not exist, access denied) ends it with exit code 2. Tasks get
 //! only the secrets named with `--secret` (or `TOPSAIL_WORKER_SECRETS=A,B`).
 
+use super::Error;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -49,13 +49,13 @@ pub struct Args {
     pub aws: AwsArgs,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args) -> Result<(), Error> {
     if args.concurrency == 0 {
-        return super::fail_usage("--concurrency must be at least 1");
+        return Err(Error::usage("--concurrency must be at least 1"));
     }
     let grace = match crate::model::parse_duration(&args.grace) {
         Ok(g) => g,
-        Err(e) => return super::fail_usage(format!("--grace {}: {e}", args.grace)),
+        Err(e) => return Err(Error::usage(format!("--grace {}: {e}", args.grace))),
     };
     let dir = match args
         .dir
@@ -64,7 +64,7 @@ pub fn run(args: Args) -> ExitCode {
         .canonicalize()
     {
         Ok(d) => d,
-        Err(e) => return super::fail_usage(format!("--dir: {e}")),
+        Err(e) => return Err(Error::usage(format!("--dir: {e}"))),
     };
     let mut secrets: Vec<String> = Vec::new();
     for s in args
@@ -79,9 +79,9 @@ pub fn run(args: Args) -> ExitCode {
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
-            return super::fail_usage(format!(
+            return Err(Error::usage(format!(
                 "--secret {s}: a secret name is `[A-Za-z_][A-Za-z0-9_]*`"
-            ));
+            )));
         }
         if !secrets.iter().any(|x| x == s) {
             secrets.push(s.to_string());
@@ -109,7 +109,7 @@ pub fn run(args: Args) -> ExitCode {
     });
     let rt = match crate::sfn::runtime() {
         Ok(rt) => rt,
-        Err(e) => return super::fail_usage(e),
+        Err(e) => return Err(Error::usage(e)),
     };
     let result = rt.block_on(async {
         let c = Clients::new(&args.aws).await?;
@@ -118,12 +118,14 @@ pub fn run(args: Args) -> ExitCode {
             wait_for_signal().await;
             let _ = tx.send(true);
         });
-        serve(c, opts, Runtimes::worker(), rx).await
+        serve(c, opts, Runtimes::worker(), rx)
+            .await
+            .map_err(|e| e.to_string())
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => super::fail_usage(e),
+        Ok(()) => Ok(()),
+        Err(e) => Err(Error::Usage(e)),
     }
 }
 

@@ -2,8 +2,10 @@
 //! meaning of LANGUAGE.md section 7, each step on the host or in a container.
 //!
 //! Layout: [`scheduler`] walks the DAG and decides what starts, is skipped or
-//! is not run; [`runtime`] is the contract for running one step (shared with
-//! the Step Functions activity worker), implemented by [`host`] and
+//! is not run; [`spec`] builds a step's [`runtime::StepSpec`] from the model
+//! (the one builder, shared with the Step Functions activity worker);
+//! [`runtime`] is the contract for running one step (shared with the
+//! worker too), implemented by [`host`] and
 //! [`docker`]; [`outputs`] reads `$TOPSAIL_OUTPUT`; [`record`] writes
 //! `.topsail/runs/<id>/`; [`ui`] prints; [`plan`] is `--dry-run`; [`watch`]
 //! is `--watch`. This module holds the options and what they share: params,
@@ -17,6 +19,7 @@ pub mod record;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;
+pub mod spec;
 pub mod ui;
 pub mod watch;
 
@@ -65,6 +68,16 @@ impl Runtimes {
         Runtimes {
             host: Arc::new(host::HostRuntime::default()),
             container: Arc::new(docker::DockerRuntime::default()),
+        }
+    }
+
+    /// The runtime for `spec`: a container when it names an image, the host
+    /// otherwise.
+    pub fn for_spec(&self, spec: &runtime::StepSpec) -> Arc<dyn Runtime> {
+        if spec.image.is_some() {
+            self.container.clone()
+        } else {
+            self.host.clone()
         }
     }
 
@@ -306,6 +319,54 @@ impl Secrets {
             secrets: self,
             held: Vec::new(),
         }
+    }
+
+    /// A masker for all of a step's lines: stdout and stderr each through
+    /// its own [`LineMasker`], system lines masked one by one.
+    pub fn step_masker(&self) -> StepMasker<'_> {
+        StepMasker {
+            secrets: self,
+            streams: [self.line_masker(), self.line_masker()],
+        }
+    }
+}
+
+/// Masks the lines of one attempt of a step, as `topsail run` and the
+/// worker both show and log them.
+pub struct StepMasker<'a> {
+    secrets: &'a Secrets,
+    streams: [LineMasker<'a>; 2],
+}
+
+impl StepMasker<'_> {
+    /// Take `line`; the lines that may now be shown, masked, in order.
+    pub fn push(&mut self, line: runtime::Line) -> Vec<(runtime::Stream, String)> {
+        let i = match line.stream {
+            runtime::Stream::System => {
+                return vec![(runtime::Stream::System, self.secrets.mask(&line.text))];
+            }
+            runtime::Stream::Stdout => 0,
+            runtime::Stream::Stderr => 1,
+        };
+        let stream = line.stream;
+        self.streams[i]
+            .push(line.text)
+            .into_iter()
+            .map(|t| (stream, t))
+            .collect()
+    }
+
+    /// The attempt ended: what is still held, masked (stdout's, then stderr's).
+    pub fn finish(&mut self) -> Vec<(runtime::Stream, String)> {
+        let mut out = Vec::new();
+        for (m, stream) in self
+            .streams
+            .iter_mut()
+            .zip([runtime::Stream::Stdout, runtime::Stream::Stderr])
+        {
+            out.extend(m.finish().into_iter().map(|t| (stream, t)));
+        }
+        out
     }
 }
 

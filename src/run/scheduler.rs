@@ -29,12 +29,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::model::errors;
-use crate::model::{Action, ForeachItems, Pipeline, StepId, Value, render_script, render_text};
+use crate::model::{Action, ForeachItems, Pipeline, StepId, Value, render_text};
 use crate::run::record::Record;
 use crate::run::report::{RunReport, RunStatus, Status, UnitReport};
-use crate::run::runtime::{self, Line, Outcome, Runtime, StepIo, StepSpec, Stream};
+use crate::run::runtime::{self, Outcome, Runtime, StepIo, StepSpec, Stream};
+use crate::run::spec::{self, Checked, Place, StepError, StepView};
 use crate::run::ui::Ui;
-use crate::run::{LineMasker, RunOptions, RunScope, Runtimes, Secrets};
+use crate::run::{RunOptions, RunScope, Runtimes, Secrets};
 
 struct Unit {
     step: StepId,
@@ -464,16 +465,12 @@ impl Scheduler {
             Action::Script(_) => {
                 let spec = match self.build_spec(u) {
                     Ok(spec) => spec,
-                    Err((error, cause)) => {
-                        self.fail_now(u, error, cause);
+                    Err(e) => {
+                        self.fail_now(u, e.error, e.cause);
                         return;
                     }
                 };
-                let runtime = if spec.image.is_some() {
-                    self.runtimes.container.clone()
-                } else {
-                    self.runtimes.host.clone()
-                };
+                let runtime = self.runtimes.for_spec(&spec);
                 let retry = step.retry.clone();
                 tasks.spawn(async move {
                     let started = SystemTime::now();
@@ -499,52 +496,29 @@ impl Scheduler {
         self.running += 1;
     }
 
-    fn build_spec(&self, u: usize) -> Result<StepSpec, (&'static str, String)> {
+    fn build_spec(&self, u: usize) -> Result<StepSpec, StepError> {
         let unit = &self.units[u];
         let step = self.p.step(unit.step);
         let Action::Script(script) = &step.action else {
             unreachable!("build_spec is called for script steps only");
         };
-        let scope = self.scope(unit);
-        let bad =
-            |what: &str, e: crate::model::EvalError| (errors::RUNTIME, format!("{what}: {e}"));
-        let image = match &script.image {
-            Some(t) => Some(render_text(t, &scope).map_err(|e| bad("image", e))?),
-            None => None,
+        let view = StepView {
+            run_id: &self.sh.run_id,
+            pipeline: &self.p.name,
+            step: &step.name,
+            name: &unit.name,
+            image: script.image.as_ref(),
+            script: &script.run,
+            shell: script.shell.as_deref(),
+            env: step.env.iter().map(|(k, t)| (k.as_str(), t)).collect(),
+            workdir: step.workdir.as_ref(),
+            secrets: &step.secrets,
+            timeout: step.timeout,
+            outputs: step.outputs.clone(),
         };
-        let run = render_script(&script.run, &scope, script.shell.as_deref())
-            .map_err(|e| bad("run", e))?;
-        let mut env = Vec::new();
-        for (k, t) in &step.env {
-            env.push((k.clone(), render_text(t, &scope).map_err(|e| bad(k, e))?));
-        }
-        // After the step's own: the values of the script's holes win.
-        env.extend(run.env);
-        for name in &step.secrets {
-            let Some(value) = self.sh.secrets.get(name) else {
-                return Err((
-                    errors::SECRET_MISSING,
-                    format!(
-                        "secret `{name}` is not set: export {name}=... in the environment of `topsail run`"
-                    ),
-                ));
-            };
-            env.push((name.clone(), value.to_string()));
-        }
-        let workdir = match &step.workdir {
-            Some(t) => Some(render_text(t, &scope).map_err(|e| bad("workdir", e))?),
-            None => None,
-        };
-        Ok(StepSpec {
-            run_id: self.sh.run_id.clone(),
-            pipeline: self.p.name.clone(),
-            name: unit.name.clone(),
-            step: step.name.clone(),
-            image,
-            script: run.script,
-            shell: script.shell.clone(),
-            env,
-            secret_names: step.secrets.clone(),
+        let place = Place {
+            secrets: &self.sh.secrets,
+            secrets_from: "`topsail run`",
             env_remove: self
                 .p
                 .secrets
@@ -552,11 +526,9 @@ impl Scheduler {
                 .filter(|s| !step.secrets.contains(s))
                 .cloned()
                 .collect(),
-            workdir,
-            timeout: step.timeout,
-            outputs: step.outputs.clone(),
             pipeline_dir: self.sh.opts.pipeline_dir.clone(),
-        })
+        };
+        spec::build(&view, &self.scope(unit), place, &Checked)
     }
 
     /// A unit that fails before anything ran (bad value, missing secret).
@@ -887,20 +859,16 @@ async fn run_with_retries(
         };
         let fut = runtime::run_attempt_pooled(runtime, spec, &sh.opts.tmp_base, Some(&sh.dirs), io);
         tokio::pin!(fut);
-        let mut maskers = [sh.secrets.line_masker(), sh.secrets.line_masker()];
+        let mut masker = sh.secrets.step_masker();
         let outcome = loop {
             tokio::select! {
                 biased;
-                Some(line) = rx.recv() => emit(sh, &spec.name, &log, &mut maskers, line),
+                Some(line) = rx.recv() => show_all(sh, &spec.name, &log, masker.push(line)),
                 outcome = &mut fut => {
                     while let Ok(line) = rx.try_recv() {
-                        emit(sh, &spec.name, &log, &mut maskers, line);
+                        show_all(sh, &spec.name, &log, masker.push(line));
                     }
-                    for (m, stream) in maskers.iter_mut().zip([Stream::Stdout, Stream::Stderr]) {
-                        for text in m.finish() {
-                            show(sh, &spec.name, &log, stream, &text);
-                        }
-                    }
+                    show_all(sh, &spec.name, &log, masker.finish());
                     break outcome;
                 }
             }
@@ -938,16 +906,10 @@ async fn run_with_retries(
     }
 }
 
-/// One line from the runtime, masked (a step's stdout and stderr each
-/// through its own [`LineMasker`]), to the screen and the log.
-fn emit(sh: &Shared, name: &str, log: &StepLog<'_>, maskers: &mut [LineMasker<'_>; 2], line: Line) {
-    let i = match line.stream {
-        Stream::System => return show(sh, name, log, Stream::System, &sh.secrets.mask(&line.text)),
-        Stream::Stdout => 0,
-        Stream::Stderr => 1,
-    };
-    for text in maskers[i].push(line.text) {
-        show(sh, name, log, line.stream, &text);
+/// Masked lines to the screen and the log.
+fn show_all(sh: &Shared, name: &str, log: &StepLog<'_>, lines: Vec<(Stream, String)>) {
+    for (stream, text) in lines {
+        show(sh, name, log, stream, &text);
     }
 }
 

@@ -36,6 +36,32 @@ pub struct Deployed {
     pub queue_url: Option<(String, Change)>,
 }
 
+/// Why a deploy did not happen, by kind: the caller may tell a pipeline
+/// that has no Step Functions form from a missing role or an AWS failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The compiler's errors (their messages).
+    #[error("the pipeline cannot be compiled for Step Functions (see `topsail compile`): {}", .0.join("; "))]
+    Compile(Vec<String>),
+    /// The state machine (named here) does not exist, and creating it
+    /// needs a role that was not given.
+    #[error(
+        "state machine `{0}` does not exist yet and creating it needs an IAM role: \
+         pass --role-arn ARN (a role Step Functions can assume, allowed to use the \
+         activity and the approval queue)"
+    )]
+    NeedsRole(String),
+    /// An AWS call failed (the SDK's error with its causes).
+    #[error("{0}")]
+    Aws(String),
+}
+
+impl From<String> for DeployError {
+    fn from(e: String) -> DeployError {
+        DeployError::Aws(e)
+    }
+}
+
 /// SQS keeps a message at most 14 days: an approval nobody answered for
 /// longer would vanish from `approve --list`, so keep them that long.
 const QUEUE_RETENTION_SECONDS: &str = "1209600";
@@ -52,7 +78,7 @@ pub async fn deploy(
     name: &str,
     role_arn: Option<&str>,
     durations: Vec<Option<f64>>,
-) -> Result<Deployed, String> {
+) -> Result<Deployed, DeployError> {
     let (activity_arn, activity) = ensure_activity(c, &activity_name(name)).await?;
     let queue_url = if has_approvals(pipeline) {
         Some(ensure_queue(c, &queue_name(name)).await?)
@@ -66,13 +92,8 @@ pub async fn deploy(
             .map_or_else(|| asl::APPROVAL_QUEUE_PLACEHOLDER.into(), |q| q.0.clone()),
         durations,
     };
-    let compiled = asl::compile(pipeline, &options).map_err(|diags| {
-        let msgs: Vec<String> = diags.iter().map(|d| d.message.clone()).collect();
-        format!(
-            "the pipeline cannot be compiled for Step Functions (see `topsail compile`): {}",
-            msgs.join("; ")
-        )
-    })?;
+    let compiled = asl::compile(pipeline, &options)
+        .map_err(|diags| DeployError::Compile(diags.iter().map(|d| d.message.clone()).collect()))?;
     // Compact: Step Functions counts indentation against its size limit too.
     let definition = compiled.to_compact_json();
     let existing = find_state_machine(&c.sfn, name).await?;
@@ -103,11 +124,7 @@ pub async fn deploy(
         }
     } else {
         let Some(role) = role_arn else {
-            return Err(format!(
-                "state machine `{name}` does not exist yet and creating it needs an IAM role: \
-                     pass --role-arn ARN (a role Step Functions can assume, allowed to use the \
-                     activity and the approval queue)"
-            ));
+            return Err(DeployError::NeedsRole(name.to_string()));
         };
         let out = c
             .sfn
@@ -168,4 +185,27 @@ async fn ensure_queue(c: &Clients, name: &str) -> Result<(String, Change), Strin
         .queue_url()
         .ok_or("CreateQueue answered without a queue URL")?;
     Ok((url.to_string(), Change::Created))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kinds are for callers; users read the same words as before.
+    #[test]
+    fn deploy_errors_say_what_to_do() {
+        let e = DeployError::NeedsRole("hello".into());
+        assert_eq!(
+            e.to_string(),
+            "state machine `hello` does not exist yet and creating it needs an IAM role: \
+             pass --role-arn ARN (a role Step Functions can assume, allowed to use the \
+             activity and the approval queue)"
+        );
+        let e = DeployError::Compile(vec!["a".into(), "b".into()]);
+        assert_eq!(
+            e.to_string(),
+            "the pipeline cannot be compiled for Step Functions (see `topsail compile`): a; b"
+        );
+        assert!(matches!(DeployError::from("x".to_string()), DeployError::Aws(m) if m == "x"));
+    }
 }

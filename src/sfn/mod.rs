@@ -1,5 +1,5 @@
 //! Running pipelines on AWS Step Functions (issue 5): `topsail deploy`
-//! ([`deploy`]), `start --follow` ([`history`] reads an execution's history
+//! ([`deploy`]), `start --follow` ([`follow`]; [`history`] reads an execution's history
 //! into the same report a local run writes), `worker` ([`worker`], the
 //! activity worker that runs each task through the local runner's
 //! [`crate::run::runtime`]) and `approve` ([`approve`], the SQS approval queue).
@@ -11,6 +11,7 @@
 
 pub mod approve;
 pub mod deploy;
+pub mod follow;
 pub mod history;
 pub mod worker;
 

@@ -1,6 +1,8 @@
-//! `topsail worker`: the activity worker. It long-polls GetActivityTask, runs
-//! each task's step through the local runner's [`Runtime`]s with
-//! [`run_attempt`] (so a step means the same as under `topsail run`),
+//! `topsail worker`: the activity worker. It long-polls GetActivityTask,
+//! builds each task's [`StepSpec`] with the local runner's builder
+//! ([`spec::build`], under the worker's own [`Policy`]), runs it through the
+//! runner's [`Runtime`]s with [`run_attempt`] (so a step means the same as
+//! under `topsail run`),
 //! heartbeats while it runs, and answers SendTaskSuccess with a
 //! [`TaskOutput`] or SendTaskFailure with an error name the state machine's
 //! Retry/Catch matches ([`crate::model::errors`], the local runner's names).
@@ -37,9 +39,10 @@ use crate::asl::MAX_PAYLOAD_BYTES;
 use crate::asl::task::{TASK_INPUT_VERSION, TaskInput, TaskOutput};
 use crate::model::errors;
 use crate::model::limits::DEFAULT_HEARTBEAT_SECONDS;
-use crate::model::{format_duration, render_script, render_text, script_problems};
-use crate::run::runtime::{Line, Outcome, StepIo, StepSpec, Stream};
-use crate::run::{LineMasker, Runtimes, Secrets, runtime};
+use crate::model::{Text, format_duration, script_problems};
+use crate::run::runtime::{Outcome, StepIo, StepSpec, Stream};
+use crate::run::spec::{self, Place, Policy, StepError, StepView};
+use crate::run::{Runtimes, Secrets, runtime};
 use crate::sfn::{Clients, err};
 
 #[derive(Clone, Debug)]
@@ -64,6 +67,15 @@ const STDERR_TAIL: usize = 10;
 const MAX_ERROR: usize = 256;
 const MAX_CAUSE: usize = 32_768;
 
+/// Why a worker stopped serving before it was told to.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// GetActivityTask failed in a way no retry mends (`why` says how and
+    /// what to do): no such activity, a malformed ARN, access denied.
+    #[error("cannot serve activity {activity}: GetActivityTask failed: {why}")]
+    CannotPoll { activity: String, why: String },
+}
+
 /// Serve tasks until `shutdown` becomes true, then drain. Errors only for
 /// what makes serving impossible (GetActivityTask fails in a way no retry
 /// mends: no such activity, access denied), after draining the running
@@ -73,7 +85,7 @@ pub async fn serve(
     opts: Arc<WorkerOptions>,
     runtimes: Runtimes,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     log(
         &opts.name,
         "",
@@ -143,10 +155,10 @@ pub async fn serve(
                     "",
                     &format!("GetActivityTask failed: {why}; no retry can mend that: stopping"),
                 );
-                fatal = Some(format!(
-                    "cannot serve activity {}: GetActivityTask failed: {why}",
-                    opts.activity_arn
-                ));
+                fatal = Some(ServeError::CannotPoll {
+                    activity: opts.activity_arn.clone(),
+                    why,
+                });
                 break;
             }
             Err(e) => {
@@ -364,7 +376,7 @@ impl Task {
         let unit = secrets.mask(&unit);
         let spec = match build_spec(&ti, &self.opts, &secrets) {
             Ok(s) => s,
-            Err((error, cause)) => {
+            Err(StepError { error, cause }) => {
                 log(
                     &self.opts.name,
                     &unit,
@@ -379,11 +391,7 @@ impl Task {
             .as_ref()
             .map_or_else(|| "on the host".to_string(), |i| format!("in {i}"));
         log(&self.opts.name, &unit, &format!("started {where_}"));
-        let runtime = if spec.image.is_some() {
-            self.runtimes.container.clone()
-        } else {
-            self.runtimes.host.clone()
-        };
+        let runtime = self.runtimes.for_spec(&spec);
         // A third of HeartbeatSeconds: two heartbeats may be late or lost
         // before Step Functions gives up on this worker. Absent: the default
         // (or none, or an old input), see `TaskInput::heartbeat_seconds`.
@@ -401,7 +409,7 @@ impl Task {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut tail: VecDeque<String> = VecDeque::new();
         // As under `topsail run`: multi-line secrets masked as a unit.
-        let mut maskers = [secrets.line_masker(), secrets.line_masker()];
+        let mut masker = secrets.step_masker();
         let mut lost: Option<String> = None;
         let mut stopped = false;
         let started = Instant::now();
@@ -409,7 +417,7 @@ impl Task {
             tokio::select! {
                 biased;
                 outcome = &mut fut => break outcome,
-                Some(line) = rx.recv() => self.line(&unit, &secrets, &mut maskers, line, &mut tail),
+                Some(line) = rx.recv() => self.show_all(&unit, masker.push(line), &mut tail),
                 _ = tick.tick(), if lost.is_none() => {
                     if let Err(e) = self.c.sfn.send_task_heartbeat().task_token(&self.token).send().await {
                         let gone = e.as_service_error().is_some_and(|s| {
@@ -432,13 +440,9 @@ impl Task {
             }
         };
         while let Ok(line) = rx.try_recv() {
-            self.line(&unit, &secrets, &mut maskers, line, &mut tail);
+            self.show_all(&unit, masker.push(line), &mut tail);
         }
-        for (m, stream) in maskers.iter_mut().zip([Stream::Stdout, Stream::Stderr]) {
-            for text in m.finish() {
-                self.show(&unit, stream, text, &mut tail);
-            }
-        }
+        self.show_all(&unit, masker.finish(), &mut tail);
         let ran = started.elapsed();
         if lost.is_some() {
             return;
@@ -527,23 +531,9 @@ impl Task {
         }
     }
 
-    fn line(
-        &self,
-        unit: &str,
-        secrets: &Secrets,
-        maskers: &mut [LineMasker<'_>; 2],
-        line: Line,
-        tail: &mut VecDeque<String>,
-    ) {
-        let i = match line.stream {
-            Stream::System => {
-                return self.show(unit, Stream::System, secrets.mask(&line.text), tail);
-            }
-            Stream::Stdout => 0,
-            Stream::Stderr => 1,
-        };
-        for text in maskers[i].push(line.text) {
-            self.show(unit, line.stream, text, tail);
+    fn show_all(&self, unit: &str, lines: Vec<(Stream, String)>, tail: &mut VecDeque<String>) {
+        for (stream, text) in lines {
+            self.show(unit, stream, text, tail);
         }
     }
 
@@ -700,113 +690,109 @@ fn is_run_id(s: &str) -> bool {
 }
 
 /// The task as a [`StepSpec`], every `{{ }}` rendered from the task's own
-/// values; or the error name and cause to report without running anything.
+/// values by the runner's builder ([`spec::build`]) under this worker's
+/// policy; or the error name and cause to report without running anything.
 fn build_spec(
     ti: &TaskInput,
     opts: &WorkerOptions,
     secrets: &Secrets,
-) -> Result<StepSpec, (&'static str, String)> {
+) -> Result<StepSpec, StepError> {
     let text = |what: &str, s: &str| {
         ti.text(s)
-            .map_err(|e| (errors::BAD_INPUT, format!("{what}: {e}")))
+            .map_err(|e| StepError::new(errors::BAD_INPUT, format!("{what}: {e}")))
     };
-    let bad = |what: &str, e: crate::model::EvalError| (errors::RUNTIME, format!("{what}: {e}"));
-    let image = match &ti.image {
-        Some(s) => Some(render_text(&text("image", s)?, ti).map_err(|e| bad("image", e))?),
-        None => None,
+    let image = ti.image.as_deref().map(|s| text("image", s)).transpose()?;
+    let run = text("run", &ti.script)?;
+    let env = ti
+        .env
+        .iter()
+        .map(|(k, v)| Ok((k.as_str(), text(k, v)?)))
+        .collect::<Result<Vec<_>, StepError>>()?;
+    let workdir = ti
+        .workdir
+        .as_deref()
+        .map(|s| text("workdir", s))
+        .transpose()?;
+    let name = match &ti.values.item {
+        Some(i) => format!("{}[{i}]", ti.step),
+        None => ti.step.clone(),
     };
-    match &image {
-        None if !opts.allow_host => {
-            return Err((
+    let view = StepView {
+        run_id: &ti.run_id,
+        pipeline: &ti.pipeline,
+        step: &ti.step,
+        name: &name,
+        image: image.as_ref(),
+        script: &run,
+        shell: ti.shell.as_deref(),
+        env: env.iter().map(|(k, t)| (*k, t)).collect(),
+        workdir: workdir.as_ref(),
+        secrets: &ti.secrets,
+        timeout: ti.timeout_seconds.map(Duration::from_secs),
+        outputs: ti.outputs.iter().map(|o| o.name.clone()).collect(),
+    };
+    let place = Place {
+        secrets,
+        secrets_from: &format!("worker {}", opts.name),
+        env_remove: Vec::new(),
+        pipeline_dir: opts.dir.clone(),
+    };
+    spec::build(&view, ti, place, opts)
+}
+
+/// What a worker's operator allows ([`WorkerOptions`]), and what the checker
+/// would have refused: a crafted task input has not been checked.
+impl Policy for WorkerOptions {
+    fn admit(&self, view: &StepView<'_>, image: Option<&str>) -> Result<(), StepError> {
+        match image {
+            None if !self.allow_host => Err(StepError::new(
                 errors::IMAGE_NOT_ALLOWED,
                 format!(
                     "`{}` is a host step (no image) and worker {} runs host steps only with --allow-host",
-                    ti.step, opts.name
+                    view.step, self.name
                 ),
+            )),
+            Some(img) if !self.allow_images.iter().any(|p| glob_match(p, img)) => {
+                Err(StepError::new(
+                    errors::IMAGE_NOT_ALLOWED,
+                    format!(
+                        "image `{img}` is not allowed on worker {} ({}); the operator allows images with --allow-image PATTERN",
+                        self.name,
+                        if self.allow_images.is_empty() {
+                            "it allows no image".to_string()
+                        } else {
+                            format!("allowed: {}", self.allow_images.join(", "))
+                        }
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn script(&self, script: &Text, shell: Option<&str>) -> Result<(), StepError> {
+        match script_problems(script, shell).first() {
+            Some((hole, problem)) => Err(StepError::new(
+                errors::BAD_INPUT,
+                format!(
+                    "run: hole {} of the script: {}",
+                    hole + 1,
+                    problem.message()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn workdir(&self, w: &str) -> Result<(), StepError> {
+        if !w.starts_with('/') || w.contains('\0') {
+            return Err(StepError::new(
+                errors::BAD_INPUT,
+                format!("workdir `{}` is not an absolute path", w.escape_debug()),
             ));
         }
-        Some(img) if !opts.allow_images.iter().any(|p| glob_match(p, img)) => {
-            return Err((
-                errors::IMAGE_NOT_ALLOWED,
-                format!(
-                    "image `{img}` is not allowed on worker {} ({}); the operator allows images with --allow-image PATTERN",
-                    opts.name,
-                    if opts.allow_images.is_empty() {
-                        "it allows no image".to_string()
-                    } else {
-                        format!("allowed: {}", opts.allow_images.join(", "))
-                    }
-                ),
-            ));
-        }
-        _ => {}
+        Ok(())
     }
-    let run = text("run", &ti.script)?;
-    // The checker refuses these; a crafted task input has not been checked.
-    if let Some((hole, problem)) = script_problems(&run, ti.shell.as_deref()).first() {
-        return Err((
-            errors::BAD_INPUT,
-            format!(
-                "run: hole {} of the script: {}",
-                hole + 1,
-                problem.message()
-            ),
-        ));
-    }
-    let script = render_script(&run, ti, ti.shell.as_deref()).map_err(|e| bad("run", e))?;
-    let mut env = Vec::new();
-    for (k, v) in &ti.env {
-        env.push((
-            k.clone(),
-            render_text(&text(k, v)?, ti).map_err(|e| bad(k, e))?,
-        ));
-    }
-    // After the step's own: the values of the script's holes win.
-    env.extend(script.env);
-    let script = script.script;
-    for name in &ti.secrets {
-        let Some(value) = secrets.get(name) else {
-            return Err((
-                errors::SECRET_MISSING,
-                format!(
-                    "secret `{name}` is not set: export {name}=... in the environment of worker {}",
-                    opts.name
-                ),
-            ));
-        };
-        env.push((name.clone(), value.to_string()));
-    }
-    let workdir = match &ti.workdir {
-        Some(s) => Some(render_text(&text("workdir", s)?, ti).map_err(|e| bad("workdir", e))?),
-        None => None,
-    };
-    if let Some(w) = &workdir
-        && (!w.starts_with('/') || w.contains('\0'))
-    {
-        return Err((
-            errors::BAD_INPUT,
-            format!("workdir `{}` is not an absolute path", w.escape_debug()),
-        ));
-    }
-    Ok(StepSpec {
-        run_id: ti.run_id.clone(),
-        pipeline: ti.pipeline.clone(),
-        name: match &ti.values.item {
-            Some(i) => format!("{}[{i}]", ti.step),
-            None => ti.step.clone(),
-        },
-        step: ti.step.clone(),
-        image,
-        script,
-        shell: ti.shell.clone(),
-        env,
-        secret_names: ti.secrets.clone(),
-        env_remove: Vec::new(),
-        workdir,
-        timeout: ti.timeout_seconds.map(Duration::from_secs),
-        outputs: ti.outputs.iter().map(|o| o.name.clone()).collect(),
-        pipeline_dir: opts.dir.clone(),
-    })
 }
 
 /// Shell-style glob: `*` any run of characters (`/` and `:` included, so
@@ -924,9 +910,9 @@ mod tests {
         );
         assert_eq!(spec.timeout, Some(Duration::from_secs(5)));
         let e = build_spec(&input(None), &opts(false, &["*"]), &s).unwrap_err();
-        assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
+        assert_eq!(e.error, errors::IMAGE_NOT_ALLOWED);
         let e = build_spec(&input(Some("evil:1")), &opts(true, &["good:*"]), &s).unwrap_err();
-        assert_eq!(e.0, errors::IMAGE_NOT_ALLOWED);
+        assert_eq!(e.error, errors::IMAGE_NOT_ALLOWED);
         assert!(build_spec(&input(Some("good:1")), &opts(false, &["good:*"]), &s).is_ok());
     }
 
@@ -1001,19 +987,19 @@ mod tests {
             (Some("python3"), "print({{ n }})"),
         ] {
             let e = build_spec(&task(shell, script, "x".into()), &o, &s).unwrap_err();
-            assert_eq!(e.0, errors::BAD_INPUT, "{e:?}");
-            assert!(e.1.contains("cannot stand"), "{e:?}");
+            assert_eq!(e.error, errors::BAD_INPUT, "{e:?}");
+            assert!(e.cause.contains("cannot stand"), "{e:?}");
         }
         let e = build_spec(&task(None, "echo {{ n }}", "a\u{0}b".into()), &o, &s).unwrap_err();
-        assert_eq!(e.0, errors::RUNTIME);
-        assert!(e.1.contains("NUL"), "{e:?}");
+        assert_eq!(e.error, crate::model::errors::RUNTIME);
+        assert!(e.cause.contains("NUL"), "{e:?}");
         let e = build_spec(
             &task(None, "echo $(( {{ n }} ))", "a[$(id)]".into()),
             &o,
             &s,
         )
         .unwrap_err();
-        assert!(e.1.contains("must be an integer"), "{e:?}");
+        assert!(e.cause.contains("must be an integer"), "{e:?}");
         let evil = "$(touch X); `id` ' \"";
         let spec = build_spec(
             &task(None, "echo \"{{ n }}\" {{ value \"a; b\" }}", evil.into()),
