@@ -13,18 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common::process::{Outcome, run_limited, wait_timeout};
 use crate::common::{Test, command};
 use crate::lsp::Server;
-
-/// What a child did: its status, output, wall time and peak memory.
-struct Outcome {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-    /// Peak resident set size in KiB (`VmHWM`), when it could be read.
-    max_rss_kib: Option<u64>,
-}
 
 /// User + system CPU seconds of a live process (`/proc/PID/stat`, in ticks
 /// of 1/100 s).
@@ -35,65 +26,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     // Fields 14 and 15 of the line; the 12th and 13th after `) `.
     let ticks = |i: usize| fields[i].parse::<f64>().expect("ticks");
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn hwm(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Run `cmd` with a deadline (killed past it), polling its peak memory.
-fn run_limited(mut cmd: Command, deadline: Duration) -> Outcome {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("topsail starts");
-    let pid = child.id();
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let readers = (
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut out, &mut s);
-            s
-        }),
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut err, &mut s);
-            s
-        }),
-    );
-    let mut peak = None;
-    let status = loop {
-        if let Some(kib) = hwm(pid) {
-            peak = Some(peak.map_or(kib, |p: u64| p.max(kib)));
-        }
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("topsail did not finish within {deadline:?} (killed)");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let took = start.elapsed();
-    let stdout = String::from_utf8_lossy(&readers.0.join().expect("reader")).into_owned();
-    let stderr = String::from_utf8_lossy(&readers.1.join().expect("reader")).into_owned();
-    Outcome {
-        status,
-        stdout,
-        stderr,
-        took,
-        max_rss_kib: peak,
-    }
 }
 
 /// `args` run in `t`'s directory, to the end.
@@ -603,7 +535,7 @@ fn the_language_server_survives_bombs_non_ascii_completion_and_huge_frames() {
             .is_some_and(|m| m.contains("aliases expand"))),
         "{diags:?}"
     );
-    let rss = hwm(pid).expect("the server's peak memory");
+    let rss = crate::common::process::peak_kib(pid).expect("the server's peak memory");
     assert!(rss < 100 * 1024, "{rss} KiB");
     eprintln!(
         "lsp, alias bomb: {cpu:.2} s CPU, {rss} KiB peak RSS, {:?} wall",
@@ -688,21 +620,18 @@ fn commands_on_a_closed_pipe_exit_quietly_with_their_real_status() {
                 cmd.stderr(Stdio::piped());
             }
             let mut child = cmd.spawn().expect("starts");
-            let start = Instant::now();
-            let status = loop {
-                if let Some(s) = child.try_wait().expect("wait") {
-                    break s;
-                }
-                assert!(start.elapsed() < Duration::from_secs(30), "{args:?} hangs");
-                std::thread::sleep(Duration::from_millis(10));
-            };
+            let code = wait_timeout(
+                &mut child,
+                Duration::from_secs(30),
+                &format!("{args:?} hangs"),
+            );
             let mut stderr = String::new();
             if let Some(mut e) = child.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
             }
             assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
             assert_eq!(
-                status.code(),
+                code,
                 Some(expected),
                 "{args:?} (closed stderr: {closed_stderr}): {stderr}"
             );

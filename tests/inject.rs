@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
-use crate::common::Test;
-use crate::run::{run_json, run_test, unit};
+use crate::common::{Test, run_json, unit};
+use crate::run::run_test;
 
 /// Hostile values; `X` stands for the marker file's path.
 pub const VALUES: &[&str] = &[
@@ -171,9 +171,9 @@ fn values_arrive_as_data_in_every_idiom_on_the_host() {
 
 #[test]
 fn values_arrive_as_data_in_every_idiom_in_a_busybox_container() {
-    crate::run_docker::require_docker();
+    crate::common::require_docker();
     // In the container `X` is in /workspace, the pipeline's directory.
-    run_table(Some(crate::run_docker::IMAGE), "X", false);
+    run_table(Some(crate::common::IMAGE), "X", false);
 }
 
 #[test]

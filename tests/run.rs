@@ -3,47 +3,17 @@
 //! exit code and the run record.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Run, Test};
+use crate::common::process::{
+    eventually, gone, interrupt, output_of, signal, spawn, spawn_into, wait_for_file, wait_timeout,
+};
+use crate::common::{Test, assert_tmp_empty, run_json, status, unit};
 
 /// A test dir whose `tmp/` is the runner's TMPDIR, so we can see that
 /// attempt directories are removed.
 pub fn run_test(pipeline: &str) -> Test {
-    let t = Test::new().file("pipeline.topsail", pipeline);
-    std::fs::create_dir_all(t.path("tmp")).unwrap();
-    let tmp = t.path("tmp").display().to_string();
-    t.env("TMPDIR", &tmp)
-}
-
-pub fn run_json(t: &Test) -> serde_json::Value {
-    let runs = t.path(".topsail/runs");
-    let mut ids: Vec<_> = std::fs::read_dir(&runs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    ids.sort();
-    let text = std::fs::read_to_string(ids.last().unwrap().join("run.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-pub fn unit<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    json["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["name"] == name)
-        .unwrap_or_else(|| panic!("no unit {name} in {json:#}"))
-}
-
-pub fn status<'a>(json: &'a serde_json::Value, name: &str) -> &'a str {
-    unit(json, name)["status"].as_str().unwrap()
-}
-
-pub fn assert_tmp_empty(t: &Test) {
-    let left: Vec<_> = std::fs::read_dir(t.path("tmp")).unwrap().collect();
-    assert!(left.is_empty(), "attempt dirs left behind: {left:?}");
+    Test::new().file("pipeline.topsail", pipeline).tmpdir()
 }
 
 fn nanos(path: &Path) -> u128 {
@@ -52,29 +22,6 @@ fn nanos(path: &Path) -> u128 {
         .trim()
         .parse()
         .unwrap()
-}
-
-/// The process is gone (or a zombie nobody reaped yet: it runs nothing).
-pub fn gone(pid: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
-        if stat.is_empty() || state == Some('Z') {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-pub fn show(r: &Run) -> String {
-    format!(
-        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-        r.status, r.stdout, r.stderr
-    )
 }
 
 const TWO_SLEEPERS: &str = r"
@@ -94,7 +41,7 @@ b:
 fn run_independent_steps_overlap() {
     let t = run_test(TWO_SLEEPERS).args(&["run", "--jobs", "2"]);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
     let (a0, a1, b0, b1) = (
         nanos(&t.path("a.start")),
         nanos(&t.path("a.end")),
@@ -112,7 +59,7 @@ fn run_independent_steps_overlap() {
 fn run_jobs_1_serialises() {
     let t = run_test(TWO_SLEEPERS).args(&["run", "--jobs", "1"]);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
     let (a0, a1, b0, b1) = (
         nanos(&t.path("a.start")),
         nanos(&t.path("a.end")),
@@ -145,7 +92,7 @@ after-red: red
     )
     .args(&["run"]);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
     assert_eq!(
         std::fs::read_to_string(t.path("blue.txt")).unwrap(),
         "blue|line one\nline two\n"
@@ -165,8 +112,8 @@ after-red: red
 fn run_missing_declared_output_fails_the_step() {
     let t = run_test("a:\n    output V\n    run true\n").args(&["run"]);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
-    assert!(r.stdout.contains("`V` not set"), "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
+    assert!(r.stdout.contains("`V` not set"), "{}", r.show());
     assert_eq!(unit(&run_json(&t), "a")["error"], "topsail.OutputMissing");
 }
 
@@ -186,12 +133,12 @@ flaky:
     .args(&["run"]);
     let started = Instant::now();
     let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
     let j = run_json(&t);
     assert_eq!(unit(&j, "flaky")["attempts"], 3);
     // Waits of 1s then 1.5s (interval * backoff^(n-1)), as an ASL Retrier.
     assert!(started.elapsed() >= Duration::from_millis(2500));
-    assert!(r.stdout.contains("retrying in 1.5s"), "{}", show(&r));
+    assert!(r.stdout.contains("retrying in 1.5s"), "{}", r.show());
 }
 
 #[test]
@@ -209,7 +156,7 @@ slow:
     .args(&["run"]);
     let started = Instant::now();
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
     assert!(started.elapsed() < Duration::from_secs(20));
     let j = run_json(&t);
     assert_eq!(unit(&j, "slow")["error"], "States.Timeout");
@@ -235,7 +182,7 @@ later: slow-other
 fn run_failure_stops_dependants_and_exits_1() {
     let t = run_test(FAIL_AND_OTHERS).args(&["run", "--jobs", "2"]);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
     assert!(!t.path("after-bad.ran").exists());
     // Running steps finish; nothing new starts after the failure.
     assert!(t.path("slow-other.ran").exists());
@@ -249,14 +196,14 @@ fn run_failure_stops_dependants_and_exits_1() {
     );
     assert_eq!(status(&j, "later"), "cancelled");
     assert_eq!(j["status"], "failed");
-    assert!(r.stdout.contains("exit code 3"), "{}", show(&r));
+    assert!(r.stdout.contains("exit code 3"), "{}", r.show());
 }
 
 #[test]
 fn run_keep_going_runs_everything_not_depending_on_the_failure() {
     let t = run_test(FAIL_AND_OTHERS).args(&["run", "--jobs", "2", "--keep-going"]);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
     assert!(!t.path("after-bad.ran").exists());
     assert!(t.path("later.ran").exists());
     assert_eq!(status(&run_json(&t), "later"), "succeeded");
@@ -275,7 +222,7 @@ rollback:
     )
     .args(&["run"]);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
     assert_eq!(
         std::fs::read_to_string(t.path("rollback.txt")).unwrap(),
         "deploy topsail.ScriptFailed\n"
@@ -287,7 +234,7 @@ rollback:
 fn run_catch_handler_does_not_run_without_failure() {
     let t = run_test("ok:\n    catch h\n    run true\nh:\n    run touch h.ran\n").args(&["run"]);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
     assert!(!t.path("h.ran").exists());
 }
 
@@ -304,8 +251,8 @@ ship: gate
 fn run_approval_without_answer_fails_clearly() {
     let t = run_test(GATED).args(&["run"]);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
-    assert!(r.stdout.contains("--approve gate"), "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
+    assert!(r.stdout.contains("--approve gate"), "{}", r.show());
     assert!(!t.path("shipped").exists());
 }
 
@@ -316,11 +263,11 @@ fn run_approval_flags_approve() {
         args.extend_from_slice(flags);
         let t = run_test(GATED).args(&args);
         let r = t.run();
-        assert_eq!(r.status, 0, "{}", show(&r));
+        assert_eq!(r.status, 0, "{}", r.show());
         assert!(t.path("shipped").exists());
     }
     let r = run_test(GATED).args(&["run", "--approve", "build"]).run();
-    assert_eq!(r.status, 2, "{}", show(&r));
+    assert_eq!(r.status, 2, "{}", r.show());
 }
 
 const SECRETIVE: &str = r#"
@@ -346,12 +293,12 @@ fn run_secrets_never_appear_in_logs_records_or_plan() {
         .env("API_TOKEN", value)
         .args(&["run", "--keep-going"]);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
-    assert!(r.stdout.contains("token is ***"), "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
+    assert!(r.stdout.contains("token is ***"), "{}", r.show());
     assert!(
         !r.stdout.contains(value) && !r.stderr.contains(value),
         "{}",
-        show(&r)
+        r.show()
     );
     // A step sees only the secrets it asked for.
     assert_eq!(
@@ -366,7 +313,7 @@ fn run_secrets_never_appear_in_logs_records_or_plan() {
         .env("API_TOKEN", value)
         .args(&["run", "--dry-run", "--param", &format!("who={value}")])
         .run();
-    assert_eq!(plan.status, 0, "{}", show(&plan));
+    assert_eq!(plan.status, 0, "{}", plan.show());
     assert!(!plan.stdout.contains(value), "{}", plan.stdout);
     assert!(plan.stdout.contains("API_TOKEN=***"), "{}", plan.stdout);
 }
@@ -383,16 +330,16 @@ fn run_an_output_holding_a_secret_fails_the_step_and_stores_nothing() {
     .env("API_TOKEN", value)
     .args(&["run"]);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
     assert!(
         r.stdout
             .contains("output `TOKEN` holds the value of secret `API_TOKEN`"),
         "{}",
-        show(&r)
+        r.show()
     );
-    assert!(r.stdout.contains("topsail.SecretInOutput"), "{}", show(&r));
+    assert!(r.stdout.contains("topsail.SecretInOutput"), "{}", r.show());
     assert!(!r.stdout.contains(value) && !r.stderr.contains(value));
-    assert!(!r.stdout.contains("got "), "{}", show(&r));
+    assert!(!r.stdout.contains("got "), "{}", r.show());
     for entry in walk(&t.path(".topsail")) {
         let text = std::fs::read_to_string(&entry).unwrap();
         assert!(!text.contains(value), "secret in {}", entry.display());
@@ -408,11 +355,11 @@ fn run_missing_secret_value_fails_the_step() {
     );
     let t = run_test(SECRETIVE).args(&["run", "--target", "leak"]);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
     assert!(
         r.stdout.contains("secret `API_TOKEN` is not set"),
         "{}",
-        show(&r)
+        r.show()
     );
 }
 
@@ -435,21 +382,21 @@ fn run_params_are_type_checked() {
     let r = run_test(p)
         .args(&["run", "--param", "n=x", "--param", "name=a"])
         .run();
-    assert_eq!(r.status, 2, "{}", show(&r));
-    assert!(r.stderr.contains("not an int"), "{}", show(&r));
+    assert_eq!(r.status, 2, "{}", r.show());
+    assert!(r.stderr.contains("not an int"), "{}", r.show());
     let r = run_test(p).args(&["run"]).run();
-    assert_eq!(r.status, 2, "{}", show(&r));
+    assert_eq!(r.status, 2, "{}", r.show());
     assert!(
         r.stderr.contains("missing required param `name`"),
         "{}",
-        show(&r)
+        r.show()
     );
     let r = run_test(p).args(&["run", "--param", "nme=a"]).run();
-    assert_eq!(r.status, 2, "{}", show(&r));
-    assert!(r.stderr.contains("did you mean `name`"), "{}", show(&r));
+    assert_eq!(r.status, 2, "{}", r.show());
+    assert!(r.stderr.contains("did you mean `name`"), "{}", r.show());
     let t = run_test(p).args(&["run", "--param", "n=7", "--param", "name=a b;c"]);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
     assert_eq!(
         std::fs::read_to_string(t.path("out.txt")).unwrap(),
         "7 a b;c\n"
@@ -461,7 +408,7 @@ fn run_target_runs_only_what_it_needs() {
     let t = run_test("a:\n    run touch a\nb: a\n    run touch b\nc:\n    run touch c\n")
         .args(&["run", "--target", "b"]);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
     assert!(t.path("a").exists() && t.path("b").exists() && !t.path("c").exists());
 }
 
@@ -472,7 +419,7 @@ fn run_foreach_instances_run_and_fail_the_step() {
     )
     .args(&["run", "--jobs", "3"]);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
     assert!(t.path("fan-1").exists() && t.path("fan-3").exists());
     let j = run_json(&t);
     assert_eq!(status(&j, "fan[2]"), "failed");
@@ -491,31 +438,17 @@ next: long
     run touch next.ran
 ",
     );
-    let child = crate::common::command(t.dir.path())
-        .arg("run")
-        .env("TMPDIR", t.path("tmp"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !t.path("long.pid").exists() {
-        assert!(Instant::now() < deadline, "the step never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
+    let mut child = spawn(&t, &["run"]);
+    wait_for_file(&t.path("long.pid"));
+    std::thread::sleep(Duration::from_millis(100));
     let pid = std::fs::read_to_string(t.path("long.pid")).unwrap();
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    signal(child.id(), "TERM");
+    let code = wait_timeout(
+        &mut child,
+        Duration::from_secs(30),
+        "SIGTERM did not stop the run",
     );
+    assert_eq!(code, Some(130), "{}", output_of(&t));
     assert!(gone(pid.trim()), "the step's shell survived");
     assert!(!t.path("next.ran").exists());
     let j = run_json(&t);
@@ -540,20 +473,6 @@ fn runs_and_logs_read_the_record() {
     assert!(String::from_utf8_lossy(&logs.stdout).contains("hello-from-step"));
 }
 
-/// Poll until `ok` holds (the watcher, its debounce and the runs take a
-/// moment each); fail with `what` and the runner's output after 30s.
-fn eventually(what: &str, output: &Path, ok: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n--- output\n{}",
-            std::fs::read_to_string(output).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn run_watch_reruns_on_change_cancels_a_long_step_and_ends_on_sigint() {
     // Steps write under out/, the runner's TMPDIR is tmp/: both ignored, so
@@ -562,15 +481,7 @@ fn run_watch_reruns_on_change_cancels_a_long_step_and_ends_on_sigint() {
     std::fs::create_dir_all(t.path("out")).unwrap();
     let logs = tempfile::tempdir().unwrap();
     let output = logs.path().join("output");
-    let out_file = std::fs::File::create(&output).unwrap();
-    let mut child = crate::common::command(t.dir.path())
-        .args(["run", "--watch"])
-        .env("TMPDIR", t.path("tmp"))
-        .stdin(Stdio::null())
-        .stdout(out_file.try_clone().unwrap())
-        .stderr(out_file)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_into(&t, &["run", "--watch"], &output);
     let log = || std::fs::read_to_string(t.path("out/log")).unwrap_or_default();
     let said = |s: &str| {
         std::fs::read_to_string(&output)
@@ -625,21 +536,7 @@ fn run_watch_reruns_on_change_cancels_a_long_step_and_ends_on_sigint() {
 
     // Ctrl-C during the third run ends the watch: exit 130, nothing left behind.
     let pid3 = std::fs::read_to_string(t.path("out/long3.pid")).unwrap();
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("--watch did not end on SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = interrupt(&mut child);
     assert_eq!(
         code,
         Some(130),

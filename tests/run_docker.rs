@@ -5,22 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::run::{assert_tmp_empty, run_json, run_test, show, status, unit};
-
-pub const IMAGE: &str = "topsail-test/busybox:latest";
-
-pub fn require_docker() {
-    let ok = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "the Docker engine is not reachable or the image {IMAGE} is missing: run scripts/setup/images.sh"
-    );
-}
+use crate::common::{IMAGE, assert_tmp_empty, require_docker, run_json, status, unique, unit};
+use crate::run::run_test;
 
 /// Containers (running or not) carrying the pipeline's label.
 fn containers_of(pipeline: &str) -> Vec<String> {
@@ -37,14 +23,6 @@ fn containers_of(pipeline: &str) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{n}", std::process::id())
 }
 
 #[test]
@@ -74,7 +52,7 @@ use: make
     ))
     .args(&["run"]);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
     assert_eq!(
         std::fs::read_to_string(t.path("made.txt")).unwrap(),
         "hi from make\n"
@@ -86,7 +64,7 @@ use: make
     assert!(
         r.stdout.contains("use ") && r.stdout.contains("to-stderr"),
         "{}",
-        show(&r)
+        r.show()
     );
     assert!(containers_of(&name).is_empty(), "containers left behind");
     assert_tmp_empty(&t);
@@ -118,7 +96,7 @@ after: slow
     .args(&["run", "--keep-going", "--jobs", "3"]);
     let started = Instant::now();
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
     assert!(started.elapsed() < Duration::from_secs(25));
     let j = run_json(&t);
     assert_eq!(unit(&j, "slow")["error"], "States.Timeout");
@@ -128,9 +106,9 @@ after: slow
     assert!(
         r.stdout.contains("killed (exit code 137, SIGKILL)"),
         "{}",
-        show(&r)
+        r.show()
     );
-    assert!(!r.stdout.contains("out-of-memory"), "{}", show(&r));
+    assert!(!r.stdout.contains("out-of-memory"), "{}", r.show());
     assert_eq!(status(&j, "after"), "cancelled");
     assert!(containers_of(&name).is_empty(), "containers left behind");
 }
@@ -146,8 +124,8 @@ fn docker_secrets_are_masked() {
     .env("TOK", value)
     .args(&["run"]);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
-    assert!(r.stdout.contains("tok=***"), "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
+    assert!(r.stdout.contains("tok=***"), "{}", r.show());
     assert!(!r.stdout.contains(value));
 }
 
@@ -157,8 +135,8 @@ fn docker_missing_image_is_a_clear_error() {
     let t =
         run_test("a:\n    image \"topsail-test/does-not-exist:1\"\n    run true\n").args(&["run"]);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
-    assert!(r.stdout.contains("could not be pulled"), "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
+    assert!(r.stdout.contains("could not be pulled"), "{}", r.show());
 }
 
 #[test]
@@ -181,10 +159,7 @@ fn docker_sigterm_removes_running_containers() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    crate::common::process::signal(child.id(), "TERM");
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
     assert_eq!(
@@ -266,7 +241,7 @@ fn docker_containers_of_a_killed_topsail_are_removed_by_the_next_one() {
     ))
     .args(&["run"]);
     let r = next.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
     // Docker tests run side by side: another test's topsail may remove the
     // orphan first, so the message is checked only when this one did.
     if !r.stderr.is_empty() {
@@ -274,7 +249,7 @@ fn docker_containers_of_a_killed_topsail_are_removed_by_the_next_one() {
             r.stderr.contains("(step `a`) left by topsail process")
                 && r.stderr.contains("which was killed"),
             "{}",
-            show(&r)
+            r.show()
         );
     }
     assert!(containers_of(&name).is_empty(), "the orphan is still there");

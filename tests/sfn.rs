@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Test, repo};
-use crate::support::{Worker, deploy, record, run, topsail, unique, unit};
+use crate::common::records::record;
+use crate::common::{Test, repo, unique, unit};
+use crate::support::{Worker, deploy, run, topsail};
 
 /// `topsail start --follow` in the background.
 struct Follow {

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Test, command, repo};
-use crate::support::{ROLE, Worker, record, run, unique};
+use crate::common::records::record;
+use crate::common::{Test, command, repo, unique};
+use crate::support::{ROLE, Worker, run};
 
 const BUSYBOX_OK: &str = r#"pipeline bb
 image "topsail-test/busybox:latest"
@@ -171,7 +172,7 @@ fn hello_means_the_same_locally_and_on_step_functions() {
 
 #[test]
 fn busybox_pipelines_mean_the_same_locally_and_on_step_functions() {
-    crate::run_docker::require_docker();
+    crate::common::require_docker();
     same_meaning("bb.topsail", BUSYBOX_OK);
     same_meaning("bbcatch.topsail", BUSYBOX_CATCH);
 }

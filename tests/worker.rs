@@ -612,7 +612,7 @@ fn shared_tmp(t: &Test) -> PathBuf {
 /// now reachable only by topsail's user (and, inside, the container's).
 #[test]
 fn other_users_cannot_touch_a_running_steps_attempt_dir() {
-    crate::run_docker::require_docker();
+    crate::common::require_docker();
     for image in [Some(IMAGE), None] {
         let t = Test::new();
         let tmp = shared_tmp(&t);
@@ -659,7 +659,7 @@ fn other_users_cannot_touch_a_running_steps_attempt_dir() {
 /// The same on a worker: the task's output is its own.
 #[test]
 fn other_users_cannot_touch_a_running_tasks_attempt_dir() {
-    crate::run_docker::require_docker();
+    crate::common::require_docker();
     for image in [Some(IMAGE), None] {
         let t = Test::new();
         let tmp = shared_tmp(&t);

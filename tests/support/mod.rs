@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,15 +29,6 @@ pub fn endpoint() -> String {
         file.display()
     );
     url
-}
-
-/// A name no other test (or earlier run against the same emulator) uses.
-pub fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{n:x}", std::process::id())
 }
 
 /// `topsail` in `dir`, talking to the emulator with static test credentials.
@@ -155,11 +146,7 @@ impl Worker {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{sig} {}", self.child.id());
+        crate::common::process::signal(self.child.id(), sig);
     }
 
     /// Wait for the worker to exit; its exit code.
@@ -185,20 +172,4 @@ impl Drop for Worker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The run record `start --follow` (or `run`) wrote for `run_id` under `dir`.
-pub fn record(dir: &Path, run_id: &str) -> serde_json::Value {
-    let path: PathBuf = dir.join(".topsail/runs").join(run_id).join("run.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("no run record {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("run.json is JSON")
-}
-
-/// The unit named `name` in a run record.
-pub fn unit<'a>(record: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    record["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|u| u["name"] == name))
-        .unwrap_or_else(|| panic!("no unit `{name}` in {record:#}"))
 }
