@@ -110,35 +110,57 @@ after-red: red
 
 #[test]
 fn run_missing_declared_output_fails_the_step() {
-    let t = run_test("a:\n    output V\n    run true\n").args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", r.show());
-    assert!(r.stdout.contains("`V` not set"), "{}", r.show());
+    let t = Test::new()
+        .pipeline(
+            "
+            a:
+                output V
+                run true
+            ",
+        )
+        .tmpdir()
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            r#"
+            a | > started on the host
+            a | ! failed: declared output `V` not set (append `NAME=value` to "$TOPSAIL_OUTPUT") [topsail.OutputMissing]
+            STEP  STATUS     ATTEMPTS  DURATION
+            a     failed            1      [T]  declared output `V` not set (append `NAME=value` to "$TOPSAIL_OUTPUT")
+            run [RUN] failed in [T]: 0 succeeded, 1 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            "#,
+        )
+        .stderr("")
+        .status(1);
+    t.run();
     assert_eq!(unit(&run_json(&t), "a")["error"], "topsail.OutputMissing");
 }
 
 #[test]
 fn run_retries_count_attempts() {
-    let t = run_test(
-        r"
-flaky:
-    retry 3 every 1s backoff 1.5
-    run:
-        n=$(cat count 2>/dev/null || echo 0)
-        n=$((n + 1))
-        echo $n > count
-        [ $n -ge 3 ]
-",
-    )
-    .args(&["run"]);
+    let t = Test::new()
+        .pipeline(
+            "
+            flaky:
+                retry 3 every 1s backoff 1.5
+                run:
+                    n=$(cat count 2>/dev/null || echo 0)
+                    n=$((n + 1))
+                    echo $n > count
+                    [ $n -ge 3 ]
+            ",
+        )
+        .tmpdir()
+        .args(&["run"])
+        .stdout_contains("retrying in 1.5s")
+        .status(0);
     let started = Instant::now();
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", r.show());
+    t.run();
     let j = run_json(&t);
     assert_eq!(unit(&j, "flaky")["attempts"], 3);
     // Waits of 1s then 1.5s (interval * backoff^(n-1)), as an ASL Retrier.
     assert!(started.elapsed() >= Duration::from_millis(2500));
-    assert!(r.stdout.contains("retrying in 1.5s"), "{}", r.show());
 }
 
 #[test]
@@ -211,18 +233,34 @@ fn run_keep_going_runs_everything_not_depending_on_the_failure() {
 
 #[test]
 fn run_catch_handler_sees_the_failure() {
-    let t = run_test(
-        r#"
-deploy:
-    catch rollback
-    run exit 4
-rollback:
-    run echo "{{ failed.step }} {{ failed.error }}" > rollback.txt
-"#,
-    )
-    .args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", r.show());
+    let t = Test::new()
+        .pipeline(
+            r#"
+            deploy:
+                catch rollback
+                run exit 4
+            rollback:
+                run echo "{{ failed.step }} {{ failed.error }}" > rollback.txt
+            "#,
+        )
+        .tmpdir()
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            "
+            deploy   | > started on the host
+            deploy   | ! failed: exit code 4 [topsail.ScriptFailed]
+            rollback | > started on the host
+            rollback | > succeeded in [T]
+            STEP      STATUS     ATTEMPTS  DURATION
+            deploy    failed            1      [T]  exit code 4
+            rollback  succeeded         1      [T]
+            run [RUN] failed in [T]: 1 succeeded, 1 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(1);
+    t.run();
     assert_eq!(
         std::fs::read_to_string(t.path("rollback.txt")).unwrap(),
         "deploy topsail.ScriptFailed\n"
@@ -232,9 +270,32 @@ rollback:
 
 #[test]
 fn run_catch_handler_does_not_run_without_failure() {
-    let t = run_test("ok:\n    catch h\n    run true\nh:\n    run touch h.ran\n").args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", r.show());
+    let t = Test::new()
+        .pipeline(
+            "
+            ok:
+                catch h
+                run true
+            h:
+                run touch h.ran
+            ",
+        )
+        .tmpdir()
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            "
+            ok | > started on the host
+            ok | > succeeded in [T]
+            STEP  STATUS     ATTEMPTS  DURATION
+            ok    succeeded         1      [T]
+            h     skipped           0         -  catch handler: nothing it handles failed
+            run [RUN] succeeded in [T]: 1 succeeded, 0 failed, 1 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(0);
+    t.run();
     assert!(!t.path("h.ran").exists());
 }
 
@@ -249,10 +310,24 @@ ship: gate
 
 #[test]
 fn run_approval_without_answer_fails_clearly() {
-    let t = run_test(GATED).args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", r.show());
-    assert!(r.stdout.contains("--approve gate"), "{}", r.show());
+    let t = run_test(GATED)
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            r#"
+            build | > started on the host
+            build | > succeeded in [T]
+            gate  | ! failed: needs approval ("Ship it?") and there is no terminal to ask on: pass --approve gate or --approve-all [topsail.Rejected]
+            STEP   STATUS     ATTEMPTS  DURATION
+            build  succeeded         1      [T]
+            gate   failed            1      [T]  needs approval ("Ship it?") and there is no terminal to ask on: pass --approve gate or --approve-all
+            ship   cancelled         0         -  not run because `gate` failed
+            run [RUN] failed in [T]: 1 succeeded, 1 failed, 0 skipped, 1 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            "#,
+        )
+        .status(1);
+    t.run();
     assert!(!t.path("shipped").exists());
 }
 
@@ -266,8 +341,12 @@ fn run_approval_flags_approve() {
         assert_eq!(r.status, 0, "{}", r.show());
         assert!(t.path("shipped").exists());
     }
-    let r = run_test(GATED).args(&["run", "--approve", "build"]).run();
-    assert_eq!(r.status, 2, "{}", r.show());
+    run_test(GATED)
+        .args(&["run", "--approve", "build"])
+        .stdout("")
+        .stderr("error: --approve: step `build` is not an approval step\n")
+        .status(2)
+        .run();
 }
 
 const SECRETIVE: &str = r#"
@@ -378,25 +457,42 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn run_params_are_type_checked() {
-    let p = "param n: int = 1\nparam name: string\na:\n    run echo {{ n }} {{ name }} > out.txt\n";
-    let r = run_test(p)
-        .args(&["run", "--param", "n=x", "--param", "name=a"])
-        .run();
-    assert_eq!(r.status, 2, "{}", r.show());
-    assert!(r.stderr.contains("not an int"), "{}", r.show());
-    let r = run_test(p).args(&["run"]).run();
-    assert_eq!(r.status, 2, "{}", r.show());
-    assert!(
-        r.stderr.contains("missing required param `name`"),
-        "{}",
-        r.show()
-    );
-    let r = run_test(p).args(&["run", "--param", "nme=a"]).run();
-    assert_eq!(r.status, 2, "{}", r.show());
-    assert!(r.stderr.contains("did you mean `name`"), "{}", r.show());
-    let t = run_test(p).args(&["run", "--param", "n=7", "--param", "name=a b;c"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", r.show());
+    let p = "
+        param n: int = 1
+        param name: string
+        a:
+            run echo {{ n }} {{ name }} > out.txt
+    ";
+    for (args, error) in [
+        (
+            &["--param", "n=x", "--param", "name=a"][..],
+            "error: --param n: `x` is not an int (`n` is a int)\n",
+        ),
+        (
+            &[][..],
+            "error: missing required param `name` (string): pass --param NAME=VALUE\n",
+        ),
+        (
+            &["--param", "nme=a"][..],
+            "error: unknown param `nme` (did you mean `name`?); declared: n, name\n",
+        ),
+    ] {
+        Test::new()
+            .pipeline(p)
+            .tmpdir()
+            .args(&["run"])
+            .args(args)
+            .stdout("")
+            .stderr(error)
+            .status(2)
+            .run();
+    }
+    let t = Test::new()
+        .pipeline(p)
+        .tmpdir()
+        .args(&["run", "--param", "n=7", "--param", "name=a b;c"])
+        .status(0);
+    t.run();
     assert_eq!(
         std::fs::read_to_string(t.path("out.txt")).unwrap(),
         "7 a b;c\n"
@@ -405,10 +501,35 @@ fn run_params_are_type_checked() {
 
 #[test]
 fn run_target_runs_only_what_it_needs() {
-    let t = run_test("a:\n    run touch a\nb: a\n    run touch b\nc:\n    run touch c\n")
-        .args(&["run", "--target", "b"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", r.show());
+    let t = Test::new()
+        .pipeline(
+            "
+            a:
+                run touch a
+            b: a
+                run touch b
+            c:
+                run touch c
+            ",
+        )
+        .tmpdir()
+        .args(&["run", "--target", "b"])
+        .normalised()
+        .stdout(
+            "
+            a | > started on the host
+            a | > succeeded in [T]
+            b | > started on the host
+            b | > succeeded in [T]
+            STEP  STATUS     ATTEMPTS  DURATION
+            a     succeeded         1      [T]
+            b     succeeded         1      [T]
+            run [RUN] succeeded in [T]: 2 succeeded, 0 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(0);
+    t.run();
     assert!(t.path("a").exists() && t.path("b").exists() && !t.path("c").exists());
 }
 
@@ -459,18 +580,53 @@ next: long
 
 #[test]
 fn runs_and_logs_read_the_record() {
-    let t = run_test("hello:\n    run echo hello-from-step\n").args(&["run"]);
-    assert_eq!(t.run().status, 0);
-    let runs = crate::common::command(t.dir.path())
-        .arg("runs")
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&runs.stdout).contains("succeeded"));
-    let logs = crate::common::command(t.dir.path())
-        .args(["logs", "last", "hello"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&logs.stdout).contains("hello-from-step"));
+    let t = Test::new()
+        .pipeline(
+            "
+            hello:
+                run echo hello-from-step
+            ",
+        )
+        .tmpdir()
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            "
+            hello | > started on the host
+            hello | hello-from-step
+            hello | > succeeded in [T]
+            STEP   STATUS     ATTEMPTS  DURATION
+            hello  succeeded         1      [T]
+            run [RUN] succeeded in [T]: 1 succeeded, 0 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(0);
+    t.run();
+    let t = t
+        .next()
+        .args(&["runs"])
+        .normalised()
+        .stdout(
+            "
+            RUN                     PIPELINE              STATUS        DURATION  STEPS
+            [RUN]    pipeline              succeeded         [T]  1 ok, 0 failed, 0 skipped, 0 cancelled
+            ",
+        )
+        .status(0);
+    t.run();
+    let t = t
+        .next()
+        .args(&["logs", "last", "hello"])
+        .stdout(
+            "
+            [topsail] started on the host
+            hello-from-step
+            [topsail] succeeded
+            ",
+        )
+        .status(0);
+    t.run();
 }
 
 #[test]

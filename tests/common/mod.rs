@@ -44,8 +44,9 @@ pub struct Test {
     expect: Expect,
 }
 
-/// What `run()` checks. Text is compared after `unindent`, and after
-/// `normalise` of the actual output when `.normalised()` was asked for.
+/// What `run()` checks. Whole texts are compared after `unindent`, with
+/// the actual output normalised first when `.normalised()` was asked for;
+/// parts are looked for in the output as printed.
 #[derive(Default)]
 struct Expect {
     status: Option<i32>,
@@ -197,6 +198,14 @@ impl Test {
         self
     }
 
+    /// The next command of the same session: the same dir, files and
+    /// environment, with no args and no expectations yet.
+    pub fn next(mut self) -> Self {
+        self.args.clear();
+        self.expect = Expect::default();
+        self
+    }
+
     /// Run the binary with the args given, check every expectation (all of
     /// them, then fail once with a diff of each), and return the output.
     #[track_caller]
@@ -254,11 +263,13 @@ impl Test {
                 );
             }
         }
+        // Parts are looked for in the output as printed: they are for what
+        // the normaliser would hide (a duration that must be 1.5s).
         for (name, parts, have, present) in [
-            ("stdout", &e.stdout_contains, &stdout, true),
-            ("stderr", &e.stderr_contains, &stderr, true),
-            ("stdout", &e.stdout_lacks, &stdout, false),
-            ("stderr", &e.stderr_lacks, &stderr, false),
+            ("stdout", &e.stdout_contains, &r.stdout, true),
+            ("stderr", &e.stderr_contains, &r.stderr, true),
+            ("stdout", &e.stdout_lacks, &r.stdout, false),
+            ("stderr", &e.stderr_lacks, &r.stderr, false),
         ] {
             for part in parts {
                 if have.contains(part.as_str()) != present {
