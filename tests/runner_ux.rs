@@ -12,62 +12,86 @@ use crate::common::process::{interrupt, spawn_into, wait_timeout};
 use crate::common::{Test, assert_tmp_empty, run_json, status};
 use crate::run::run_test;
 
-const SMOKE: &str = "smoke:\n    run echo smoke\nall: smoke\n    run echo all\n";
-
 #[test]
 fn a_step_name_given_as_the_file_says_to_use_target() {
-    let t = Test::new().file("pipeline.topsail", SMOKE);
-    let r = t.run_with(&["run", "smoke"]);
-    assert_eq!(r.status, 2, "{}", r.show());
-    assert!(
-        r.stderr
-            .contains("`smoke` is a step of pipeline.topsail: use `topsail run --target smoke`"),
-        "{}",
-        r.show()
-    );
+    let t = Test::new()
+        .pipeline(
+            "
+            smoke:
+                run echo smoke
+            all: smoke
+                run echo all
+            ",
+        )
+        .args(&["run", "smoke"])
+        .stdout("")
+        .stderr("error: `smoke` is a step of pipeline.topsail: use `topsail run --target smoke`\n")
+        .status(2);
+    t.run();
     assert!(!t.path(".topsail").exists(), "nothing ran");
 
-    // A file of that name that is not a pipeline (a shell script) is not read as one.
-    let t = t.file("all", "#!/bin/sh\nset -e\nfor x in a b; do echo $x; done\n");
-    let r = t.run_with(&["run", "all"]);
-    assert_eq!(r.status, 2, "{}", r.show());
-    assert!(
-        r.stderr.contains("`all` is a step of pipeline.topsail")
-            && r.stderr.contains("is not a pipeline")
-            && r.stderr.contains("use `topsail run --target all`"),
-        "{}",
-        r.show()
-    );
-    assert!(
-        !r.stderr.contains("expected"),
-        "no syntax errors: {}",
-        r.show()
-    );
+    // A file of that name that is not a pipeline (a shell script) is not
+    // read as one: no syntax errors, only what to do.
+    let t = t
+        .next()
+        .file("all", "#!/bin/sh\nset -e\nfor x in a b; do echo $x; done\n")
+        .args(&["run", "all"])
+        .stdout("")
+        .stderr(
+            "error: `all` is a step of pipeline.topsail (the file `all` here is not a pipeline): \
+             use `topsail run --target all`\n",
+        )
+        .status(2);
+    t.run();
 
     // Every command that takes a FILE says so too.
+    let mut t = t;
     for cmd in ["graph", "compile", "check"] {
-        let r = t.run_with(&[cmd, "smoke"]);
-        assert_eq!(r.status, 2, "{cmd}: {}", r.show());
-        assert!(
-            r.stderr
-                .contains("`smoke` is a step of pipeline.topsail, not a pipeline file")
-                && r.stderr
-                    .contains(&format!("`topsail {cmd} pipeline.topsail`")),
-            "{cmd}: {}",
-            r.show()
-        );
+        t = t
+            .next()
+            .args(&[cmd, "smoke"])
+            .stdout("")
+            .stderr(&format!(
+                "error: `smoke` is a step of pipeline.topsail, not a pipeline file: \
+                 `topsail {cmd}` takes the pipeline file (e.g. `topsail {cmd} pipeline.topsail`)\n"
+            ))
+            .status(2);
+        t.run();
     }
 
     // What is neither a file nor a step is still a file that cannot be read.
-    let r = t.run_with(&["run", "nosuch"]);
-    assert_eq!(r.status, 2, "{}", r.show());
-    assert!(r.stderr.contains("cannot read nosuch"), "{}", r.show());
+    let t = t
+        .next()
+        .args(&["run", "nosuch"])
+        .stdout("")
+        .stderr("error: cannot read nosuch: No such file or directory (os error 2)\n")
+        .status(2);
+    t.run();
 
     // A file named like a step that is a pipeline is run as the pipeline it is.
-    let t = t.file("smoke", "other:\n    run echo other-ran\n");
-    let r = t.run_with(&["run", "smoke"]);
-    assert_eq!(r.status, 0, "{}", r.show());
-    assert!(r.stdout.contains("other-ran"), "{}", r.show());
+    t.next()
+        .write(
+            "smoke",
+            "
+            other:
+                run echo other-ran
+            ",
+        )
+        .args(&["run", "smoke"])
+        .normalised()
+        .stdout(
+            "
+            other | > started on the host
+            other | other-ran
+            other | > succeeded in [T]
+            STEP   STATUS     ATTEMPTS  DURATION
+            other  succeeded         1      [T]
+            run [RUN] succeeded in [T]: 1 succeeded, 0 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(0)
+        .run();
 }
 
 #[test]
@@ -108,14 +132,29 @@ fn workdir_on_the_host_is_relative_to_the_pipeline_or_absolute() {
     assert_tmp_empty(&t);
 
     // A missing directory is a clear failure of that step.
-    let t = run_test("gone:\n    workdir \"no/such/dir\"\n    run echo ran > ran\n");
-    let r = t.run_with(&["run"]);
-    assert_eq!(r.status, 1, "{}", r.show());
-    assert!(
-        r.stdout.contains("workdir `no/such/dir`") && r.stdout.contains("does not exist"),
-        "{}",
-        r.show()
-    );
+    let t = Test::new()
+        .pipeline(
+            r#"
+            gone:
+                workdir "no/such/dir"
+                run echo ran > ran
+            "#,
+        )
+        .tmpdir()
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            "
+            gone | > started on the host
+            gone | ! failed: workdir `no/such/dir`: [DIR]/no/such/dir does not exist [topsail.RuntimeError]
+            STEP  STATUS     ATTEMPTS  DURATION
+            gone  failed            1      [T]  workdir `no/such/dir`: [DIR]/no/such/dir does not exist
+            run [RUN] failed in [T]: 0 succeeded, 1 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(1);
+    t.run();
     assert_eq!(status(&run_json(&t), "gone"), "failed");
     assert!(!t.path("ran").exists() && !t.path("no").exists());
     assert_tmp_empty(&t);
