@@ -182,41 +182,92 @@ fn imports_stay_inside_the_project_and_never_quote_other_files() {
 
 #[test]
 fn an_import_cycle_is_reported_on_the_import_that_closes_it() {
-    let r = Test::new()
-        .file(
-            "pipeline.topsail",
-            "import \"./a.topsail\" as a\n\nmain:\n    run echo main\n",
+    Test::new()
+        .pipeline(
+            r#"
+            import "./a.topsail" as a
+
+            main:
+                run echo main
+            "#,
         )
-        .file(
+        .write(
             "a.topsail",
-            "import \"./b.topsail\" as b\n\nx:\n    run echo x\n",
+            r#"
+            import "./b.topsail" as b
+
+            x:
+                run echo x
+            "#,
         )
-        .file(
+        .write(
             "b.topsail",
-            "import \"./a.topsail\" as a\n\ny:\n    run echo y\n",
+            r#"
+            import "./a.topsail" as a
+
+            y:
+                run echo y
+            "#,
         )
         .args(&["check", "pipeline.topsail"])
+        .stdout("")
+        .stderr(
+            r#"
+            topsail::import
+
+              × import cycle: ./a.topsail -> ./b.topsail -> ./a.topsail
+               ╭─[./b.topsail:1:8]
+             1 │ import "./a.topsail" as a
+               ·        ──────┬──────
+               ·              ╰── this import closes the cycle
+             2 │ 
+               ╰────
+              help: a module cannot import a file that imports it; move what both need into a third module
+
+            ✗ pipeline.topsail; 1 error, 0 warnings
+            "#,
+        )
+        .status(1)
         .run();
-    assert_eq!(r.status, 1, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("import cycle: ./a.topsail -> ./b.topsail -> ./a.topsail"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("b.topsail:1:8"), "{}", r.stderr);
     // A diamond (two modules importing a third) is no cycle.
-    let r = Test::new()
-        .file(
-            "pipeline.topsail",
-            "import \"./a.topsail\" as a\nimport \"./b.topsail\" as b\n\nmain:\n    run echo main\n",
+    Test::new()
+        .pipeline(
+            r#"
+            import "./a.topsail" as a
+            import "./b.topsail" as b
+
+            main:
+                run echo main
+            "#,
         )
-        .file("a.topsail", "import \"./c.topsail\" as c\n\nx:\n    run echo x\n")
-        .file("b.topsail", "import \"./c.topsail\" as c\n\ny:\n    run echo y\n")
-        .file("c.topsail", "z:\n    run echo z\n")
+        .write(
+            "a.topsail",
+            r#"
+            import "./c.topsail" as c
+
+            x:
+                run echo x
+            "#,
+        )
+        .write(
+            "b.topsail",
+            r#"
+            import "./c.topsail" as c
+
+            y:
+                run echo y
+            "#,
+        )
+        .write(
+            "c.topsail",
+            "
+            z:
+                run echo z
+            ",
+        )
         .args(&["check", "pipeline.topsail"])
+        .status(0)
         .run();
-    assert_eq!(r.status, 0, "{}", r.stderr);
 }
 
 // ------------------------------------------------------------ what is read
@@ -290,11 +341,12 @@ fn invalid_utf8_says_where_and_json_output_reports_read_errors() {
     std::fs::write(t.path("bad.topsail"), b"a:\n    run echo \xff\n").expect("write");
     let r = run_args(&t, &["check", "bad.topsail"]);
     assert_eq!(r.status, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("line 2, column 14 (byte offset 16)"),
-        "{}",
-        r.stderr
+    assert_eq!(
+        r.stderr,
+        "error: cannot read bad.topsail: it is not UTF-8 text: invalid byte at line 2, column 14 \
+         (byte offset 16)\n"
     );
+    assert_eq!(r.stdout, "");
     let r = run_args(&t, &["check", "--format", "json", "bad.topsail"]);
     assert_eq!(r.status, 2, "{}", r.stderr);
     let doc: Value = serde_json::from_str(&r.stdout).expect("JSON on stdout");
@@ -377,38 +429,40 @@ fn the_alias_bomb_is_refused_fast_and_small_by_check() {
 
 #[test]
 fn duplicate_keys_merge_keys_and_nul_characters_in_yaml_are_reported() {
-    let r = Test::new()
-        .file(
+    Test::new()
+        .write(
             "topsail.yaml",
-            "x-a: &a {image: alpine}\nx-b: &b {timeout: 5m}\nsteps:\n  a:\n    needs: []\n    run: echo one\n    needs: [b]\n    run: echo two\n  b:\n    <<: *a\n    <<: *b\n    run: echo b\n",
+            "
+            x-a: &a {image: alpine}
+            x-b: &b {timeout: 5m}
+            steps:
+              a:
+                needs: []
+                run: echo one
+                needs: [b]
+                run: echo two
+              b:
+                <<: *a
+                <<: *b
+                run: echo b
+            ",
         )
         .args(&["check", "topsail.yaml"])
+        .stderr_contains("`needs` is given twice in step `a`")
+        .stderr_contains("`run` is given twice in step `a`")
+        .stderr_contains("a second `<<` merge key")
+        .status(1)
         .run();
-    assert_eq!(r.status, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("`needs` is given twice in step `a`"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("`run` is given twice in step `a`"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("a second `<<` merge key"), "{}", r.stderr);
 
-    let r = Test::new()
+    // The NUL is written as it is: the one fixture not unindented.
+    Test::new()
         .file("topsail.yaml", "steps:\n  a:\n    run: \"echo \0 here\"\n")
         .args(&["check", "topsail.yaml"])
+        .stderr_contains("a NUL character (U+0000) is not allowed")
+        .stderr_contains("topsail.yaml:3:16")
+        .stderr_lacks("end of stream")
+        .status(1)
         .run();
-    assert_eq!(r.status, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("a NUL character (U+0000) is not allowed"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("topsail.yaml:3:16"), "{}", r.stderr);
-    assert!(!r.stderr.contains("end of stream"), "{}", r.stderr);
 }
 
 #[test]
