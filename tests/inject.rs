@@ -292,38 +292,60 @@ fn the_notify_webhook_sends_a_message_with_spaces_and_quotes() {
 
 #[test]
 fn dry_run_shows_references_and_the_values_they_carry() {
-    let t = run_test("param v\nsay:\n    run echo \"v={{ v }}\"\n");
-    let r = t.args(&["run", "--dry-run", "--param", "v=a b;c"]).run();
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout.contains("echo \"v=${TOPSAIL_V1_v}\""),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("with TOPSAIL_V1_v=\"a b;c\""),
-        "{}",
-        r.stdout
-    );
+    // `--jobs` given, so the plan's header does not depend on the machine.
+    Test::new()
+        .pipeline(
+            r#"
+            param v
+            say:
+                run echo "v={{ v }}"
+            "#,
+        )
+        .args(&["run", "--dry-run", "--jobs", "2", "--param", "v=a b;c"])
+        .stdout(
+            r#"
+            plan for pipeline `pipeline` (dry run: nothing is run; --jobs 2)
+            params: v=a b;c
+
+            1. say
+               on the host
+               run:
+                 echo "v=${TOPSAIL_V1_v}"
+                 with TOPSAIL_V1_v="a b;c"
+            "#,
+        )
+        .stderr("")
+        .status(0)
+        .run();
 }
 
 #[test]
 fn a_value_equal_to_a_secret_is_masked_in_the_log_and_the_plan() {
-    let t = run_test("param v\nsecret TOKEN\nsay:\n    run echo \"v={{ v }}\"\nuse:\n    secret TOKEN\n    run true\n")
+    let pipeline = r#"
+        param v
+        secret TOKEN
+        say:
+            run echo "v={{ v }}"
+        use:
+            secret TOKEN
+            run true
+    "#;
+    Test::new()
+        .pipeline(pipeline)
+        .tmpdir()
         .env("TOKEN", "hunter2-secret")
-        .args(&["run", "--param", "v=hunter2-secret"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        !r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"),
-        "{}",
-        r.stdout
-    );
-    assert!(r.stdout.contains("v=***"), "{}", r.stdout);
-    let t = run_test("param v\nsecret TOKEN\nsay:\n    run echo \"v={{ v }}\"\nuse:\n    secret TOKEN\n    run true\n")
+        .args(&["run", "--param", "v=hunter2-secret"])
+        .stdout_contains("v=***")
+        .stdout_lacks("hunter2")
+        .stderr_lacks("hunter2")
+        .status(0)
+        .run();
+    Test::new()
+        .pipeline(pipeline)
+        .tmpdir()
         .env("TOKEN", "hunter2-secret")
-        .args(&["run", "--dry-run", "--param", "v=hunter2-secret"]);
-    let r = t.run();
-    assert!(!r.stdout.contains("hunter2"), "{}", r.stdout);
-    assert!(r.stdout.contains("with TOPSAIL_V1_v=***"), "{}", r.stdout);
+        .args(&["run", "--dry-run", "--param", "v=hunter2-secret"])
+        .stdout_contains("with TOPSAIL_V1_v=***")
+        .stdout_lacks("hunter2")
+        .run();
 }

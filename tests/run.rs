@@ -370,15 +370,12 @@ fn run_secrets_never_appear_in_logs_records_or_plan() {
     let value = "pa55-w0rd-Zq9";
     let t = run_test(SECRETIVE)
         .env("API_TOKEN", value)
-        .args(&["run", "--keep-going"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", r.show());
-    assert!(r.stdout.contains("token is ***"), "{}", r.show());
-    assert!(
-        !r.stdout.contains(value) && !r.stderr.contains(value),
-        "{}",
-        r.show()
-    );
+        .args(&["run", "--keep-going"])
+        .stdout_contains("token is ***")
+        .stdout_lacks(value)
+        .stderr_lacks(value)
+        .status(1);
+    t.run();
     // A step sees only the secrets it asked for.
     assert_eq!(
         std::fs::read_to_string(t.path("nosee.txt")).unwrap(),
@@ -388,13 +385,13 @@ fn run_secrets_never_appear_in_logs_records_or_plan() {
         let text = std::fs::read_to_string(&entry).unwrap();
         assert!(!text.contains(value), "secret in {}", entry.display());
     }
-    let plan = run_test(SECRETIVE)
+    run_test(SECRETIVE)
         .env("API_TOKEN", value)
         .args(&["run", "--dry-run", "--param", &format!("who={value}")])
+        .stdout_contains("API_TOKEN=***")
+        .stdout_lacks(value)
+        .status(0)
         .run();
-    assert_eq!(plan.status, 0, "{}", plan.show());
-    assert!(!plan.stdout.contains(value), "{}", plan.stdout);
-    assert!(plan.stdout.contains("API_TOKEN=***"), "{}", plan.stdout);
 }
 
 #[test]
@@ -407,18 +404,14 @@ fn run_an_output_holding_a_secret_fails_the_step_and_stores_nothing() {
          after: pass\n    run echo \"got {{ pass.TOKEN }}\"\n",
     )
     .env("API_TOKEN", value)
-    .args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", r.show());
-    assert!(
-        r.stdout
-            .contains("output `TOKEN` holds the value of secret `API_TOKEN`"),
-        "{}",
-        r.show()
-    );
-    assert!(r.stdout.contains("topsail.SecretInOutput"), "{}", r.show());
-    assert!(!r.stdout.contains(value) && !r.stderr.contains(value));
-    assert!(!r.stdout.contains("got "), "{}", r.show());
+    .args(&["run"])
+    .stdout_contains("output `TOKEN` holds the value of secret `API_TOKEN`")
+    .stdout_contains("topsail.SecretInOutput")
+    .stdout_lacks(value)
+    .stderr_lacks(value)
+    .stdout_lacks("got ")
+    .status(1);
+    t.run();
     for entry in walk(&t.path(".topsail")) {
         let text = std::fs::read_to_string(&entry).unwrap();
         assert!(!text.contains(value), "secret in {}", entry.display());
@@ -432,14 +425,11 @@ fn run_missing_secret_value_fails_the_step() {
         std::env::var_os("API_TOKEN").is_none(),
         "API_TOKEN is set in the test environment"
     );
-    let t = run_test(SECRETIVE).args(&["run", "--target", "leak"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", r.show());
-    assert!(
-        r.stdout.contains("secret `API_TOKEN` is not set"),
-        "{}",
-        r.show()
-    );
+    run_test(SECRETIVE)
+        .args(&["run", "--target", "leak"])
+        .stdout_contains("secret `API_TOKEN` is not set")
+        .status(1)
+        .run();
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
