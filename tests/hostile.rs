@@ -674,11 +674,9 @@ fn commands_on_a_closed_pipe_exit_quietly_with_their_real_status() {
                 cmd.stderr(Stdio::piped());
             }
             let mut child = cmd.spawn().expect("starts");
-            let code = wait_timeout(
-                &mut child,
-                Duration::from_secs(30),
-                &format!("{args:?} hangs"),
-            );
+            let code = wait_timeout(&mut child, Duration::from_secs(30), || {
+                format!("{args:?} hangs")
+            });
             let mut stderr = String::new();
             if let Some(mut e) = child.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut e, &mut stderr);

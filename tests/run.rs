@@ -557,7 +557,7 @@ next: long
     let code = wait_timeout(
         &mut child,
         Duration::from_secs(30),
-        "SIGTERM did not stop the run",
+        || "SIGTERM did not stop the run",
     );
     assert_eq!(code, Some(130), "{}", output_of(&t));
     assert!(gone(pid.trim()), "the step's shell survived");

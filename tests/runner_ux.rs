@@ -537,7 +537,7 @@ fn a_worker_whose_activity_does_not_exist_stops_at_once() {
     let code = wait_timeout(
         &mut child,
         Duration::from_secs(20),
-        "the worker kept polling an activity that does not exist",
+        || "the worker kept polling an activity that does not exist",
     );
     let took = started.elapsed();
     let mut out = String::new();

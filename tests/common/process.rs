@@ -4,8 +4,10 @@
 //! wait has a deadline, and a test only ever signals a process it started
 //! (or one its own step reported).
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Test, command};
@@ -133,9 +135,14 @@ pub fn signal(pid: u32, sig: &str) {
 }
 
 /// Wait for `child` to exit: its exit code (None if a signal ended it).
-/// Past `timeout` it is killed and the test fails with `what`.
+/// Past `timeout` it is killed and the test fails with `what()`, asked
+/// then (so it can show what the child printed until that moment).
 #[track_caller]
-pub fn wait_timeout(child: &mut Child, timeout: Duration, what: &str) -> Option<i32> {
+pub fn wait_timeout<S: std::fmt::Display>(
+    child: &mut Child,
+    timeout: Duration,
+    what: impl FnOnce() -> S,
+) -> Option<i32> {
     let t0 = Instant::now();
     loop {
         if let Some(s) = child.try_wait().expect("try_wait") {
@@ -144,9 +151,50 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration, what: &str) -> Option<
         if t0.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{what} (not ended within {timeout:?}, killed)");
+            panic!("{} (not ended within {timeout:?}, killed)", what());
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The lines a long-running child (a worker) prints on stdout and stderr,
+/// gathered as they come by one thread per stream.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<String>>);
+
+impl Lines {
+    /// Take `child`'s piped stdout and stderr and gather their lines.
+    pub fn collect(child: &mut Child) -> Lines {
+        let lines = Lines::default();
+        let streams: [Option<Box<dyn Read + Send>>; 2] = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ];
+        for stream in streams.into_iter().flatten() {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut text = lines.0.lock().unwrap_or_else(PoisonError::into_inner);
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            });
+        }
+        lines
+    }
+
+    /// Everything gathered so far.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -178,7 +226,7 @@ pub fn interrupt(child: &mut Child) -> Option<i32> {
     wait_timeout(
         child,
         Duration::from_secs(10),
-        "--watch did not end on SIGINT",
+        || "--watch did not end on SIGINT",
     )
 }
 

@@ -4,12 +4,11 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::process::{Lines, wait_timeout};
 use crate::common::repo;
 
 /// The emulator's URL; fails the test with what to do when it is not running.
@@ -73,7 +72,7 @@ pub fn deploy(dir: &Path, file: &str, name: &str) -> String {
 pub struct Worker {
     pub child: Child,
     pub name: String,
-    log: Arc<Mutex<String>>,
+    log: Lines,
 }
 
 impl Worker {
@@ -97,29 +96,7 @@ impl Worker {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the worker starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
+        let log = Lines::collect(&mut child);
         Worker {
             child,
             name: name.to_string(),
@@ -128,7 +105,7 @@ impl Worker {
     }
 
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.log.text()
     }
 
     /// Wait until the log has a line containing `text`.
@@ -151,19 +128,11 @@ impl Worker {
 
     /// Wait for the worker to exit; its exit code.
     pub fn wait(&mut self, timeout: Duration) -> i32 {
-        let t0 = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "worker {} did not exit; log:\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (name, log) = (&self.name, &self.log);
+        wait_timeout(&mut self.child, timeout, || {
+            format!("worker {name} did not exit; log:\n{}", log.text())
+        })
+        .unwrap_or(-1)
     }
 }
 
