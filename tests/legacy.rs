@@ -7,21 +7,11 @@
 //! the clone (../shared/legacy), get the same checks from an ignored test
 //! that scripts/test runs when they are there.
 
-use std::path::PathBuf;
-
-use crate::common::{Test, repo};
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(fixture_path(name)).expect("fixture exists")
-}
-
-fn fixture_path(name: &str) -> PathBuf {
-    repo().join("tests/fixtures/legacy").join(name)
-}
+use crate::common::{Test, legacy_fixture, legacy_manifest, repo};
 
 /// `topsail ARGS...` in a temp dir holding the fixture `name`.
 fn with_fixture(name: &str, args: &[&str]) -> Test {
-    Test::new().file(name, &fixture(name)).args(args)
+    Test::new().file(name, &legacy_manifest(name)).args(args)
 }
 
 /// `topsail check FILE --context C...` exits 0 with no errors, for each
@@ -102,7 +92,7 @@ fn converts_clean(file: &str, contexts: &[(&str, bool)]) {
 }
 
 fn fixture_arg(name: &str) -> String {
-    fixture_path(name).display().to_string()
+    legacy_fixture(name).display().to_string()
 }
 
 #[test]

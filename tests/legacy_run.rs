@@ -3,17 +3,12 @@
 //! failing script fails its step, `timeoutMillis` is honoured, and
 //! `OnErrorContext` runs the other context's states.
 
-use crate::common::{Test, repo};
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(repo().join("tests/fixtures/legacy").join(name))
-        .expect("legacy fixture exists")
-}
+use crate::common::{Test, legacy_manifest};
 
 /// `topsail run NAME --context deploy` in a dir holding the fixture `name`.
 fn run(name: &str) -> Test {
     Test::new()
-        .file(name, &fixture(name))
+        .file(name, &legacy_manifest(name))
         .args(&["run", name, "--context", "deploy"])
 }
 

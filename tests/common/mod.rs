@@ -302,6 +302,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A legacy service manifest of tests/fixtures/legacy (issue 7).
+pub fn legacy_fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/legacy").join(name)
+}
+
+/// The text of `legacy_fixture(name)`.
+pub fn legacy_manifest(name: &str) -> String {
+    let path = legacy_fixture(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("legacy fixture {}: {e}", path.display()))
+}
+
 /// The pipelines in examples/ (`.topsail` and `.yaml`), sorted. Anything
 /// else there — such as the `.topsail/` run records that running an example
 /// leaves — is not an example.
