@@ -200,9 +200,9 @@ fn a_value_too_big_or_with_nul_fails_the_step_clearly() {
     let t = run_test(
         "make:\n    output BIG\n    output NUL\n    run:\n        printf 'BIG=%0204800d\\n' 0 >> \"$TOPSAIL_OUTPUT\"\n        printf 'NUL=a\\000b\\n' >> \"$TOPSAIL_OUTPUT\"\n\nbig: make\n    run echo {{ make.BIG }} | wc -c\n\nnul: make\n    run echo {{ make.NUL }}\n",
     )
-    .args(&["run", "--keep-going"]);
+    .args(&["run", "--keep-going"])
+    .status(1);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout
             .contains("is 204800 bytes, over the 128 KiB an environment variable"),
@@ -228,9 +228,8 @@ fn template_arguments_are_values_not_code() {
     let t = run_test(
         "import \"std/notify\"\n\nparam v = \"1.2\"\n\nbuild:\n    output VERSION\n    run echo 'VERSION=v$(touch X)' >> \"$TOPSAIL_OUTPUT\"\n\ndone: build\n    use log(message = \"done; echo INJECTED; touch X {{ build.VERSION }}\")\n",
     );
-    let t = t.args(&["run"]);
+    let t = t.args(&["run"]).status(0);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout
             .contains("done; echo INJECTED; touch X v$(touch X)"),
@@ -268,9 +267,9 @@ fn the_notify_webhook_sends_a_message_with_spaces_and_quotes() {
         .env("PATH", &path)
         .env("CURL_ARGS", &args)
         .env("NOTIFY_WEBHOOK_URL", "http://127.0.0.1:9/hook")
-        .args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+        .args(&["run"])
+        .status(0);
+    t.run();
     let sent = std::fs::read_to_string(&args).unwrap();
     let body = sent
         .lines()

@@ -39,9 +39,10 @@ b:
 
 #[test]
 fn run_independent_steps_overlap() {
-    let t = run_test(TWO_SLEEPERS).args(&["run", "--jobs", "2"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", r.show());
+    let t = run_test(TWO_SLEEPERS)
+        .args(&["run", "--jobs", "2"])
+        .status(0);
+    t.run();
     let (a0, a1, b0, b1) = (
         nanos(&t.path("a.start")),
         nanos(&t.path("a.end")),
@@ -57,9 +58,10 @@ fn run_independent_steps_overlap() {
 
 #[test]
 fn run_jobs_1_serialises() {
-    let t = run_test(TWO_SLEEPERS).args(&["run", "--jobs", "1"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", r.show());
+    let t = run_test(TWO_SLEEPERS)
+        .args(&["run", "--jobs", "1"])
+        .status(0);
+    t.run();
     let (a0, a1, b0, b1) = (
         nanos(&t.path("a.start")),
         nanos(&t.path("a.end")),
@@ -90,9 +92,9 @@ after-red: red
     run echo "shade=[{{ red.SHADE }}]" > after-red.txt
 "#,
     )
-    .args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", r.show());
+    .args(&["run"])
+    .status(0);
+    t.run();
     assert_eq!(
         std::fs::read_to_string(t.path("blue.txt")).unwrap(),
         "blue|line one\nline two\n"
@@ -202,9 +204,10 @@ later: slow-other
 
 #[test]
 fn run_failure_stops_dependants_and_exits_1() {
-    let t = run_test(FAIL_AND_OTHERS).args(&["run", "--jobs", "2"]);
+    let t = run_test(FAIL_AND_OTHERS)
+        .args(&["run", "--jobs", "2"])
+        .status(1);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", r.show());
     assert!(!t.path("after-bad.ran").exists());
     // Running steps finish; nothing new starts after the failure.
     assert!(t.path("slow-other.ran").exists());
@@ -223,9 +226,10 @@ fn run_failure_stops_dependants_and_exits_1() {
 
 #[test]
 fn run_keep_going_runs_everything_not_depending_on_the_failure() {
-    let t = run_test(FAIL_AND_OTHERS).args(&["run", "--jobs", "2", "--keep-going"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", r.show());
+    let t = run_test(FAIL_AND_OTHERS)
+        .args(&["run", "--jobs", "2", "--keep-going"])
+        .status(1);
+    t.run();
     assert!(!t.path("after-bad.ran").exists());
     assert!(t.path("later.ran").exists());
     assert_eq!(status(&run_json(&t), "later"), "succeeded");
@@ -528,9 +532,9 @@ fn run_foreach_instances_run_and_fail_the_step() {
     let t = run_test(
         "fan:\n    foreach x in [\"1\", \"2\", \"3\"]\n    run:\n        touch fan-{{ x }}\n        [ {{ x }} != 2 ]\nafter: fan\n    run touch after\n",
     )
-    .args(&["run", "--jobs", "3"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", r.show());
+    .args(&["run", "--jobs", "3"])
+    .status(1);
+    t.run();
     assert!(t.path("fan-1").exists() && t.path("fan-3").exists());
     let j = run_json(&t);
     assert_eq!(status(&j, "fan[2]"), "failed");
