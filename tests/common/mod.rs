@@ -464,12 +464,14 @@ fn duration_at(b: &[u8]) -> Option<usize> {
 }
 
 /// A line diff of `want` and `have` (longest common subsequence): ` ` for
-/// a line both have, `-` for one only expected, `+` for one only printed.
-/// Lines show their escapes, so a missing space or line break is visible.
+/// a line both have, `-` for one only expected, `+` for one only printed,
+/// with up to `CONTEXT` common lines around each change and `@@ line N`
+/// (of the expected text) where a part starts. Lines show their escapes, so
+/// a missing space or line break is visible.
 pub fn diff(want: &str, have: &str) -> String {
+    const CONTEXT: usize = 3;
     let a: Vec<&str> = want.split_inclusive('\n').collect();
     let b: Vec<&str> = have.split_inclusive('\n').collect();
-    let show = |sign: char, line: &str| format!("{sign} {line:?}\n");
     // Past this a table would be large; show both whole instead.
     if a.len() * b.len() > 4_000_000 {
         return format!("expected:\n{want}\nactual:\n{have}\n");
@@ -485,18 +487,35 @@ pub fn diff(want: &str, have: &str) -> String {
             };
         }
     }
-    let (mut i, mut j, mut out) = (0, 0, String::new());
+    // (sign, line, its number in `want`)
+    let mut ops: Vec<(char, &str, usize)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
         if i < a.len() && j < b.len() && a[i] == b[j] {
-            out.push_str(&show(' ', a[i]));
+            ops.push((' ', a[i], i + 1));
             i += 1;
             j += 1;
         } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push_str(&show('+', b[j]));
+            ops.push(('+', b[j], i + 1));
             j += 1;
         } else {
-            out.push_str(&show('-', a[i]));
+            ops.push(('-', a[i], i + 1));
             i += 1;
+        }
+    }
+    let changed: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != ' ').collect();
+    let near = |k: usize| changed.iter().any(|&c| c.abs_diff(k) <= CONTEXT);
+    let mut out = String::new();
+    let mut shown_last = false;
+    for (k, (sign, line, n)) in ops.iter().enumerate() {
+        if near(k) {
+            if !shown_last && k > 0 {
+                let _ = writeln!(out, "@@ line {n}");
+            }
+            let _ = writeln!(out, "{sign} {line:?}");
+            shown_last = true;
+        } else {
+            shown_last = false;
         }
     }
     out
@@ -538,5 +557,12 @@ fn diff_marks_missing_and_extra_lines() {
         diff("a\nb\nc\n", "a\nc\nd\n"),
         "  \"a\\n\"\n- \"b\\n\"\n  \"c\\n\"\n+ \"d\\n\"\n"
     );
-    assert_eq!(diff("same\n", "same\n"), "  \"same\\n\"\n");
+    assert_eq!(diff("same\n", "same\n"), "");
+    // Far from the change, common lines are left out.
+    let want: String = (1..=20).map(|n| format!("{n}\n")).collect();
+    let have = want.replace("15\n", "fifteen\n");
+    assert_eq!(
+        diff(&want, &have),
+        "@@ line 12\n  \"12\\n\"\n  \"13\\n\"\n  \"14\\n\"\n+ \"fifteen\\n\"\n- \"15\\n\"\n  \"16\\n\"\n  \"17\\n\"\n  \"18\\n\"\n"
+    );
 }
