@@ -559,7 +559,10 @@ fn diff_marks_missing_and_extra_lines() {
     );
     assert_eq!(diff("same\n", "same\n"), "");
     // Far from the change, common lines are left out.
-    let want: String = (1..=20).map(|n| format!("{n}\n")).collect();
+    let want = (1..=20).fold(String::new(), |mut s, n| {
+        let _ = writeln!(s, "{n}");
+        s
+    });
     let have = want.replace("15\n", "fifteen\n");
     assert_eq!(
         diff(&want, &have),
