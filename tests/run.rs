@@ -6,8 +6,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::process::{
-    eventually, gone, interrupt, output_of, signal, spawn, spawn_into, wait_for_file, wait_timeout,
+    eventually, gone, group_alive, interrupt, output_of, said, signal, spawn, spawn_into,
+    wait_for_file, wait_timeout,
 };
+use crate::common::records::runs;
 use crate::common::{Test, assert_tmp_empty, run_json, status, unit};
 
 /// A test dir whose `tmp/` is the runner's TMPDIR, so we can see that
@@ -541,35 +543,44 @@ fn run_foreach_instances_run_and_fail_the_step() {
     assert_eq!(status(&j, "after"), "cancelled");
 }
 
-#[test]
-fn run_sigterm_stops_processes_and_cleans_up() {
-    let t = run_test(
-        r"
-long:
-    run:
-        echo $$ > long.pid
-        sleep 60
-next: long
-    run touch next.ran
-",
-    );
+/// A step that records its shell's pid (its process group) and sleeps, and
+/// one after it that must never run.
+pub const SLEEPER: &str = "
+    long:
+        run:
+            echo $$ > long.pid
+            sleep 60
+    next: long
+        run touch next.ran
+";
+
+/// `topsail run` of `SLEEPER` stopped with `sig` while its step runs: exit
+/// 130, the step's process group gone, nothing after it started, the run
+/// recorded as interrupted and its attempt dirs removed.
+pub fn a_signal_stops_the_steps_and_cleans_up(sig: &str) {
+    let t = Test::new().pipeline(SLEEPER).tmpdir();
     let mut child = spawn(&t, &["run"]);
     wait_for_file(&t.path("long.pid"));
-    std::thread::sleep(Duration::from_millis(100));
-    let pid = std::fs::read_to_string(t.path("long.pid")).unwrap();
-    signal(child.id(), "TERM");
-    let code = wait_timeout(
-        &mut child,
-        Duration::from_secs(30),
-        || "SIGTERM did not stop the run",
-    );
+    let pgid = std::fs::read_to_string(t.path("long.pid")).unwrap();
+    let pgid = pgid.trim();
+    assert!(group_alive(pgid), "the step runs in its own process group");
+    signal(child.id(), sig);
+    let code = wait_timeout(&mut child, Duration::from_secs(20), || {
+        format!("SIG{sig} did not stop the run\n{}", output_of(&t))
+    });
     assert_eq!(code, Some(130), "{}", output_of(&t));
-    assert!(gone(pid.trim()), "the step's shell survived");
+    assert!(gone(pgid), "the step's shell survived");
+    assert!(!group_alive(pgid), "the step's process group survived");
     assert!(!t.path("next.ran").exists());
     let j = run_json(&t);
     assert_eq!(j["status"], "interrupted");
     assert_eq!(status(&j, "long"), "cancelled");
     assert_tmp_empty(&t);
+}
+
+#[test]
+fn run_sigterm_stops_processes_and_cleans_up() {
+    a_signal_stops_the_steps_and_cleans_up("TERM");
 }
 
 #[test]
@@ -633,13 +644,8 @@ fn run_watch_reruns_on_change_cancels_a_long_step_and_ends_on_sigint() {
     let output = logs.path().join("output");
     let mut child = spawn_into(&t, &["run", "--watch"], &output);
     let log = || std::fs::read_to_string(t.path("out/log")).unwrap_or_default();
-    let said = |s: &str| {
-        std::fs::read_to_string(&output)
-            .unwrap_or_default()
-            .matches(s)
-            .count()
-    };
-    let runs = || std::fs::read_dir(t.path(".topsail/runs")).map_or(0, Iterator::count);
+    let said = |s: &str| said(&output, s);
+    let runs = || runs(&t);
 
     // The first run, then the watcher waits.
     eventually("the first run", &output, || {

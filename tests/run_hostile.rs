@@ -8,11 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::process::{
-    gone, group_alive, output_of, signal, spawn, wait_for_file, wait_sampling,
-};
+use crate::common::process::{gone, output_of, signal, spawn, wait_for_file, wait_sampling};
 use crate::common::{Test, assert_tmp_empty, command, run_json, status, unit};
-use crate::run::run_test;
+use crate::run::{SLEEPER, run_test};
 
 #[test]
 fn run_output_without_line_breaks_is_cut_and_memory_stays_bounded() {
@@ -77,31 +75,14 @@ fn run_an_output_file_over_the_limit_fails_quickly_with_the_limit() {
     }
 }
 
-const SLEEPER: &str = "long:\n    run:\n        echo $$ > long.pid\n        sleep 60\nnext: long\n    run touch next.ran\n";
-
 #[test]
 fn run_sighup_stops_the_steps_like_sigterm() {
-    let t = run_test(SLEEPER);
-    let child = spawn(&t, &["run"]);
-    wait_for_file(&t.path("long.pid"));
-    let pgid = std::fs::read_to_string(t.path("long.pid")).unwrap();
-    let pgid = pgid.trim();
-    assert!(group_alive(pgid), "the step runs in its own process group");
-    signal(child.id(), "HUP");
-    let (code, _) = wait_sampling(child, Duration::from_secs(20));
-    assert_eq!(code, 130, "{}", output_of(&t));
-    assert!(gone(pgid), "the step's shell survived");
-    assert!(!group_alive(pgid), "the step's process group survived");
-    assert!(!t.path("next.ran").exists());
-    let j = run_json(&t);
-    assert_eq!(j["status"], "interrupted");
-    assert_eq!(status(&j, "long"), "cancelled");
-    assert_tmp_empty(&t);
+    crate::run::a_signal_stops_the_steps_and_cleans_up("HUP");
 }
 
 #[test]
 fn run_killed_runner_is_lost_for_the_next_topsail_and_its_dirs_go() {
-    let t = run_test(SLEEPER);
+    let t = Test::new().pipeline(SLEEPER).tmpdir();
     let mut child = spawn(&t, &["run"]);
     wait_for_file(&t.path("long.pid"));
     let pgid = std::fs::read_to_string(t.path("long.pid")).unwrap();
@@ -137,7 +118,7 @@ fn run_killed_runner_is_lost_for_the_next_topsail_and_its_dirs_go() {
     );
     assert_tmp_empty(&t);
     // A live run is left alone by the next topsail.
-    let t2 = run_test(SLEEPER);
+    let t2 = Test::new().pipeline(SLEEPER).tmpdir();
     let live = spawn(&t2, &["run"]);
     wait_for_file(&t2.path("long.pid"));
     let runs = command(t2.dir.path()).arg("runs").output().unwrap();

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::process::{interrupt, spawn_into, wait_timeout};
+use crate::common::process::{interrupt, said, spawn_into, wait_timeout};
+use crate::common::records::runs;
 use crate::common::{Test, assert_tmp_empty, run_json, status};
 use crate::run::run_test;
 
@@ -176,13 +177,8 @@ fn watch_does_not_rerun_for_what_the_run_itself_writes() {
     let logs = tempfile::tempdir().unwrap();
     let output = logs.path().join("output");
     let mut child = watch(&t, &output);
-    let said = |s: &str| {
-        std::fs::read_to_string(&output)
-            .unwrap_or_default()
-            .matches(s)
-            .count()
-    };
-    let runs = || std::fs::read_dir(t.path(".topsail/runs")).map_or(0, Iterator::count);
+    let said = |s: &str| said(&output, s);
+    let runs = || runs(&t);
     std::thread::sleep(Duration::from_secs(5));
     let text = std::fs::read_to_string(&output).unwrap_or_default();
     assert_eq!(runs(), 1, "one run in 5 s:\n{text}");

@@ -115,6 +115,15 @@ pub fn spawn_into(t: &Test, args: &[&str], output: &Path) -> Child {
         .expect("topsail starts")
 }
 
+/// How many times a `spawn_into`ed topsail has said `text` in `output`
+/// so far.
+pub fn said(output: &Path, text: &str) -> usize {
+    std::fs::read_to_string(output)
+        .unwrap_or_default()
+        .matches(text)
+        .count()
+}
+
 /// What a `spawn`ed topsail has printed so far.
 pub fn output_of(t: &Test) -> String {
     format!(

@@ -21,6 +21,11 @@ pub fn run_json(t: &Test) -> Value {
     read(&last.join("run.json"))
 }
 
+/// How many runs `t`'s dir has records of.
+pub fn runs(t: &Test) -> usize {
+    std::fs::read_dir(t.path(".topsail/runs")).map_or(0, Iterator::count)
+}
+
 /// The record `start --follow` (or `run`) wrote for `run_id` under `dir`.
 #[track_caller]
 pub fn record(dir: &Path, run_id: &str) -> Value {
