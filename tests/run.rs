@@ -45,12 +45,7 @@ fn run_independent_steps_overlap() {
         .args(&["run", "--jobs", "2"])
         .status(0);
     t.run();
-    let (a0, a1, b0, b1) = (
-        nanos(&t.path("a.start")),
-        nanos(&t.path("a.end")),
-        nanos(&t.path("b.start")),
-        nanos(&t.path("b.end")),
-    );
+    let [a0, a1, b0, b1] = ["a.start", "a.end", "b.start", "b.end"].map(|f| nanos(&t.path(f)));
     assert!(
         a0 < b1 && b0 < a1,
         "a and b did not overlap: a {a0}..{a1}, b {b0}..{b1}"
@@ -64,12 +59,7 @@ fn run_jobs_1_serialises() {
         .args(&["run", "--jobs", "1"])
         .status(0);
     t.run();
-    let (a0, a1, b0, b1) = (
-        nanos(&t.path("a.start")),
-        nanos(&t.path("a.end")),
-        nanos(&t.path("b.start")),
-        nanos(&t.path("b.end")),
-    );
+    let [a0, a1, b0, b1] = ["a.start", "a.end", "b.start", "b.end"].map(|f| nanos(&t.path(f)));
     assert!(a1 <= b0 || b1 <= a0, "a and b overlapped with --jobs 1");
 }
 
