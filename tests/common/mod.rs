@@ -36,6 +36,7 @@ pub use records::{assert_tmp_empty, run_json, status, unit};
 /// failure with its output, never a stuck test binary.
 const DEADLINE: Duration = Duration::from_mins(5);
 
+#[must_use = "a Test checks nothing until `.run()`"]
 pub struct Test {
     pub dir: tempfile::TempDir,
     args: Vec<String>,
