@@ -41,27 +41,12 @@ fn golden(name: &str, actual: &str) {
 }
 
 fn similar_asserts(expected: &str, actual: &str, path: &Path) {
-    if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(e, a)| e != a)
-            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
-        let show = |s: &str| {
-            s.lines()
-                .skip(line.saturating_sub(2))
-                .take(5)
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        panic!(
-            "{} differs from line {} (UPDATE_GOLDEN=1 to accept, then review `git diff`)\n--- expected\n{}\n+++ actual\n{}",
-            path.display(),
-            line + 1,
-            show(expected),
-            show(actual)
-        );
-    }
+    assert!(
+        expected == actual,
+        "{} differs (- golden, + compiled; UPDATE_GOLDEN=1 to accept, then review `git diff`):\n{}",
+        path.display(),
+        crate::common::diff(expected, actual)
+    );
 }
 
 /// `statelint` from the venv made by scripts/setup/python.sh. Missing: a

@@ -3,24 +3,20 @@
 
 use crate::common::Test;
 
-/// Check `source` as `pipeline.topsail` (or `file`), return (exit code, stderr).
-fn check_named(file: &str, source: &str) -> (i32, String) {
-    let run = Test::new().file(file, source).args(&["check", file]).run();
-    (run.status, run.stderr)
-}
-
-fn check(source: &str) -> (i32, String) {
-    check_named("pipeline.topsail", source)
-}
-
+/// `topsail check` of a fixture with one kind of problem: it fails, names
+/// the problem's code, and its rendering is kept as a snapshot. The fixture
+/// is unindented (`Test::pipeline`).
 macro_rules! diagnostic_snapshot {
     ($name:ident, $code:literal, $source:expr) => {
         #[test]
         fn $name() {
-            let (status, stderr) = check($source);
-            assert_eq!(status, 1, "expected errors:\n{stderr}");
-            assert!(stderr.contains($code), "expected {} in:\n{stderr}", $code);
-            insta::assert_snapshot!(stringify!($name), stderr);
+            let run = Test::new()
+                .pipeline($source)
+                .args(&["check", "pipeline.topsail"])
+                .status(1)
+                .stderr_contains($code)
+                .run();
+            insta::assert_snapshot!(stringify!($name), run.stderr);
         }
     };
 }
@@ -28,7 +24,13 @@ macro_rules! diagnostic_snapshot {
 diagnostic_snapshot!(
     syntax_error,
     "topsail::syntax",
-    "build\n    run make\n\ntest: build\n    image \"alpine\n"
+    r#"
+        build
+            run make
+
+        test: build
+            image "alpine
+    "#
 );
 
 diagnostic_snapshot!(
@@ -40,152 +42,316 @@ diagnostic_snapshot!(
 diagnostic_snapshot!(
     mixed_indentation,
     "topsail::bad-indent",
-    "build:\n    image \"alpine:3.20\"\n  run make\n"
+    r#"
+        build:
+            image "alpine:3.20"
+          run make
+    "#
 );
 
 diagnostic_snapshot!(
     duplicate_step,
     "topsail::duplicate-step",
-    "build:\n    run make\n\nbuild:\n    run make all\n"
+    r"
+        build:
+            run make
+
+        build:
+            run make all
+    "
 );
 
 diagnostic_snapshot!(
     duplicate_param,
     "topsail::duplicate-param",
-    "param region = \"us-east-1\"\nparam region = \"eu-west-1\"\n\ns:\n    run echo {{ region }}\n"
+    r#"
+        param region = "us-east-1"
+        param region = "eu-west-1"
+
+        s:
+            run echo {{ region }}
+    "#
 );
 
 diagnostic_snapshot!(
     unknown_needed_step,
     "topsail::unknown-step",
-    "build:\n    run make\n\ntest: biuld\n    run make test\n"
+    r"
+        build:
+            run make
+
+        test: biuld
+            run make test
+    "
 );
 
 diagnostic_snapshot!(
     cycle,
     "topsail::cycle",
-    "a: c\n    run echo a\n\nb: a\n    run echo b\n\nc: b\n    run echo c\n\nd: a\n    run echo d\n"
+    r"
+        a: c
+            run echo a
+
+        b: a
+            run echo b
+
+        c: b
+            run echo c
+
+        d: a
+            run echo d
+    "
 );
 
 diagnostic_snapshot!(
     unknown_reference,
     "topsail::unknown-reference",
-    "param region = \"us-east-1\"\n\ndeploy:\n    run ./deploy --region {{ regoin }}\n"
+    r#"
+        param region = "us-east-1"
+
+        deploy:
+            run ./deploy --region {{ regoin }}
+    "#
 );
 
 diagnostic_snapshot!(
     output_without_need,
     "topsail::output-not-needed",
-    "build:\n    output VERSION\n    run echo VERSION=1 >> \"$TOPSAIL_OUTPUT\"\n\nship:\n    run echo {{ build.VERSION }}\n"
+    r#"
+        build:
+            output VERSION
+            run echo VERSION=1 >> "$TOPSAIL_OUTPUT"
+
+        ship:
+            run echo {{ build.VERSION }}
+    "#
 );
 
 diagnostic_snapshot!(
     output_not_declared,
     "topsail::unknown-output",
-    "build:\n    output VERSION\n    run echo VERSION=1 >> \"$TOPSAIL_OUTPUT\"\n\nship: build\n    run echo {{ build.VERSOIN }}\n"
+    r#"
+        build:
+            output VERSION
+            run echo VERSION=1 >> "$TOPSAIL_OUTPUT"
+
+        ship: build
+            run echo {{ build.VERSOIN }}
+    "#
 );
 
 diagnostic_snapshot!(
     undeclared_secret,
     "topsail::undeclared-secret",
-    "secret API_TOKEN\n\ndeploy:\n    secret API_TOKN\n    run ./deploy\n\nuse-it:\n    secret API_TOKEN\n    run ./x\n"
+    r"
+        secret API_TOKEN
+
+        deploy:
+            secret API_TOKN
+            run ./deploy
+
+        use-it:
+            secret API_TOKEN
+            run ./x
+    "
 );
 
 diagnostic_snapshot!(
     bad_duration,
     "topsail::bad-duration",
-    "build:\n    timeout 20x\n    run make\n"
+    r"
+        build:
+            timeout 20x
+            run make
+    "
 );
 
 diagnostic_snapshot!(
     param_default_type_mismatch,
     "topsail::type-mismatch",
-    "param replicas: int = \"three\"\n\ns:\n    run echo {{ replicas }}\n"
+    r#"
+        param replicas: int = "three"
+
+        s:
+            run echo {{ replicas }}
+    "#
 );
 
 diagnostic_snapshot!(
     approval_with_run,
     "topsail::approval-conflict",
-    "gate:\n    approval \"Ship it?\"\n    image \"alpine:3.20\"\n    run echo shipping\n"
+    r#"
+        gate:
+            approval "Ship it?"
+            image "alpine:3.20"
+            run echo shipping
+    "#
 );
 
 diagnostic_snapshot!(
     catch_handler_needed,
     "topsail::catch-handler-needed",
-    "deploy:\n    catch rollback\n    run ./deploy\n\nrollback:\n    run ./rollback\n\nreport: rollback\n    run echo done\n"
+    r"
+        deploy:
+            catch rollback
+            run ./deploy
+
+        rollback:
+            run ./rollback
+
+        report: rollback
+            run echo done
+    "
 );
 
 diagnostic_snapshot!(
     unknown_template,
     "topsail::unknown-template",
-    "template docker-build(tag):\n    run docker build -t {{ tag }} .\n\nimage:\n    use docker-buld(tag = \"x\")\n"
+    r#"
+        template docker-build(tag):
+            run docker build -t {{ tag }} .
+
+        image:
+            use docker-buld(tag = "x")
+    "#
 );
 
 diagnostic_snapshot!(
     wrong_template_arguments,
     "topsail::template-arguments",
-    "template docker-build(context = \".\", tag):\n    run docker build -t {{ tag }} {{ context }}\n\nimage:\n    use docker-build(contxt = \"src\")\n"
+    r#"
+        template docker-build(context = ".", tag):
+            run docker build -t {{ tag }} {{ context }}
+
+        image:
+            use docker-build(contxt = "src")
+    "#
 );
 
 diagnostic_snapshot!(
     state_name_too_long,
     "topsail::state-name",
-    "this-step-name-is-far-too-long-to-become-a-step-functions-state-name-because-it-goes-on:\n    run echo\n"
+    r"
+        this-step-name-is-far-too-long-to-become-a-step-functions-state-name-because-it-goes-on:
+            run echo
+    "
 );
 
 diagnostic_snapshot!(
     hole_in_quoted_heredoc,
     "topsail::hole-in-quoted-heredoc",
-    "param name = \"world\"\n\ngreet:\n    run:\n        cat <<'EOF'\n        hello {{ name }}\n        EOF\n"
+    r#"
+        param name = "world"
+
+        greet:
+            run:
+                cat <<'EOF'
+                hello {{ name }}
+                EOF
+    "#
 );
 
 diagnostic_snapshot!(
     hole_in_non_posix_shell,
     "topsail::hole-in-non-posix-shell",
-    "param name = \"world\"\n\ngreet:\n    shell \"python3\"\n    run print(\"hello {{ name }}\")\n"
+    r#"
+        param name = "world"
+
+        greet:
+            shell "python3"
+            run print("hello {{ name }}")
+    "#
 );
 
 diagnostic_snapshot!(
     foreach_output_used,
     "topsail::foreach-output",
-    "each:\n    foreach r in [\"a\", \"b\"]\n    output X\n    run echo X={{ r }} >> \"$TOPSAIL_OUTPUT\"\n\nafter: each\n    run echo {{ each.X }}\n"
+    r#"
+        each:
+            foreach r in ["a", "b"]
+            output X
+            run echo X={{ r }} >> "$TOPSAIL_OUTPUT"
+
+        after: each
+            run echo {{ each.X }}
+    "#
 );
 
 #[test]
 fn unused_param_and_secret_are_warnings() {
-    let (status, stderr) = check("param unused = 1\nsecret NOBODY\n\ns:\n    run echo hi\n");
-    assert_eq!(status, 0, "warnings alone pass:\n{stderr}");
-    assert!(stderr.contains("topsail::unused-param"));
-    assert!(stderr.contains("topsail::unused-secret"));
-    insta::assert_snapshot!("unused_param_and_secret", stderr);
     let run = Test::new()
-        .file(
-            "pipeline.topsail",
-            "param unused = 1\n\ns:\n    run echo hi\n",
+        .pipeline(
+            "
+            param unused = 1
+            secret NOBODY
+
+            s:
+                run echo hi
+            ",
+        )
+        .args(&["check", "pipeline.topsail"])
+        .stderr_contains("topsail::unused-param")
+        .stderr_contains("topsail::unused-secret")
+        .status(0)
+        .run();
+    insta::assert_snapshot!("unused_param_and_secret", run.stderr);
+
+    // --deny-warnings fails on warnings.
+    Test::new()
+        .pipeline(
+            "
+            param unused = 1
+
+            s:
+                run echo hi
+            ",
         )
         .args(&["check", "--deny-warnings"])
+        .stderr(
+            "
+            topsail::unused-param
+
+              ⚠ param `unused` is never used
+               ╭─[pipeline.topsail:1:7]
+             1 │ param unused = 1
+               ·       ───┬──
+               ·          ╰── declared here, used nowhere
+             2 │ 
+               ╰────
+              help: use it as `{{ unused }}`, or remove it
+
+            ✗ pipeline.topsail: pipeline `pipeline`, 1 step; 0 errors, 1 warning
+            ",
+        )
+        .status(1)
         .run();
-    assert_eq!(run.status, 1, "--deny-warnings fails on warnings");
 }
 
 #[test]
 fn every_problem_of_a_file_is_reported_in_order() {
-    let (status, stderr) = check(concat!(
-        "param region = \"us-east-1\"\n",
-        "param region = \"eu-west-1\"\n",
-        "\n",
-        "build:\n",
-        "    timeout 5parsecs\n",
-        "    run make\n",
-        "\n",
-        "test: biuld\n",
-        "    run make test {{ regoin }}\n",
-        "\n",
-        "ship: test\n",
-        "    secret TOKEN\n",
-        "    run echo {{ build.VERSION }}\n",
-    ));
-    assert_eq!(status, 1);
+    let run = Test::new()
+        .pipeline(
+            r#"
+            param region = "us-east-1"
+            param region = "eu-west-1"
+
+            build:
+                timeout 5parsecs
+                run make
+
+            test: biuld
+                run make test {{ regoin }}
+
+            ship: test
+                secret TOKEN
+                run echo {{ build.VERSION }}
+            "#,
+        )
+        .args(&["check", "pipeline.topsail"])
+        .stderr_contains("6 errors")
+        .status(1)
+        .run();
+    let stderr = run.stderr;
     let codes: Vec<&str> = stderr
         .lines()
         .filter_map(|l| {
@@ -210,31 +376,47 @@ fn every_problem_of_a_file_is_reported_in_order() {
         assert!(at >= last, "{code} out of order in:\n{stderr}");
         last = at;
     }
-    assert!(stderr.contains("6 errors"), "{stderr}");
 }
 
 #[test]
 fn yaml_diagnostics_point_into_the_yaml() {
-    let (status, stderr) = check_named(
-        "topsail.yaml",
-        "pipeline: demo\nsteps:\n  build:\n    run: make\n  test:\n    needs: [biuld]\n    imagee: alpine\n    run: make test\n",
-    );
-    assert_eq!(status, 1);
-    assert!(stderr.contains("topsail::unknown-step"), "{stderr}");
-    assert!(stderr.contains("topsail::unknown-key"), "{stderr}");
-    insta::assert_snapshot!("yaml_diagnostics", stderr);
+    let run = Test::new()
+        .write(
+            "topsail.yaml",
+            "
+            pipeline: demo
+            steps:
+              build:
+                run: make
+              test:
+                needs: [biuld]
+                imagee: alpine
+                run: make test
+            ",
+        )
+        .args(&["check", "topsail.yaml"])
+        .stderr_contains("topsail::unknown-step")
+        .stderr_contains("topsail::unknown-key")
+        .status(1)
+        .run();
+    insta::assert_snapshot!("yaml_diagnostics", run.stderr);
 }
 
 #[test]
 fn json_format_lists_code_position_and_help() {
     let run = Test::new()
-        .file(
-            "pipeline.topsail",
-            "build:\n    run make\n\ntest: biuld\n    run make test\n",
+        .pipeline(
+            "
+            build:
+                run make
+
+            test: biuld
+                run make test
+            ",
         )
         .args(&["check", "--format", "json"])
+        .status(1)
         .run();
-    assert_eq!(run.status, 1);
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
     let d = &doc["diagnostics"][0];
     assert_eq!(d["code"], "topsail::unknown-step");
@@ -250,32 +432,55 @@ fn json_format_lists_code_position_and_help() {
 
 #[test]
 fn exit_codes() {
-    let clean = Test::new()
-        .file("pipeline.topsail", "s:\n    run echo hi\n")
+    Test::new()
+        .pipeline(
+            "
+            s:
+                run echo hi
+            ",
+        )
         .args(&["check"])
+        .stdout("")
+        .stderr("✓ pipeline.topsail: pipeline `pipeline`, 1 step; 0 errors, 0 warnings\n")
+        .status(0)
         .run();
-    assert_eq!(clean.status, 0, "{}", clean.stderr);
-    assert!(clean.stderr.contains("0 errors"), "{}", clean.stderr);
 
-    let yaml_default = Test::new()
-        .file("topsail.yaml", "steps:\n  s:\n    run: echo hi\n")
+    Test::new()
+        .write(
+            "topsail.yaml",
+            "
+            steps:
+              s:
+                run: echo hi
+            ",
+        )
         .args(&["check"])
+        .stderr("✓ topsail.yaml: pipeline `topsail`, 1 step; 0 errors, 0 warnings\n")
+        .status(0)
         .run();
-    assert_eq!(yaml_default.status, 0, "{}", yaml_default.stderr);
 
-    let missing = Test::new().args(&["check", "nope.topsail"]).run();
-    assert_eq!(missing.status, 2);
-    assert!(
-        missing.stderr.contains("cannot read nope.topsail"),
-        "{}",
-        missing.stderr
-    );
+    Test::new()
+        .args(&["check", "nope.topsail"])
+        .stderr("error: cannot read nope.topsail: No such file or directory (os error 2)\n")
+        .status(2)
+        .run();
 
-    let nothing_here = Test::new().args(&["check"]).run();
-    assert_eq!(nothing_here.status, 2);
+    Test::new()
+        .args(&["check"])
+        .stderr(
+            "
+            error: no pipeline file given, and there is no pipeline.topsail or topsail.yaml here
+              help: pass the file, e.g. `topsail check path/to/pipeline.topsail`
+            ",
+        )
+        .status(2)
+        .run();
 
-    let bad_flag = Test::new().args(&["check", "--frobnicate"]).run();
-    assert_eq!(bad_flag.status, 2);
+    Test::new()
+        .args(&["check", "--frobnicate"])
+        .stderr_contains("error: unexpected argument '--frobnicate' found")
+        .status(2)
+        .run();
 }
 
 #[test]
@@ -289,15 +494,30 @@ fn graph_prints_one_node_per_step() {
         .run();
     assert_eq!(run.status, 0, "{}", run.stderr);
     insta::assert_snapshot!("graph_mermaid", run.stdout);
-    let dot = Test::new()
-        .file(
-            "pipeline.topsail",
-            "a:\n    run echo a\n\nb: a\n    run echo b\n",
+    Test::new()
+        .pipeline(
+            "
+            a:
+                run echo a
+
+            b: a
+                run echo b
+            ",
         )
         .args(&["graph"])
+        .stdout(
+            r#"
+            digraph "pipeline" {
+              rankdir=LR;
+              node [shape=box, style=rounded, fontname="Helvetica"];
+              "a" [label="a"];
+              "b" [label="b"];
+              "a" -> "b";
+            }
+            "#,
+        )
+        .status(0)
         .run();
-    assert_eq!(dot.status, 0);
-    assert!(dot.stdout.contains("\"a\" -> \"b\";"), "{}", dot.stdout);
 }
 
 #[test]
@@ -319,11 +539,22 @@ fn imports_bring_in_templates_and_steps() {
 
 #[test]
 fn a_missing_import_is_reported_on_its_path() {
-    let (status, stderr) =
-        check("import \"std/notfy\"\nimport \"./nope.topsail\"\n\ns:\n    run echo\n");
-    assert_eq!(status, 1);
-    assert!(stderr.contains("did you mean `std/notify`?"), "{stderr}");
-    assert!(stderr.contains("cannot read"), "{stderr}");
+    let run = Test::new()
+        .pipeline(
+            r#"
+            import "std/notfy"
+            import "./nope.topsail"
+
+            s:
+                run echo
+            "#,
+        )
+        .args(&["check", "pipeline.topsail"])
+        .stderr_contains("did you mean `std/notify`?")
+        .stderr_contains("cannot read")
+        .status(1)
+        .run();
+    let stderr = run.stderr;
     insta::assert_snapshot!("missing_imports", stderr);
 }
 
@@ -483,31 +714,60 @@ fn every_suggested_fix_is_accepted() {
 diagnostic_snapshot!(
     bool_param_compared_with_a_string,
     "topsail::type-mismatch",
-    "param dry_run: bool = false\n\ndeploy:\n    when dry_run == \"false\"\n    run ./deploy\n"
+    r#"
+        param dry_run: bool = false
+
+        deploy:
+            when dry_run == "false"
+            run ./deploy
+    "#
 );
 
 diagnostic_snapshot!(
     string_output_compared_with_a_bool,
     "topsail::type-mismatch",
-    "build:\n    output CHANGED\n    run echo CHANGED=true >> \"$TOPSAIL_OUTPUT\"\n\ndeploy: build\n    when build.CHANGED == true\n    run ./deploy\n"
+    r#"
+        build:
+            output CHANGED
+            run echo CHANGED=true >> "$TOPSAIL_OUTPUT"
+
+        deploy: build
+            when build.CHANGED == true
+            run ./deploy
+    "#
 );
 
 diagnostic_snapshot!(
     step_name_with_a_dot,
     "topsail::bad-name",
-    "all: liblua.a\n\nliblua.a: lua.o\n    run ar rcs liblua.a lua.o\n\nlua.o:\n    run cc -c lua.c\n"
+    r"
+        all: liblua.a
+
+        liblua.a: lua.o
+            run ar rcs liblua.a lua.o
+
+        lua.o:
+            run cc -c lua.c
+    "
 );
 
 diagnostic_snapshot!(
     github_actions_expression,
     "topsail::unknown-reference",
-    "build:\n    run docker build -t app:${{ github.sha }} .\n    run echo ${{ steps.version.outputs.number }} \"${{ secrets.TOKEN }}\"\n"
+    r#"
+        build:
+            run docker build -t app:${{ github.sha }} .
+            run echo ${{ steps.version.outputs.number }} "${{ secrets.TOKEN }}"
+    "#
 );
 
 diagnostic_snapshot!(
     misspelt_builtin,
     "topsail::unknown-reference",
-    "build:\n    run echo {{ pipeline.nam }}\n"
+    r"
+        build:
+            run echo {{ pipeline.nam }}
+    "
 );
 
 diagnostic_snapshot!(
@@ -519,13 +779,26 @@ diagnostic_snapshot!(
 diagnostic_snapshot!(
     invalid_image_reference,
     "topsail::bad-value",
-    "s:\n    image \"Bad Image::\"\n    run echo\n\nt:\n    image \"\"\n    run echo\n"
+    r#"
+        s:
+            image "Bad Image::"
+            run echo
+
+        t:
+            image ""
+            run echo
+    "#
 );
 
 diagnostic_snapshot!(
     step_functions_limits,
     "topsail::asl-limit",
-    "build:\n    timeout 99999999d\n    retry 60 every 99999999d\n    run make\n"
+    r"
+        build:
+            timeout 99999999d
+            retry 60 every 99999999d
+            run make
+    "
 );
 
 /// One mistake, one diagnostic: what only follows from an error (a name it
@@ -609,24 +882,35 @@ fn unrelated_problems_are_still_reported() {
 #[test]
 fn no_pipeline_file_names_the_command_that_was_run() {
     for command in ["check", "run", "graph", "compile"] {
-        let run = Test::new().args(&[command]).run();
-        assert_eq!(run.status, 2, "{command}: {}", run.stderr);
-        let wanted = format!("`topsail {command} path/to/pipeline.topsail`");
-        assert!(run.stderr.contains(&wanted), "{wanted} in {}", run.stderr);
+        Test::new()
+            .args(&[command])
+            .stderr(&format!(
+                "
+                error: no pipeline file given, and there is no pipeline.topsail or topsail.yaml here
+                  help: pass the file, e.g. `topsail {command} path/to/pipeline.topsail`
+                "
+            ))
+            .status(2)
+            .run();
     }
 }
 
 #[test]
 fn step_functions_limits_stop_run_and_compile_too() {
-    let source = "build:\n    timeout 99999999d\n    run echo built\n";
     for args in [&["run"][..], &["compile", "--to", "asl"][..]] {
-        let run = Test::new()
-            .file("pipeline.topsail", source)
+        Test::new()
+            .pipeline(
+                "
+                build:
+                    timeout 99999999d
+                    run echo built
+                ",
+            )
             .args(args)
+            .stdout("")
+            .stderr_contains("topsail::asl-limit")
+            .status(1)
             .run();
-        assert_eq!(run.status, 1, "{args:?}: {}{}", run.stdout, run.stderr);
-        assert!(run.stderr.contains("topsail::asl-limit"), "{}", run.stderr);
-        assert!(!run.stdout.contains("TimeoutSeconds"), "{}", run.stdout);
     }
 }
 

@@ -8,9 +8,7 @@ use std::process::Command;
 
 use syntect::parsing::{ParseState, ScopeStack, SyntaxDefinition, SyntaxSetBuilder};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::repo;
 
 const FIXTURE: &str = "editors/tests/all-constructs.topsail";
 
@@ -191,7 +189,7 @@ const EXPECTED: &[(usize, &str, usize, &str)] = &[
 #[test]
 fn generated_grammars_are_current() {
     let out = Command::new("python3")
-        .arg(root().join("editors/grammar/generate.py"))
+        .arg(repo().join("editors/grammar/generate.py"))
         .arg("--check")
         .output()
         .expect("python3 runs (the grammar generator needs only its standard library)");
@@ -204,15 +202,15 @@ fn generated_grammars_are_current() {
 
 /// Tokenize files with the TextMate engine in .venv (scripts/setup/editors.sh).
 fn textmate_tokens(files: &[PathBuf]) -> Vec<(PathBuf, Vec<Token>)> {
-    let python = root().join(".venv/bin/python");
+    let python = repo().join(".venv/bin/python");
     assert!(
         python.exists(),
         "{} is missing: run scripts/setup/editors.sh (it installs textmate-grammar-python into .venv)",
         python.display()
     );
     let out = Command::new(&python)
-        .arg(root().join("editors/tests/tm_tokens.py"))
-        .arg(root().join("editors/vscode/syntaxes/topsail.tmLanguage.json"))
+        .arg(repo().join("editors/tests/tm_tokens.py"))
+        .arg(repo().join("editors/vscode/syntaxes/topsail.tmLanguage.json"))
         .args(files)
         .output()
         .expect("the venv's python runs");
@@ -351,7 +349,7 @@ fn has_scope(scopes: &[String], want: &str) -> bool {
 #[test]
 fn textmate_engine_scopes_every_example_and_every_construct() {
     let mut files = examples();
-    files.push(root().join(FIXTURE));
+    files.push(repo().join(FIXTURE));
     let results = textmate_tokens(&files);
     assert_eq!(results.len(), files.len());
     for (path, tokens) in &results {
@@ -368,7 +366,7 @@ fn textmate_engine_scopes_every_example_and_every_construct() {
 /// Sublime's Bash syntax (strings only), so the embedding is exercised.
 fn syntect_tokens(path: &Path) -> Vec<Token> {
     let syntax_text =
-        std::fs::read_to_string(root().join("editors/sublime/topsail.sublime-syntax"))
+        std::fs::read_to_string(repo().join("editors/sublime/topsail.sublime-syntax"))
             .expect("the sublime-syntax exists");
     let topsail = SyntaxDefinition::load_from_str(&syntax_text, true, None)
         .unwrap_or_else(|e| panic!("the sublime-syntax loads: {e}"));
@@ -431,7 +429,7 @@ fn syntect_loads_the_sublime_syntax_and_scopes_every_construct() {
         let tokens = syntect_tokens(&path);
         check_structure(&path, &tokens, &has_scope);
     }
-    let tokens = syntect_tokens(&root().join(FIXTURE));
+    let tokens = syntect_tokens(&repo().join(FIXTURE));
     for (line, text, nth, want) in EXPECTED {
         assert_scope(&tokens, *line, text, *nth, want);
     }
@@ -477,8 +475,8 @@ fn vim_syntax_groups_of_chosen_tokens() {
          let out = [&filetype]\nfor [l, c] in [{list}]\n  \
          call add(out, join(map(synstack(l, c), 'synIDattr(v:val, \"name\")'), ','))\nendfor\n\
          call writefile(out, '{out}')\nqa!\n",
-        rtp = root().join("editors/vim").display(),
-        file = root().join(FIXTURE).display(),
+        rtp = repo().join("editors/vim").display(),
+        file = repo().join(FIXTURE).display(),
         out = out.display(),
     );
     let script_path = dir.path().join("check.vim");

@@ -6,7 +6,7 @@ use std::path::Path;
 use topsail::check::check_source;
 use topsail::source::Format;
 
-use crate::common::{Test, command, examples, repo};
+use crate::common::{Test, examples, repo};
 
 fn model_of(path: &Path, text: String) -> serde_json::Value {
     let checked = check_source(
@@ -36,17 +36,12 @@ fn model_of(path: &Path, text: String) -> serde_json::Value {
 #[test]
 fn every_example_checks_clean_without_warnings() {
     for file in examples() {
-        let out = command(&repo())
-            .args(["check", "--deny-warnings"])
+        Test::new()
+            .current_dir(repo())
+            .args(&["check", "--deny-warnings"])
             .arg(&file)
-            .output()
-            .expect("topsail runs");
-        assert!(
-            out.status.success(),
-            "{} does not check clean:\n{}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .status(0)
+            .run();
     }
 }
 
@@ -56,17 +51,14 @@ fn every_topsail_example_is_formatted() {
         if Format::of_path(&file) != Format::Topsail {
             continue;
         }
-        let out = command(&repo())
-            .args(["fmt", "--check"])
+        Test::new()
+            .current_dir(repo())
+            .args(&["fmt", "--check"])
             .arg(&file)
-            .output()
-            .expect("topsail runs");
-        assert!(
-            out.status.success(),
-            "{} is not in canonical format:\n{}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .stdout("")
+            .stderr("")
+            .status(0)
+            .run();
     }
 }
 
@@ -81,18 +73,13 @@ fn converting_to_the_other_form_and_back_keeps_the_model() {
         // Convert inside the examples dir so relative imports still resolve.
         let t = Test::new();
         let mid = t.path(&format!("converted.{there}"));
-        let out = command(&repo())
-            .args(["convert", "--to", there, "--out"])
+        let t = t
+            .current_dir(repo())
+            .args(&["convert", "--to", there, "--out"])
             .arg(&mid)
             .arg(&file)
-            .output()
-            .expect("topsail runs");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .status(0);
+        t.run();
         let mid_text = std::fs::read_to_string(&mid).expect("converted file");
         let mid_path = file.with_extension(format!("converted.{there}"));
         assert_eq!(
@@ -102,18 +89,14 @@ fn converting_to_the_other_form_and_back_keeps_the_model() {
             file.display()
         );
         let end = t.path(&format!("back.{back}"));
-        let out = command(&repo())
-            .args(["convert", "--to", back, "--out"])
+        // The next command of the session, in the same place.
+        let t = t
+            .next()
+            .args(&["convert", "--to", back, "--out"])
             .arg(&end)
             .arg(&mid)
-            .output()
-            .expect("topsail runs");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            mid.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .status(0);
+        t.run();
         let end_path = file.with_extension(format!("back.{back}"));
         let end_text = std::fs::read_to_string(&end).expect("converted back");
         assert_eq!(

@@ -13,18 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common::process::{Outcome, run_limited, wait_timeout};
 use crate::common::{Test, command};
 use crate::lsp::Server;
-
-/// What a child did: its status, output, wall time and peak memory.
-struct Outcome {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-    /// Peak resident set size in KiB (`VmHWM`), when it could be read.
-    max_rss_kib: Option<u64>,
-}
 
 /// User + system CPU seconds of a live process (`/proc/PID/stat`, in ticks
 /// of 1/100 s).
@@ -35,65 +26,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     // Fields 14 and 15 of the line; the 12th and 13th after `) `.
     let ticks = |i: usize| fields[i].parse::<f64>().expect("ticks");
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn hwm(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Run `cmd` with a deadline (killed past it), polling its peak memory.
-fn run_limited(mut cmd: Command, deadline: Duration) -> Outcome {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("topsail starts");
-    let pid = child.id();
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let readers = (
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut out, &mut s);
-            s
-        }),
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut err, &mut s);
-            s
-        }),
-    );
-    let mut peak = None;
-    let status = loop {
-        if let Some(kib) = hwm(pid) {
-            peak = Some(peak.map_or(kib, |p: u64| p.max(kib)));
-        }
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("topsail did not finish within {deadline:?} (killed)");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let took = start.elapsed();
-    let stdout = String::from_utf8_lossy(&readers.0.join().expect("reader")).into_owned();
-    let stderr = String::from_utf8_lossy(&readers.1.join().expect("reader")).into_owned();
-    Outcome {
-        status,
-        stdout,
-        stderr,
-        took,
-        max_rss_kib: peak,
-    }
 }
 
 /// `args` run in `t`'s directory, to the end.
@@ -250,41 +182,92 @@ fn imports_stay_inside_the_project_and_never_quote_other_files() {
 
 #[test]
 fn an_import_cycle_is_reported_on_the_import_that_closes_it() {
-    let r = Test::new()
-        .file(
-            "pipeline.topsail",
-            "import \"./a.topsail\" as a\n\nmain:\n    run echo main\n",
+    Test::new()
+        .pipeline(
+            r#"
+            import "./a.topsail" as a
+
+            main:
+                run echo main
+            "#,
         )
-        .file(
+        .write(
             "a.topsail",
-            "import \"./b.topsail\" as b\n\nx:\n    run echo x\n",
+            r#"
+            import "./b.topsail" as b
+
+            x:
+                run echo x
+            "#,
         )
-        .file(
+        .write(
             "b.topsail",
-            "import \"./a.topsail\" as a\n\ny:\n    run echo y\n",
+            r#"
+            import "./a.topsail" as a
+
+            y:
+                run echo y
+            "#,
         )
         .args(&["check", "pipeline.topsail"])
+        .stdout("")
+        .stderr(
+            r#"
+            topsail::import
+
+              × import cycle: ./a.topsail -> ./b.topsail -> ./a.topsail
+               ╭─[./b.topsail:1:8]
+             1 │ import "./a.topsail" as a
+               ·        ──────┬──────
+               ·              ╰── this import closes the cycle
+             2 │ 
+               ╰────
+              help: a module cannot import a file that imports it; move what both need into a third module
+
+            ✗ pipeline.topsail; 1 error, 0 warnings
+            "#,
+        )
+        .status(1)
         .run();
-    assert_eq!(r.status, 1, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("import cycle: ./a.topsail -> ./b.topsail -> ./a.topsail"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("b.topsail:1:8"), "{}", r.stderr);
     // A diamond (two modules importing a third) is no cycle.
-    let r = Test::new()
-        .file(
-            "pipeline.topsail",
-            "import \"./a.topsail\" as a\nimport \"./b.topsail\" as b\n\nmain:\n    run echo main\n",
+    Test::new()
+        .pipeline(
+            r#"
+            import "./a.topsail" as a
+            import "./b.topsail" as b
+
+            main:
+                run echo main
+            "#,
         )
-        .file("a.topsail", "import \"./c.topsail\" as c\n\nx:\n    run echo x\n")
-        .file("b.topsail", "import \"./c.topsail\" as c\n\ny:\n    run echo y\n")
-        .file("c.topsail", "z:\n    run echo z\n")
+        .write(
+            "a.topsail",
+            r#"
+            import "./c.topsail" as c
+
+            x:
+                run echo x
+            "#,
+        )
+        .write(
+            "b.topsail",
+            r#"
+            import "./c.topsail" as c
+
+            y:
+                run echo y
+            "#,
+        )
+        .write(
+            "c.topsail",
+            "
+            z:
+                run echo z
+            ",
+        )
         .args(&["check", "pipeline.topsail"])
+        .status(0)
         .run();
-    assert_eq!(r.status, 0, "{}", r.stderr);
 }
 
 // ------------------------------------------------------------ what is read
@@ -358,11 +341,12 @@ fn invalid_utf8_says_where_and_json_output_reports_read_errors() {
     std::fs::write(t.path("bad.topsail"), b"a:\n    run echo \xff\n").expect("write");
     let r = run_args(&t, &["check", "bad.topsail"]);
     assert_eq!(r.status, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("line 2, column 14 (byte offset 16)"),
-        "{}",
-        r.stderr
+    assert_eq!(
+        r.stderr,
+        "error: cannot read bad.topsail: it is not UTF-8 text: invalid byte at line 2, column 14 \
+         (byte offset 16)\n"
     );
+    assert_eq!(r.stdout, "");
     let r = run_args(&t, &["check", "--format", "json", "bad.topsail"]);
     assert_eq!(r.status, 2, "{}", r.stderr);
     let doc: Value = serde_json::from_str(&r.stdout).expect("JSON on stdout");
@@ -445,38 +429,40 @@ fn the_alias_bomb_is_refused_fast_and_small_by_check() {
 
 #[test]
 fn duplicate_keys_merge_keys_and_nul_characters_in_yaml_are_reported() {
-    let r = Test::new()
-        .file(
+    Test::new()
+        .write(
             "topsail.yaml",
-            "x-a: &a {image: alpine}\nx-b: &b {timeout: 5m}\nsteps:\n  a:\n    needs: []\n    run: echo one\n    needs: [b]\n    run: echo two\n  b:\n    <<: *a\n    <<: *b\n    run: echo b\n",
+            "
+            x-a: &a {image: alpine}
+            x-b: &b {timeout: 5m}
+            steps:
+              a:
+                needs: []
+                run: echo one
+                needs: [b]
+                run: echo two
+              b:
+                <<: *a
+                <<: *b
+                run: echo b
+            ",
         )
         .args(&["check", "topsail.yaml"])
+        .stderr_contains("`needs` is given twice in step `a`")
+        .stderr_contains("`run` is given twice in step `a`")
+        .stderr_contains("a second `<<` merge key")
+        .status(1)
         .run();
-    assert_eq!(r.status, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("`needs` is given twice in step `a`"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("`run` is given twice in step `a`"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("a second `<<` merge key"), "{}", r.stderr);
 
-    let r = Test::new()
+    // The NUL is written as it is: the one fixture not unindented.
+    Test::new()
         .file("topsail.yaml", "steps:\n  a:\n    run: \"echo \0 here\"\n")
         .args(&["check", "topsail.yaml"])
+        .stderr_contains("a NUL character (U+0000) is not allowed")
+        .stderr_contains("topsail.yaml:3:16")
+        .stderr_lacks("end of stream")
+        .status(1)
         .run();
-    assert_eq!(r.status, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("a NUL character (U+0000) is not allowed"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("topsail.yaml:3:16"), "{}", r.stderr);
-    assert!(!r.stderr.contains("end of stream"), "{}", r.stderr);
 }
 
 #[test]
@@ -603,7 +589,7 @@ fn the_language_server_survives_bombs_non_ascii_completion_and_huge_frames() {
             .is_some_and(|m| m.contains("aliases expand"))),
         "{diags:?}"
     );
-    let rss = hwm(pid).expect("the server's peak memory");
+    let rss = crate::common::process::peak_kib(pid).expect("the server's peak memory");
     assert!(rss < 100 * 1024, "{rss} KiB");
     eprintln!(
         "lsp, alias bomb: {cpu:.2} s CPU, {rss} KiB peak RSS, {:?} wall",
@@ -688,21 +674,16 @@ fn commands_on_a_closed_pipe_exit_quietly_with_their_real_status() {
                 cmd.stderr(Stdio::piped());
             }
             let mut child = cmd.spawn().expect("starts");
-            let start = Instant::now();
-            let status = loop {
-                if let Some(s) = child.try_wait().expect("wait") {
-                    break s;
-                }
-                assert!(start.elapsed() < Duration::from_secs(30), "{args:?} hangs");
-                std::thread::sleep(Duration::from_millis(10));
-            };
+            let code = wait_timeout(&mut child, Duration::from_secs(30), || {
+                format!("{args:?} hangs")
+            });
             let mut stderr = String::new();
             if let Some(mut e) = child.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
             }
             assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
             assert_eq!(
-                status.code(),
+                code,
                 Some(expected),
                 "{args:?} (closed stderr: {closed_stderr}): {stderr}"
             );

@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
-use crate::common::Test;
-use crate::run::{run_json, run_test, unit};
+use crate::common::{Test, run_json, unit};
+use crate::run::run_test;
 
 /// Hostile values; `X` stands for the marker file's path.
 pub const VALUES: &[&str] = &[
@@ -171,9 +171,9 @@ fn values_arrive_as_data_in_every_idiom_on_the_host() {
 
 #[test]
 fn values_arrive_as_data_in_every_idiom_in_a_busybox_container() {
-    crate::run_docker::require_docker();
+    crate::common::require_docker();
     // In the container `X` is in /workspace, the pipeline's directory.
-    run_table(Some(crate::run_docker::IMAGE), "X", false);
+    run_table(Some(crate::common::IMAGE), "X", false);
 }
 
 #[test]
@@ -200,9 +200,9 @@ fn a_value_too_big_or_with_nul_fails_the_step_clearly() {
     let t = run_test(
         "make:\n    output BIG\n    output NUL\n    run:\n        printf 'BIG=%0204800d\\n' 0 >> \"$TOPSAIL_OUTPUT\"\n        printf 'NUL=a\\000b\\n' >> \"$TOPSAIL_OUTPUT\"\n\nbig: make\n    run echo {{ make.BIG }} | wc -c\n\nnul: make\n    run echo {{ make.NUL }}\n",
     )
-    .args(&["run", "--keep-going"]);
+    .args(&["run", "--keep-going"])
+    .status(1);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout
             .contains("is 204800 bytes, over the 128 KiB an environment variable"),
@@ -228,9 +228,8 @@ fn template_arguments_are_values_not_code() {
     let t = run_test(
         "import \"std/notify\"\n\nparam v = \"1.2\"\n\nbuild:\n    output VERSION\n    run echo 'VERSION=v$(touch X)' >> \"$TOPSAIL_OUTPUT\"\n\ndone: build\n    use log(message = \"done; echo INJECTED; touch X {{ build.VERSION }}\")\n",
     );
-    let t = t.args(&["run"]);
+    let t = t.args(&["run"]).status(0);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout
             .contains("done; echo INJECTED; touch X v$(touch X)"),
@@ -268,9 +267,9 @@ fn the_notify_webhook_sends_a_message_with_spaces_and_quotes() {
         .env("PATH", &path)
         .env("CURL_ARGS", &args)
         .env("NOTIFY_WEBHOOK_URL", "http://127.0.0.1:9/hook")
-        .args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+        .args(&["run"])
+        .status(0);
+    t.run();
     let sent = std::fs::read_to_string(&args).unwrap();
     let body = sent
         .lines()
@@ -292,38 +291,60 @@ fn the_notify_webhook_sends_a_message_with_spaces_and_quotes() {
 
 #[test]
 fn dry_run_shows_references_and_the_values_they_carry() {
-    let t = run_test("param v\nsay:\n    run echo \"v={{ v }}\"\n");
-    let r = t.args(&["run", "--dry-run", "--param", "v=a b;c"]).run();
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout.contains("echo \"v=${TOPSAIL_V1_v}\""),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("with TOPSAIL_V1_v=\"a b;c\""),
-        "{}",
-        r.stdout
-    );
+    // `--jobs` given, so the plan's header does not depend on the machine.
+    Test::new()
+        .pipeline(
+            r#"
+            param v
+            say:
+                run echo "v={{ v }}"
+            "#,
+        )
+        .args(&["run", "--dry-run", "--jobs", "2", "--param", "v=a b;c"])
+        .stdout(
+            r#"
+            plan for pipeline `pipeline` (dry run: nothing is run; --jobs 2)
+            params: v=a b;c
+
+            1. say
+               on the host
+               run:
+                 echo "v=${TOPSAIL_V1_v}"
+                 with TOPSAIL_V1_v="a b;c"
+            "#,
+        )
+        .stderr("")
+        .status(0)
+        .run();
 }
 
 #[test]
 fn a_value_equal_to_a_secret_is_masked_in_the_log_and_the_plan() {
-    let t = run_test("param v\nsecret TOKEN\nsay:\n    run echo \"v={{ v }}\"\nuse:\n    secret TOKEN\n    run true\n")
+    let pipeline = r#"
+        param v
+        secret TOKEN
+        say:
+            run echo "v={{ v }}"
+        use:
+            secret TOKEN
+            run true
+    "#;
+    Test::new()
+        .pipeline(pipeline)
+        .tmpdir()
         .env("TOKEN", "hunter2-secret")
-        .args(&["run", "--param", "v=hunter2-secret"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        !r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"),
-        "{}",
-        r.stdout
-    );
-    assert!(r.stdout.contains("v=***"), "{}", r.stdout);
-    let t = run_test("param v\nsecret TOKEN\nsay:\n    run echo \"v={{ v }}\"\nuse:\n    secret TOKEN\n    run true\n")
+        .args(&["run", "--param", "v=hunter2-secret"])
+        .stdout_contains("v=***")
+        .stdout_lacks("hunter2")
+        .stderr_lacks("hunter2")
+        .status(0)
+        .run();
+    Test::new()
+        .pipeline(pipeline)
+        .tmpdir()
         .env("TOKEN", "hunter2-secret")
-        .args(&["run", "--dry-run", "--param", "v=hunter2-secret"]);
-    let r = t.run();
-    assert!(!r.stdout.contains("hunter2"), "{}", r.stdout);
-    assert!(r.stdout.contains("with TOPSAIL_V1_v=***"), "{}", r.stdout);
+        .args(&["run", "--dry-run", "--param", "v=hunter2-secret"])
+        .stdout_contains("with TOPSAIL_V1_v=***")
+        .stdout_lacks("hunter2")
+        .run();
 }

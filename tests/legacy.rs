@@ -7,107 +7,92 @@
 //! the clone (../shared/legacy), get the same checks from an ignored test
 //! that scripts/test runs when they are there.
 
-use std::path::PathBuf;
-
-use crate::common::{Test, repo};
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(fixture_path(name)).expect("fixture exists")
-}
-
-fn fixture_path(name: &str) -> PathBuf {
-    repo().join("tests/fixtures/legacy").join(name)
-}
+use crate::common::{Test, legacy_fixture, legacy_manifest, repo};
 
 /// `topsail ARGS...` in a temp dir holding the fixture `name`.
-fn with_fixture(name: &str, args: &[&str]) -> (Test, crate::common::Run) {
-    let t = Test::new().file(name, &fixture(name)).args(args);
-    let run = t.run();
-    (t, run)
+fn with_fixture(name: &str, args: &[&str]) -> Test {
+    Test::new().file(name, &legacy_manifest(name)).args(args)
 }
 
 /// `topsail check FILE --context C...` exits 0 with no errors, for each
 /// set of contexts.
 fn checks_clean_with(file: &str, context_sets: &[&[&str]]) {
     for contexts in context_sets {
-        let mut args = vec!["check", file];
+        let mut t = Test::new().args(&["check", file]);
         for c in *contexts {
-            args.extend(["--context", c]);
+            t = t.args(&["--context", c]);
         }
-        let run = Test::new().args(&args).run();
-        assert_eq!(run.status, 0, "{file} {contexts:?}:\n{}", run.stderr);
-        assert!(run.stderr.contains(" 0 errors"), "{}", run.stderr);
+        t.stderr_contains(" 0 errors").status(0).run();
     }
 }
 
 /// The graph of `context` follows `Next` and leads to the `OnErrorContext`
 /// handler: `names` are all drawn.
 fn graph_shows(file: &str, context: &str, names: &[&str]) {
-    let run = Test::new()
+    let mut t = Test::new()
         .args(&["graph", file, "--context", context, "--format", "mermaid"])
-        .run();
-    assert_eq!(run.status, 0, "{}", run.stderr);
+        .status(0);
     for name in names {
-        assert!(run.stdout.contains(name), "{name} in\n{}", run.stdout);
+        t = t.stdout_contains(name);
     }
+    t.run();
 }
 
 /// Without `--context`, the error lists the contexts to choose from.
 fn no_context_lists(file: &str, contexts: &[&str]) {
-    let run = Test::new().args(&["check", file]).run();
-    assert_eq!(run.status, 1);
     let list = contexts
         .iter()
         .map(|c| format!("`{c}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let wanted = format!("pass `--context NAME` with one of {list}");
-    assert!(run.stderr.contains(&wanted), "{wanted} in\n{}", run.stderr);
+    Test::new()
+        .args(&["check", file])
+        .stderr_contains(&format!("pass `--context NAME` with one of {list}"))
+        .status(1)
+        .run();
 }
 
 /// A `Next` (chosen by `contexts`) that names no state is an error.
 fn broken_next_is_an_error(file: &str, contexts: &[&str]) {
-    let mut args = vec!["check", file];
+    let mut t = Test::new().args(&["check", file]);
     for c in contexts {
-        args.extend(["--context", c]);
+        t = t.args(&["--context", c]);
     }
-    let run = Test::new().args(&args).run();
-    assert_eq!(run.status, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("there is no state"), "{}", run.stderr);
+    t.stderr_contains("there is no state").status(1).run();
 }
 
 /// Converted to `.topsail`, each context checks clean with no warnings; a
 /// context with `OnErrorContext` gets its handler as `catch`.
 fn converts_clean(file: &str, contexts: &[(&str, bool)]) {
     for &(context, has_catch) in contexts {
-        let t = Test::new().args(&[
-            "convert",
-            file,
-            "--context",
-            context,
-            "--to",
-            "topsail",
-            "--out",
-            "converted.topsail",
-        ]);
-        let run = t.run();
-        assert_eq!(run.status, 0, "{file} {context}:\n{}", run.stderr);
+        let t = Test::new()
+            .args(&[
+                "convert",
+                file,
+                "--context",
+                context,
+                "--to",
+                "topsail",
+                "--out",
+                "converted.topsail",
+            ])
+            .status(0);
+        t.run();
         let text = std::fs::read_to_string(t.path("converted.topsail")).expect("written");
         assert_eq!(
             text.contains("catch on-abort"),
             has_catch,
             "{file} {context}: catch on-abort in\n{text}"
         );
-        let check = Test::new()
-            .file("converted.topsail", &text)
+        t.next()
             .args(&["check", "converted.topsail", "--deny-warnings"])
+            .status(0)
             .run();
-        assert_eq!(check.status, 0, "{file} {context}:\n{}", check.stderr);
     }
 }
 
 fn fixture_arg(name: &str) -> String {
-    fixture_path(name).display().to_string()
+    legacy_fixture(name).display().to_string()
 }
 
 #[test]
@@ -172,11 +157,12 @@ fn manifests_convert_to_topsail_that_checks_clean() {
 fn manifest_warnings_point_into_the_yaml() {
     // What the old runner ignored (the stray state, `outputVars`, `RoleArn`,
     // a script without `#!`) is a warning with a span, not silence.
-    let (_t, run) = with_fixture(
+    let run = with_fixture(
         "service.yaml",
         &["check", "service.yaml", "--context", "release"],
-    );
-    assert_eq!(run.status, 0, "{}", run.stderr);
+    )
+    .status(0)
+    .run();
     insta::assert_snapshot!("legacy_service_release_warnings", run.stderr);
 }
 
@@ -235,14 +221,14 @@ fn fixtures_check_clean() {
         for c in contexts {
             args.extend(["--context", c]);
         }
-        let (_t, run) = with_fixture(name, &args);
-        assert_eq!(run.status, 0, "{name}:\n{}", run.stderr);
+        with_fixture(name, &args).status(0).run();
     }
 }
 
 #[test]
 fn ignored_keys_are_warnings_with_spans() {
-    let (_t, run) = with_fixture("ignored.yaml", &["check", "ignored.yaml"]);
-    assert_eq!(run.status, 0, "{}", run.stderr);
+    let run = with_fixture("ignored.yaml", &["check", "ignored.yaml"])
+        .status(0)
+        .run();
     insta::assert_snapshot!("legacy_ignored_keys", run.stderr);
 }

@@ -3,25 +3,39 @@
 //! failing script fails its step, `timeoutMillis` is honoured, and
 //! `OnErrorContext` runs the other context's states.
 
-use crate::common::{Test, repo};
+use crate::common::{Test, legacy_manifest};
 
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(repo().join("tests/fixtures/legacy").join(name))
-        .expect("legacy fixture exists")
+/// `topsail run NAME --context deploy` in a dir holding the fixture `name`.
+fn run(name: &str) -> Test {
+    Test::new()
+        .file(name, &legacy_manifest(name))
+        .args(&["run", name, "--context", "deploy"])
 }
 
-fn run(name: &str) -> (Test, crate::common::Run) {
-    let t = Test::new()
-        .file(name, &fixture(name))
-        .args(&["run", name, "--context", "deploy"]);
-    let r = t.run();
-    (t, r)
+/// The warning of a manifest that has no `deploy` context, with its first
+/// state's line.
+fn no_deploy_context(file: &str, second_line: &str) -> String {
+    format!(
+        "
+        topsail::legacy
+
+          ⚠ context `deploy` selects nothing in this manifest
+           ╭─[{file}:1:1]
+         1 │ deployment_spec:
+           · ───────┬───────
+           ·        ╰── no map under this key has a key by that name
+         2 │ {second_line}
+           ╰────
+          help: contexts are keys of maps anywhere under `deployment_spec`
+
+        "
+    )
 }
 
 #[test]
 fn type_file_outputs_reach_later_states_env() {
-    let (t, r) = run("outputs.yaml");
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    let t = run("outputs.yaml").status(0);
+    t.run();
     let result =
         std::fs::read_to_string(t.path("result.txt")).expect("the second state wrote result.txt");
     // greeting came through `.type` from the first state (trailing newline
@@ -38,22 +52,43 @@ fn type_file_outputs_reach_later_states_env() {
 
 #[test]
 fn a_failing_script_fails_the_run() {
-    let (_, r) = run("failing.yaml");
-    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("exit code 3"), "{}", r.stdout);
-    assert!(
-        r.stdout.contains("not run because `fail` failed"),
-        "{}",
-        r.stdout
-    );
+    run("failing.yaml")
+        .normalised()
+        .stdout(
+            "
+            fail  | > started on the host
+            fail  | about to fail
+            fail  | ! failed: exit code 3 [topsail.ScriptFailed]
+            STEP   STATUS     ATTEMPTS  DURATION
+            fail   failed            1      [T]  exit code 3
+            after  cancelled         0         -  not run because `fail` failed
+            run [RUN] failed in [T]: 0 succeeded, 1 failed, 0 skipped, 1 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .stderr(&no_deploy_context("failing.yaml", r#"  StartAt: "Fail""#))
+        .status(1)
+        .run();
 }
 
 #[test]
 fn timeout_millis_is_honoured() {
     let start = std::time::Instant::now();
-    let (_, r) = run("timeout.yaml");
-    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("States.Timeout"), "{}", r.stdout);
+    run("timeout.yaml")
+        .normalised()
+        .stdout(
+            "
+            slow | > started on the host
+            slow | ! failed: timed out after 1s [States.Timeout]
+            STEP  STATUS     ATTEMPTS  DURATION
+            slow  failed            1      [T]  timed out after 1s
+            run [RUN] failed in [T]: 0 succeeded, 1 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .stderr(&no_deploy_context("timeout.yaml", r#"  StartAt: "Slow""#))
+        .status(1)
+        .run();
     assert!(
         start.elapsed() < std::time::Duration::from_secs(20),
         "the sleep was not cut short"
@@ -62,12 +97,9 @@ fn timeout_millis_is_honoured() {
 
 #[test]
 fn on_error_context_runs_the_other_workflow() {
-    let (t, r) = run("on_error.yaml");
-    assert_eq!(
-        r.status, 1,
-        "the run still ends failed:\n{}{}",
-        r.stdout, r.stderr
-    );
+    // The run still ends failed.
+    let t = run("on_error.yaml").status(1);
+    t.run();
     let rolled = std::fs::read_to_string(t.path("rolled-back")).expect("the abort workflow ran");
     assert_eq!(rolled.trim(), "rolled back to web-old");
 }

@@ -3,47 +3,19 @@
 //! exit code and the run record.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Run, Test};
+use crate::common::process::{
+    eventually, gone, group_alive, interrupt, output_of, said, signal, spawn, spawn_into,
+    wait_for_file, wait_timeout,
+};
+use crate::common::records::runs;
+use crate::common::{Test, assert_tmp_empty, run_json, status, unit};
 
 /// A test dir whose `tmp/` is the runner's TMPDIR, so we can see that
 /// attempt directories are removed.
 pub fn run_test(pipeline: &str) -> Test {
-    let t = Test::new().file("pipeline.topsail", pipeline);
-    std::fs::create_dir_all(t.path("tmp")).unwrap();
-    let tmp = t.path("tmp").display().to_string();
-    t.env("TMPDIR", &tmp)
-}
-
-pub fn run_json(t: &Test) -> serde_json::Value {
-    let runs = t.path(".topsail/runs");
-    let mut ids: Vec<_> = std::fs::read_dir(&runs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    ids.sort();
-    let text = std::fs::read_to_string(ids.last().unwrap().join("run.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-pub fn unit<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    json["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["name"] == name)
-        .unwrap_or_else(|| panic!("no unit {name} in {json:#}"))
-}
-
-pub fn status<'a>(json: &'a serde_json::Value, name: &str) -> &'a str {
-    unit(json, name)["status"].as_str().unwrap()
-}
-
-pub fn assert_tmp_empty(t: &Test) {
-    let left: Vec<_> = std::fs::read_dir(t.path("tmp")).unwrap().collect();
-    assert!(left.is_empty(), "attempt dirs left behind: {left:?}");
+    Test::new().file("pipeline.topsail", pipeline).tmpdir()
 }
 
 fn nanos(path: &Path) -> u128 {
@@ -52,29 +24,6 @@ fn nanos(path: &Path) -> u128 {
         .trim()
         .parse()
         .unwrap()
-}
-
-/// The process is gone (or a zombie nobody reaped yet: it runs nothing).
-pub fn gone(pid: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
-        if stat.is_empty() || state == Some('Z') {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-pub fn show(r: &Run) -> String {
-    format!(
-        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-        r.status, r.stdout, r.stderr
-    )
 }
 
 const TWO_SLEEPERS: &str = r"
@@ -92,15 +41,11 @@ b:
 
 #[test]
 fn run_independent_steps_overlap() {
-    let t = run_test(TWO_SLEEPERS).args(&["run", "--jobs", "2"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
-    let (a0, a1, b0, b1) = (
-        nanos(&t.path("a.start")),
-        nanos(&t.path("a.end")),
-        nanos(&t.path("b.start")),
-        nanos(&t.path("b.end")),
-    );
+    let t = run_test(TWO_SLEEPERS)
+        .args(&["run", "--jobs", "2"])
+        .status(0);
+    t.run();
+    let [a0, a1, b0, b1] = ["a.start", "a.end", "b.start", "b.end"].map(|f| nanos(&t.path(f)));
     assert!(
         a0 < b1 && b0 < a1,
         "a and b did not overlap: a {a0}..{a1}, b {b0}..{b1}"
@@ -110,15 +55,11 @@ fn run_independent_steps_overlap() {
 
 #[test]
 fn run_jobs_1_serialises() {
-    let t = run_test(TWO_SLEEPERS).args(&["run", "--jobs", "1"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
-    let (a0, a1, b0, b1) = (
-        nanos(&t.path("a.start")),
-        nanos(&t.path("a.end")),
-        nanos(&t.path("b.start")),
-        nanos(&t.path("b.end")),
-    );
+    let t = run_test(TWO_SLEEPERS)
+        .args(&["run", "--jobs", "1"])
+        .status(0);
+    t.run();
+    let [a0, a1, b0, b1] = ["a.start", "a.end", "b.start", "b.end"].map(|f| nanos(&t.path(f)));
     assert!(a1 <= b0 || b1 <= a0, "a and b overlapped with --jobs 1");
 }
 
@@ -143,9 +84,9 @@ after-red: red
     run echo "shade=[{{ red.SHADE }}]" > after-red.txt
 "#,
     )
-    .args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    .args(&["run"])
+    .status(0);
+    t.run();
     assert_eq!(
         std::fs::read_to_string(t.path("blue.txt")).unwrap(),
         "blue|line one\nline two\n"
@@ -163,35 +104,57 @@ after-red: red
 
 #[test]
 fn run_missing_declared_output_fails_the_step() {
-    let t = run_test("a:\n    output V\n    run true\n").args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
-    assert!(r.stdout.contains("`V` not set"), "{}", show(&r));
+    let t = Test::new()
+        .pipeline(
+            "
+            a:
+                output V
+                run true
+            ",
+        )
+        .tmpdir()
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            r#"
+            a | > started on the host
+            a | ! failed: declared output `V` not set (append `NAME=value` to "$TOPSAIL_OUTPUT") [topsail.OutputMissing]
+            STEP  STATUS     ATTEMPTS  DURATION
+            a     failed            1      [T]  declared output `V` not set (append `NAME=value` to "$TOPSAIL_OUTPUT")
+            run [RUN] failed in [T]: 0 succeeded, 1 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            "#,
+        )
+        .stderr("")
+        .status(1);
+    t.run();
     assert_eq!(unit(&run_json(&t), "a")["error"], "topsail.OutputMissing");
 }
 
 #[test]
 fn run_retries_count_attempts() {
-    let t = run_test(
-        r"
-flaky:
-    retry 3 every 1s backoff 1.5
-    run:
-        n=$(cat count 2>/dev/null || echo 0)
-        n=$((n + 1))
-        echo $n > count
-        [ $n -ge 3 ]
-",
-    )
-    .args(&["run"]);
+    let t = Test::new()
+        .pipeline(
+            "
+            flaky:
+                retry 3 every 1s backoff 1.5
+                run:
+                    n=$(cat count 2>/dev/null || echo 0)
+                    n=$((n + 1))
+                    echo $n > count
+                    [ $n -ge 3 ]
+            ",
+        )
+        .tmpdir()
+        .args(&["run"])
+        .stdout_contains("retrying in 1.5s")
+        .status(0);
     let started = Instant::now();
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    t.run();
     let j = run_json(&t);
     assert_eq!(unit(&j, "flaky")["attempts"], 3);
     // Waits of 1s then 1.5s (interval * backoff^(n-1)), as an ASL Retrier.
     assert!(started.elapsed() >= Duration::from_millis(2500));
-    assert!(r.stdout.contains("retrying in 1.5s"), "{}", show(&r));
 }
 
 #[test]
@@ -209,7 +172,7 @@ slow:
     .args(&["run"]);
     let started = Instant::now();
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    assert_eq!(r.status, 1, "{}", r.show());
     assert!(started.elapsed() < Duration::from_secs(20));
     let j = run_json(&t);
     assert_eq!(unit(&j, "slow")["error"], "States.Timeout");
@@ -233,9 +196,10 @@ later: slow-other
 
 #[test]
 fn run_failure_stops_dependants_and_exits_1() {
-    let t = run_test(FAIL_AND_OTHERS).args(&["run", "--jobs", "2"]);
+    let t = run_test(FAIL_AND_OTHERS)
+        .args(&["run", "--jobs", "2"])
+        .status(1);
     let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
     assert!(!t.path("after-bad.ran").exists());
     // Running steps finish; nothing new starts after the failure.
     assert!(t.path("slow-other.ran").exists());
@@ -249,14 +213,15 @@ fn run_failure_stops_dependants_and_exits_1() {
     );
     assert_eq!(status(&j, "later"), "cancelled");
     assert_eq!(j["status"], "failed");
-    assert!(r.stdout.contains("exit code 3"), "{}", show(&r));
+    assert!(r.stdout.contains("exit code 3"), "{}", r.show());
 }
 
 #[test]
 fn run_keep_going_runs_everything_not_depending_on_the_failure() {
-    let t = run_test(FAIL_AND_OTHERS).args(&["run", "--jobs", "2", "--keep-going"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    let t = run_test(FAIL_AND_OTHERS)
+        .args(&["run", "--jobs", "2", "--keep-going"])
+        .status(1);
+    t.run();
     assert!(!t.path("after-bad.ran").exists());
     assert!(t.path("later.ran").exists());
     assert_eq!(status(&run_json(&t), "later"), "succeeded");
@@ -264,18 +229,34 @@ fn run_keep_going_runs_everything_not_depending_on_the_failure() {
 
 #[test]
 fn run_catch_handler_sees_the_failure() {
-    let t = run_test(
-        r#"
-deploy:
-    catch rollback
-    run exit 4
-rollback:
-    run echo "{{ failed.step }} {{ failed.error }}" > rollback.txt
-"#,
-    )
-    .args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    let t = Test::new()
+        .pipeline(
+            r#"
+            deploy:
+                catch rollback
+                run exit 4
+            rollback:
+                run echo "{{ failed.step }} {{ failed.error }}" > rollback.txt
+            "#,
+        )
+        .tmpdir()
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            "
+            deploy   | > started on the host
+            deploy   | ! failed: exit code 4 [topsail.ScriptFailed]
+            rollback | > started on the host
+            rollback | > succeeded in [T]
+            STEP      STATUS     ATTEMPTS  DURATION
+            deploy    failed            1      [T]  exit code 4
+            rollback  succeeded         1      [T]
+            run [RUN] failed in [T]: 1 succeeded, 1 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(1);
+    t.run();
     assert_eq!(
         std::fs::read_to_string(t.path("rollback.txt")).unwrap(),
         "deploy topsail.ScriptFailed\n"
@@ -285,9 +266,32 @@ rollback:
 
 #[test]
 fn run_catch_handler_does_not_run_without_failure() {
-    let t = run_test("ok:\n    catch h\n    run true\nh:\n    run touch h.ran\n").args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    let t = Test::new()
+        .pipeline(
+            "
+            ok:
+                catch h
+                run true
+            h:
+                run touch h.ran
+            ",
+        )
+        .tmpdir()
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            "
+            ok | > started on the host
+            ok | > succeeded in [T]
+            STEP  STATUS     ATTEMPTS  DURATION
+            ok    succeeded         1      [T]
+            h     skipped           0         -  catch handler: nothing it handles failed
+            run [RUN] succeeded in [T]: 1 succeeded, 0 failed, 1 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(0);
+    t.run();
     assert!(!t.path("h.ran").exists());
 }
 
@@ -302,10 +306,24 @@ ship: gate
 
 #[test]
 fn run_approval_without_answer_fails_clearly() {
-    let t = run_test(GATED).args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
-    assert!(r.stdout.contains("--approve gate"), "{}", show(&r));
+    let t = run_test(GATED)
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            r#"
+            build | > started on the host
+            build | > succeeded in [T]
+            gate  | ! failed: needs approval ("Ship it?") and there is no terminal to ask on: pass --approve gate or --approve-all [topsail.Rejected]
+            STEP   STATUS     ATTEMPTS  DURATION
+            build  succeeded         1      [T]
+            gate   failed            1      [T]  needs approval ("Ship it?") and there is no terminal to ask on: pass --approve gate or --approve-all
+            ship   cancelled         0         -  not run because `gate` failed
+            run [RUN] failed in [T]: 1 succeeded, 1 failed, 0 skipped, 1 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            "#,
+        )
+        .status(1);
+    t.run();
     assert!(!t.path("shipped").exists());
 }
 
@@ -316,11 +334,15 @@ fn run_approval_flags_approve() {
         args.extend_from_slice(flags);
         let t = run_test(GATED).args(&args);
         let r = t.run();
-        assert_eq!(r.status, 0, "{}", show(&r));
+        assert_eq!(r.status, 0, "{}", r.show());
         assert!(t.path("shipped").exists());
     }
-    let r = run_test(GATED).args(&["run", "--approve", "build"]).run();
-    assert_eq!(r.status, 2, "{}", show(&r));
+    run_test(GATED)
+        .args(&["run", "--approve", "build"])
+        .stdout("")
+        .stderr("error: --approve: step `build` is not an approval step\n")
+        .status(2)
+        .run();
 }
 
 const SECRETIVE: &str = r#"
@@ -344,15 +366,12 @@ fn run_secrets_never_appear_in_logs_records_or_plan() {
     let value = "pa55-w0rd-Zq9";
     let t = run_test(SECRETIVE)
         .env("API_TOKEN", value)
-        .args(&["run", "--keep-going"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
-    assert!(r.stdout.contains("token is ***"), "{}", show(&r));
-    assert!(
-        !r.stdout.contains(value) && !r.stderr.contains(value),
-        "{}",
-        show(&r)
-    );
+        .args(&["run", "--keep-going"])
+        .stdout_contains("token is ***")
+        .stdout_lacks(value)
+        .stderr_lacks(value)
+        .status(1);
+    t.run();
     // A step sees only the secrets it asked for.
     assert_eq!(
         std::fs::read_to_string(t.path("nosee.txt")).unwrap(),
@@ -362,13 +381,13 @@ fn run_secrets_never_appear_in_logs_records_or_plan() {
         let text = std::fs::read_to_string(&entry).unwrap();
         assert!(!text.contains(value), "secret in {}", entry.display());
     }
-    let plan = run_test(SECRETIVE)
+    run_test(SECRETIVE)
         .env("API_TOKEN", value)
         .args(&["run", "--dry-run", "--param", &format!("who={value}")])
+        .stdout_contains("API_TOKEN=***")
+        .stdout_lacks(value)
+        .status(0)
         .run();
-    assert_eq!(plan.status, 0, "{}", show(&plan));
-    assert!(!plan.stdout.contains(value), "{}", plan.stdout);
-    assert!(plan.stdout.contains("API_TOKEN=***"), "{}", plan.stdout);
 }
 
 #[test]
@@ -381,18 +400,14 @@ fn run_an_output_holding_a_secret_fails_the_step_and_stores_nothing() {
          after: pass\n    run echo \"got {{ pass.TOKEN }}\"\n",
     )
     .env("API_TOKEN", value)
-    .args(&["run"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
-    assert!(
-        r.stdout
-            .contains("output `TOKEN` holds the value of secret `API_TOKEN`"),
-        "{}",
-        show(&r)
-    );
-    assert!(r.stdout.contains("topsail.SecretInOutput"), "{}", show(&r));
-    assert!(!r.stdout.contains(value) && !r.stderr.contains(value));
-    assert!(!r.stdout.contains("got "), "{}", show(&r));
+    .args(&["run"])
+    .stdout_contains("output `TOKEN` holds the value of secret `API_TOKEN`")
+    .stdout_contains("topsail.SecretInOutput")
+    .stdout_lacks(value)
+    .stderr_lacks(value)
+    .stdout_lacks("got ")
+    .status(1);
+    t.run();
     for entry in walk(&t.path(".topsail")) {
         let text = std::fs::read_to_string(&entry).unwrap();
         assert!(!text.contains(value), "secret in {}", entry.display());
@@ -406,14 +421,11 @@ fn run_missing_secret_value_fails_the_step() {
         std::env::var_os("API_TOKEN").is_none(),
         "API_TOKEN is set in the test environment"
     );
-    let t = run_test(SECRETIVE).args(&["run", "--target", "leak"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
-    assert!(
-        r.stdout.contains("secret `API_TOKEN` is not set"),
-        "{}",
-        show(&r)
-    );
+    run_test(SECRETIVE)
+        .args(&["run", "--target", "leak"])
+        .stdout_contains("secret `API_TOKEN` is not set")
+        .status(1)
+        .run();
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -431,25 +443,42 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn run_params_are_type_checked() {
-    let p = "param n: int = 1\nparam name: string\na:\n    run echo {{ n }} {{ name }} > out.txt\n";
-    let r = run_test(p)
-        .args(&["run", "--param", "n=x", "--param", "name=a"])
-        .run();
-    assert_eq!(r.status, 2, "{}", show(&r));
-    assert!(r.stderr.contains("not an int"), "{}", show(&r));
-    let r = run_test(p).args(&["run"]).run();
-    assert_eq!(r.status, 2, "{}", show(&r));
-    assert!(
-        r.stderr.contains("missing required param `name`"),
-        "{}",
-        show(&r)
-    );
-    let r = run_test(p).args(&["run", "--param", "nme=a"]).run();
-    assert_eq!(r.status, 2, "{}", show(&r));
-    assert!(r.stderr.contains("did you mean `name`"), "{}", show(&r));
-    let t = run_test(p).args(&["run", "--param", "n=7", "--param", "name=a b;c"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    let p = "
+        param n: int = 1
+        param name: string
+        a:
+            run echo {{ n }} {{ name }} > out.txt
+    ";
+    for (args, error) in [
+        (
+            &["--param", "n=x", "--param", "name=a"][..],
+            "error: --param n: `x` is not an int (`n` is a int)\n",
+        ),
+        (
+            &[][..],
+            "error: missing required param `name` (string): pass --param NAME=VALUE\n",
+        ),
+        (
+            &["--param", "nme=a"][..],
+            "error: unknown param `nme` (did you mean `name`?); declared: n, name\n",
+        ),
+    ] {
+        Test::new()
+            .pipeline(p)
+            .tmpdir()
+            .args(&["run"])
+            .args(args)
+            .stdout("")
+            .stderr(error)
+            .status(2)
+            .run();
+    }
+    let t = Test::new()
+        .pipeline(p)
+        .tmpdir()
+        .args(&["run", "--param", "n=7", "--param", "name=a b;c"])
+        .status(0);
+    t.run();
     assert_eq!(
         std::fs::read_to_string(t.path("out.txt")).unwrap(),
         "7 a b;c\n"
@@ -458,10 +487,35 @@ fn run_params_are_type_checked() {
 
 #[test]
 fn run_target_runs_only_what_it_needs() {
-    let t = run_test("a:\n    run touch a\nb: a\n    run touch b\nc:\n    run touch c\n")
-        .args(&["run", "--target", "b"]);
-    let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    let t = Test::new()
+        .pipeline(
+            "
+            a:
+                run touch a
+            b: a
+                run touch b
+            c:
+                run touch c
+            ",
+        )
+        .tmpdir()
+        .args(&["run", "--target", "b"])
+        .normalised()
+        .stdout(
+            "
+            a | > started on the host
+            a | > succeeded in [T]
+            b | > started on the host
+            b | > succeeded in [T]
+            STEP  STATUS     ATTEMPTS  DURATION
+            a     succeeded         1      [T]
+            b     succeeded         1      [T]
+            run [RUN] succeeded in [T]: 2 succeeded, 0 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(0);
+    t.run();
     assert!(t.path("a").exists() && t.path("b").exists() && !t.path("c").exists());
 }
 
@@ -470,53 +524,43 @@ fn run_foreach_instances_run_and_fail_the_step() {
     let t = run_test(
         "fan:\n    foreach x in [\"1\", \"2\", \"3\"]\n    run:\n        touch fan-{{ x }}\n        [ {{ x }} != 2 ]\nafter: fan\n    run touch after\n",
     )
-    .args(&["run", "--jobs", "3"]);
-    let r = t.run();
-    assert_eq!(r.status, 1, "{}", show(&r));
+    .args(&["run", "--jobs", "3"])
+    .status(1);
+    t.run();
     assert!(t.path("fan-1").exists() && t.path("fan-3").exists());
     let j = run_json(&t);
     assert_eq!(status(&j, "fan[2]"), "failed");
     assert_eq!(status(&j, "after"), "cancelled");
 }
 
-#[test]
-fn run_sigterm_stops_processes_and_cleans_up() {
-    let t = run_test(
-        r"
-long:
-    run:
-        echo $$ > long.pid
-        sleep 60
-next: long
-    run touch next.ran
-",
-    );
-    let child = crate::common::command(t.dir.path())
-        .arg("run")
-        .env("TMPDIR", t.path("tmp"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !t.path("long.pid").exists() {
-        assert!(Instant::now() < deadline, "the step never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let pid = std::fs::read_to_string(t.path("long.pid")).unwrap();
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(gone(pid.trim()), "the step's shell survived");
+/// A step that records its shell's pid (its process group) and sleeps, and
+/// one after it that must never run.
+pub const SLEEPER: &str = "
+    long:
+        run:
+            echo $$ > long.pid
+            sleep 60
+    next: long
+        run touch next.ran
+";
+
+/// `topsail run` of `SLEEPER` stopped with `sig` while its step runs: exit
+/// 130, the step's process group gone, nothing after it started, the run
+/// recorded as interrupted and its attempt dirs removed.
+pub fn a_signal_stops_the_steps_and_cleans_up(sig: &str) {
+    let t = Test::new().pipeline(SLEEPER).tmpdir();
+    let mut child = spawn(&t, &["run"]);
+    wait_for_file(&t.path("long.pid"));
+    let pgid = std::fs::read_to_string(t.path("long.pid")).unwrap();
+    let pgid = pgid.trim();
+    assert!(group_alive(pgid), "the step runs in its own process group");
+    signal(child.id(), sig);
+    let code = wait_timeout(&mut child, Duration::from_secs(20), || {
+        format!("SIG{sig} did not stop the run\n{}", output_of(&t))
+    });
+    assert_eq!(code, Some(130), "{}", output_of(&t));
+    assert!(gone(pgid), "the step's shell survived");
+    assert!(!group_alive(pgid), "the step's process group survived");
     assert!(!t.path("next.ran").exists());
     let j = run_json(&t);
     assert_eq!(j["status"], "interrupted");
@@ -525,33 +569,59 @@ next: long
 }
 
 #[test]
-fn runs_and_logs_read_the_record() {
-    let t = run_test("hello:\n    run echo hello-from-step\n").args(&["run"]);
-    assert_eq!(t.run().status, 0);
-    let runs = crate::common::command(t.dir.path())
-        .arg("runs")
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&runs.stdout).contains("succeeded"));
-    let logs = crate::common::command(t.dir.path())
-        .args(["logs", "last", "hello"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&logs.stdout).contains("hello-from-step"));
+fn run_sigterm_stops_processes_and_cleans_up() {
+    a_signal_stops_the_steps_and_cleans_up("TERM");
 }
 
-/// Poll until `ok` holds (the watcher, its debounce and the runs take a
-/// moment each); fail with `what` and the runner's output after 30s.
-fn eventually(what: &str, output: &Path, ok: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n--- output\n{}",
-            std::fs::read_to_string(output).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+#[test]
+fn runs_and_logs_read_the_record() {
+    let t = Test::new()
+        .pipeline(
+            "
+            hello:
+                run echo hello-from-step
+            ",
+        )
+        .tmpdir()
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            "
+            hello | > started on the host
+            hello | hello-from-step
+            hello | > succeeded in [T]
+            STEP   STATUS     ATTEMPTS  DURATION
+            hello  succeeded         1      [T]
+            run [RUN] succeeded in [T]: 1 succeeded, 0 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(0);
+    t.run();
+    let t = t
+        .next()
+        .args(&["runs"])
+        .normalised()
+        .stdout(
+            "
+            RUN                     PIPELINE              STATUS        DURATION  STEPS
+            [RUN]    pipeline              succeeded         [T]  1 ok, 0 failed, 0 skipped, 0 cancelled
+            ",
+        )
+        .status(0);
+    t.run();
+    let t = t
+        .next()
+        .args(&["logs", "last", "hello"])
+        .stdout(
+            "
+            [topsail] started on the host
+            hello-from-step
+            [topsail] succeeded
+            ",
+        )
+        .status(0);
+    t.run();
 }
 
 #[test]
@@ -562,23 +632,10 @@ fn run_watch_reruns_on_change_cancels_a_long_step_and_ends_on_sigint() {
     std::fs::create_dir_all(t.path("out")).unwrap();
     let logs = tempfile::tempdir().unwrap();
     let output = logs.path().join("output");
-    let out_file = std::fs::File::create(&output).unwrap();
-    let mut child = crate::common::command(t.dir.path())
-        .args(["run", "--watch"])
-        .env("TMPDIR", t.path("tmp"))
-        .stdin(Stdio::null())
-        .stdout(out_file.try_clone().unwrap())
-        .stderr(out_file)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_into(&t, &["run", "--watch"], &output);
     let log = || std::fs::read_to_string(t.path("out/log")).unwrap_or_default();
-    let said = |s: &str| {
-        std::fs::read_to_string(&output)
-            .unwrap_or_default()
-            .matches(s)
-            .count()
-    };
-    let runs = || std::fs::read_dir(t.path(".topsail/runs")).map_or(0, Iterator::count);
+    let said = |s: &str| said(&output, s);
+    let runs = || runs(&t);
 
     // The first run, then the watcher waits.
     eventually("the first run", &output, || {
@@ -625,21 +682,7 @@ fn run_watch_reruns_on_change_cancels_a_long_step_and_ends_on_sigint() {
 
     // Ctrl-C during the third run ends the watch: exit 130, nothing left behind.
     let pid3 = std::fs::read_to_string(t.path("out/long3.pid")).unwrap();
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("--watch did not end on SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = interrupt(&mut child);
     assert_eq!(
         code,
         Some(130),

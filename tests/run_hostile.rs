@@ -5,102 +5,12 @@
 //! binary, as a user would meet them.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Test, command};
-use crate::run::{assert_tmp_empty, gone, run_json, run_test, show, status, unit};
-
-/// Spawn `topsail run` in `t`'s dir (TMPDIR its `tmp/`), output to files.
-fn spawn_run(t: &Test, args: &[&str]) -> Child {
-    let out = std::fs::File::create(t.path("topsail.out")).unwrap();
-    let err = std::fs::File::create(t.path("topsail.err")).unwrap();
-    command(t.dir.path())
-        .arg("run")
-        .args(args)
-        .env("TMPDIR", t.path("tmp"))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap()
-}
-
-fn output_of(t: &Test) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        std::fs::read_to_string(t.path("topsail.out")).unwrap_or_default(),
-        std::fs::read_to_string(t.path("topsail.err")).unwrap_or_default()
-    )
-}
-
-fn wait_for_file(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-}
-
-/// `VmHWM` (peak resident memory) of `pid` in KiB, while it runs.
-fn peak_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Wait for `child`, sampling its peak memory: (exit code, peak KiB).
-fn wait_sampling(mut child: Child, timeout: Duration) -> (i32, u64) {
-    let t0 = Instant::now();
-    let mut peak = 0;
-    loop {
-        if let Some(p) = peak_kib(child.id()) {
-            peak = peak.max(p);
-        }
-        if let Some(s) = child.try_wait().unwrap() {
-            return (s.code().unwrap_or(-1), peak);
-        }
-        if t0.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("topsail did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} {pid}");
-}
-
-/// Whether a live process (not a zombie nobody reaped yet) is in process
-/// group `pgid`, waiting up to 3 s for it to go.
-fn group_alive(pgid: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let mut f = stat.rsplit(") ").next().unwrap_or_default().split(' ');
-            let state = f.next();
-            let pgrp = f.nth(1);
-            pgrp == Some(pgid) && state.is_some_and(|s| s != "Z" && s != "X")
-        });
-        if !alive || Instant::now() > deadline {
-            return alive;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::common::process::{gone, output_of, signal, spawn, wait_for_file, wait_sampling};
+use crate::common::{Test, assert_tmp_empty, command, run_json, status, unit};
+use crate::run::{SLEEPER, run_test};
 
 #[test]
 fn run_output_without_line_breaks_is_cut_and_memory_stays_bounded() {
@@ -108,7 +18,7 @@ fn run_output_without_line_breaks_is_cut_and_memory_stays_bounded() {
     let t = run_test(
         "flood:\n    run:\n        head -c 50000000 /dev/zero | tr '\\0' x\n        echo\n        echo after-the-flood\n",
     );
-    let child = spawn_run(&t, &[]);
+    let child = spawn(&t, &["run"]);
     let (code, peak) = wait_sampling(child, Duration::from_mins(2));
     assert_eq!(code, 0, "{}", output_of(&t));
     assert!(
@@ -148,7 +58,7 @@ fn run_an_output_file_over_the_limit_fails_quickly_with_the_limit() {
             "big:\n    output BIG\n    run {script}\nafter: big\n    run touch after.ran\n"
         ));
         let t0 = Instant::now();
-        let (code, peak) = wait_sampling(spawn_run(&t, &[]), Duration::from_mins(1));
+        let (code, peak) = wait_sampling(spawn(&t, &["run"]), Duration::from_mins(1));
         let took = t0.elapsed();
         let out = output_of(&t);
         assert_eq!(code, 1, "{out}");
@@ -165,32 +75,15 @@ fn run_an_output_file_over_the_limit_fails_quickly_with_the_limit() {
     }
 }
 
-const SLEEPER: &str = "long:\n    run:\n        echo $$ > long.pid\n        sleep 60\nnext: long\n    run touch next.ran\n";
-
 #[test]
 fn run_sighup_stops_the_steps_like_sigterm() {
-    let t = run_test(SLEEPER);
-    let child = spawn_run(&t, &[]);
-    wait_for_file(&t.path("long.pid"));
-    let pgid = std::fs::read_to_string(t.path("long.pid")).unwrap();
-    let pgid = pgid.trim();
-    assert!(group_alive(pgid), "the step runs in its own process group");
-    signal(child.id(), "HUP");
-    let (code, _) = wait_sampling(child, Duration::from_secs(20));
-    assert_eq!(code, 130, "{}", output_of(&t));
-    assert!(gone(pgid), "the step's shell survived");
-    assert!(!group_alive(pgid), "the step's process group survived");
-    assert!(!t.path("next.ran").exists());
-    let j = run_json(&t);
-    assert_eq!(j["status"], "interrupted");
-    assert_eq!(status(&j, "long"), "cancelled");
-    assert_tmp_empty(&t);
+    crate::run::a_signal_stops_the_steps_and_cleans_up("HUP");
 }
 
 #[test]
 fn run_killed_runner_is_lost_for_the_next_topsail_and_its_dirs_go() {
-    let t = run_test(SLEEPER);
-    let mut child = spawn_run(&t, &[]);
+    let t = Test::new().pipeline(SLEEPER).tmpdir();
+    let mut child = spawn(&t, &["run"]);
     wait_for_file(&t.path("long.pid"));
     let pgid = std::fs::read_to_string(t.path("long.pid")).unwrap();
     let pgid = pgid.trim().to_string();
@@ -225,8 +118,8 @@ fn run_killed_runner_is_lost_for_the_next_topsail_and_its_dirs_go() {
     );
     assert_tmp_empty(&t);
     // A live run is left alone by the next topsail.
-    let t2 = run_test(SLEEPER);
-    let live = spawn_run(&t2, &[]);
+    let t2 = Test::new().pipeline(SLEEPER).tmpdir();
+    let live = spawn(&t2, &["run"]);
     wait_for_file(&t2.path("long.pid"));
     let runs = command(t2.dir.path()).arg("runs").output().unwrap();
     let listed = String::from_utf8_lossy(&runs.stdout).into_owned();
@@ -257,7 +150,7 @@ fn run_a_setsid_child_neither_delays_the_run_nor_outlives_it() {
             "daemon:\n    run:\n        {line}\n        echo $! > escapee.pid\n        echo started\n        sleep 0.2\n"
         ));
         let t0 = Instant::now();
-        let (code, _) = wait_sampling(spawn_run(&t, &[]), Duration::from_mins(1));
+        let (code, _) = wait_sampling(spawn(&t, &["run"]), Duration::from_mins(1));
         let took = t0.elapsed();
         assert_eq!(code, 0, "{what}: {}", output_of(&t));
         assert!(
@@ -278,8 +171,8 @@ fn run_a_setsid_child_neither_delays_the_run_nor_outlives_it() {
 fn run_a_pipeline_that_is_not_a_regular_file_gets_no_record() {
     let before = Path::new("/dev/.topsail").exists();
     let r = Test::new().args(&["run", "/dev/null"]).run();
-    assert_ne!(r.status, 0, "{}", show(&r));
-    assert!(r.stderr.contains("/dev/null"), "{}", show(&r));
+    assert_ne!(r.status, 0, "{}", r.show());
+    assert!(r.stderr.contains("/dev/null"), "{}", r.show());
     if !before {
         assert!(
             !Path::new("/dev/.topsail").exists(),
@@ -307,19 +200,19 @@ fn run_a_secret_given_as_param_and_item_is_masked_everywhere() {
             &format!("items=plain,{value},{value}-2"),
         ]);
     let r = t.run();
-    assert_eq!(r.status, 0, "{}", show(&r));
+    assert_eq!(r.status, 0, "{}", r.show());
     for (what, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
-        assert!(!text.contains(value), "{what}: {}", show(&r));
-        assert!(!text.contains("q7"), "{what}: {}", show(&r));
+        assert!(!text.contains(value), "{what}: {}", r.show());
+        assert!(!text.contains("q7"), "{what}: {}", r.show());
     }
-    assert!(r.stdout.contains("hello ***"), "{}", show(&r));
-    assert!(r.stdout.contains("fan[plain]"), "{}", show(&r));
-    assert!(r.stdout.contains("fan[***]"), "{}", show(&r));
-    assert!(r.stdout.contains("fan[***-2]"), "{}", show(&r));
+    assert!(r.stdout.contains("hello ***"), "{}", r.show());
+    assert!(r.stdout.contains("fan[plain]"), "{}", r.show());
+    assert!(r.stdout.contains("fan[***]"), "{}", r.show());
+    assert!(r.stdout.contains("fan[***-2]"), "{}", r.show());
     assert!(
         r.stderr.contains("secret `PEM` has lines shorter"),
         "{}",
-        show(&r)
+        r.show()
     );
     let runs = t.path(".topsail/runs");
     let id = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
@@ -346,7 +239,7 @@ fn run_a_secret_given_as_param_and_item_is_masked_everywhere() {
             &format!("items={value}"),
         ])
         .run();
-    assert_eq!(plan.status, 0, "{}", show(&plan));
+    assert_eq!(plan.status, 0, "{}", plan.show());
     assert!(!plan.stdout.contains(value), "{}", plan.stdout);
 }
 
@@ -355,7 +248,9 @@ fn run_a_secret_given_as_param_and_item_is_masked_everywhere() {
 /// error name and limit, and without the worker reading the file whole.
 #[test]
 fn worker_an_output_file_over_the_limit_fails_like_the_local_run() {
-    use crate::support::{Worker, deploy, record, topsail, unique};
+    use crate::common::records::record;
+    use crate::common::unique;
+    use crate::support::{Worker, deploy, topsail};
 
     let t = Test::new().file(
         "p.topsail",
@@ -390,7 +285,7 @@ fn worker_an_output_file_over_the_limit_fails_like_the_local_run() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(took < Duration::from_mins(1), "took {took:?}");
     let r = record(dir, &exec);
-    let big = crate::support::unit(&r, "big");
+    let big = crate::common::unit(&r, "big");
     assert_eq!(big["status"], "failed", "{r:#}");
     assert_eq!(big["error"], "topsail.OutputTooLarge", "{r:#}");
     assert!(
@@ -402,6 +297,7 @@ fn worker_an_output_file_over_the_limit_fails_like_the_local_run() {
     );
     assert!(w.log().contains("topsail.OutputTooLarge"), "{text}");
     // The worker is still up: its peak memory says it did not read the file.
-    let peak = peak_kib(w.child.id()).expect("the worker's /proc/PID/status");
+    let peak =
+        crate::common::process::peak_kib(w.child.id()).expect("the worker's /proc/PID/status");
     assert!(peak < 100 * 1024, "the worker peaked at {peak} KiB");
 }

@@ -8,79 +8,91 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Run, Test, command};
-use crate::run::{assert_tmp_empty, run_json, run_test, show, status};
-
-/// `topsail ARGS` in `t`'s dir (its `tmp/`, if any, as TMPDIR).
-fn run_in(t: &Test, args: &[&str]) -> Run {
-    let mut cmd = command(t.dir.path());
-    if t.path("tmp").is_dir() {
-        cmd.env("TMPDIR", t.path("tmp"));
-    }
-    let out = cmd.args(args).output().expect("the topsail binary runs");
-    Run {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-const SMOKE: &str = "smoke:\n    run echo smoke\nall: smoke\n    run echo all\n";
+use crate::common::process::{interrupt, said, spawn_into, wait_timeout};
+use crate::common::records::runs;
+use crate::common::{Test, assert_tmp_empty, run_json, status};
+use crate::run::run_test;
 
 #[test]
 fn a_step_name_given_as_the_file_says_to_use_target() {
-    let t = Test::new().file("pipeline.topsail", SMOKE);
-    let r = run_in(&t, &["run", "smoke"]);
-    assert_eq!(r.status, 2, "{}", show(&r));
-    assert!(
-        r.stderr
-            .contains("`smoke` is a step of pipeline.topsail: use `topsail run --target smoke`"),
-        "{}",
-        show(&r)
-    );
+    let t = Test::new()
+        .pipeline(
+            "
+            smoke:
+                run echo smoke
+            all: smoke
+                run echo all
+            ",
+        )
+        .args(&["run", "smoke"])
+        .stdout("")
+        .stderr("error: `smoke` is a step of pipeline.topsail: use `topsail run --target smoke`\n")
+        .status(2);
+    t.run();
     assert!(!t.path(".topsail").exists(), "nothing ran");
 
-    // A file of that name that is not a pipeline (a shell script) is not read as one.
-    let t = t.file("all", "#!/bin/sh\nset -e\nfor x in a b; do echo $x; done\n");
-    let r = run_in(&t, &["run", "all"]);
-    assert_eq!(r.status, 2, "{}", show(&r));
-    assert!(
-        r.stderr.contains("`all` is a step of pipeline.topsail")
-            && r.stderr.contains("is not a pipeline")
-            && r.stderr.contains("use `topsail run --target all`"),
-        "{}",
-        show(&r)
-    );
-    assert!(
-        !r.stderr.contains("expected"),
-        "no syntax errors: {}",
-        show(&r)
-    );
+    // A file of that name that is not a pipeline (a shell script) is not
+    // read as one: no syntax errors, only what to do.
+    let t = t
+        .next()
+        .file("all", "#!/bin/sh\nset -e\nfor x in a b; do echo $x; done\n")
+        .args(&["run", "all"])
+        .stdout("")
+        .stderr(
+            "error: `all` is a step of pipeline.topsail (the file `all` here is not a pipeline): \
+             use `topsail run --target all`\n",
+        )
+        .status(2);
+    t.run();
 
     // Every command that takes a FILE says so too.
+    let mut t = t;
     for cmd in ["graph", "compile", "check"] {
-        let r = run_in(&t, &[cmd, "smoke"]);
-        assert_eq!(r.status, 2, "{cmd}: {}", show(&r));
-        assert!(
-            r.stderr
-                .contains("`smoke` is a step of pipeline.topsail, not a pipeline file")
-                && r.stderr
-                    .contains(&format!("`topsail {cmd} pipeline.topsail`")),
-            "{cmd}: {}",
-            show(&r)
-        );
+        t = t
+            .next()
+            .args(&[cmd, "smoke"])
+            .stdout("")
+            .stderr(&format!(
+                "error: `smoke` is a step of pipeline.topsail, not a pipeline file: \
+                 `topsail {cmd}` takes the pipeline file (e.g. `topsail {cmd} pipeline.topsail`)\n"
+            ))
+            .status(2);
+        t.run();
     }
 
     // What is neither a file nor a step is still a file that cannot be read.
-    let r = run_in(&t, &["run", "nosuch"]);
-    assert_eq!(r.status, 2, "{}", show(&r));
-    assert!(r.stderr.contains("cannot read nosuch"), "{}", show(&r));
+    let t = t
+        .next()
+        .args(&["run", "nosuch"])
+        .stdout("")
+        .stderr("error: cannot read nosuch: No such file or directory (os error 2)\n")
+        .status(2);
+    t.run();
 
     // A file named like a step that is a pipeline is run as the pipeline it is.
-    let t = t.file("smoke", "other:\n    run echo other-ran\n");
-    let r = run_in(&t, &["run", "smoke"]);
-    assert_eq!(r.status, 0, "{}", show(&r));
-    assert!(r.stdout.contains("other-ran"), "{}", show(&r));
+    t.next()
+        .write(
+            "smoke",
+            "
+            other:
+                run echo other-ran
+            ",
+        )
+        .args(&["run", "smoke"])
+        .normalised()
+        .stdout(
+            "
+            other | > started on the host
+            other | other-ran
+            other | > succeeded in [T]
+            STEP   STATUS     ATTEMPTS  DURATION
+            other  succeeded         1      [T]
+            run [RUN] succeeded in [T]: 1 succeeded, 0 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(0)
+        .run();
 }
 
 #[test]
@@ -95,8 +107,8 @@ fn workdir_on_the_host_is_relative_to_the_pipeline_or_absolute() {
     std::fs::create_dir_all(t.path("sub")).unwrap();
     let dir = t.dir.path().canonicalize().unwrap();
 
-    let plan = run_in(&t, &["run", "--dry-run"]);
-    assert_eq!(plan.status, 0, "{}", show(&plan));
+    let plan = t.run_with(&["run", "--dry-run"]);
+    assert_eq!(plan.status, 0, "{}", plan.show());
     assert!(
         plan.stdout
             .contains(&format!("workdir: {}", dir.join("sub").display())),
@@ -109,8 +121,8 @@ fn workdir_on_the_host_is_relative_to_the_pipeline_or_absolute() {
         plan.stdout
     );
 
-    let r = run_in(&t, &["run"]);
-    assert_eq!(r.status, 0, "{}", show(&r));
+    let r = t.run_with(&["run"]);
+    assert_eq!(r.status, 0, "{}", r.show());
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     assert_eq!(
         read(&dir.join("sub/here")).trim(),
@@ -121,14 +133,29 @@ fn workdir_on_the_host_is_relative_to_the_pipeline_or_absolute() {
     assert_tmp_empty(&t);
 
     // A missing directory is a clear failure of that step.
-    let t = run_test("gone:\n    workdir \"no/such/dir\"\n    run echo ran > ran\n");
-    let r = run_in(&t, &["run"]);
-    assert_eq!(r.status, 1, "{}", show(&r));
-    assert!(
-        r.stdout.contains("workdir `no/such/dir`") && r.stdout.contains("does not exist"),
-        "{}",
-        show(&r)
-    );
+    let t = Test::new()
+        .pipeline(
+            r#"
+            gone:
+                workdir "no/such/dir"
+                run echo ran > ran
+            "#,
+        )
+        .tmpdir()
+        .args(&["run"])
+        .normalised()
+        .stdout(
+            "
+            gone | > started on the host
+            gone | ! failed: workdir `no/such/dir`: [DIR]/no/such/dir does not exist [topsail.RuntimeError]
+            STEP  STATUS     ATTEMPTS  DURATION
+            gone  failed            1      [T]  workdir `no/such/dir`: [DIR]/no/such/dir does not exist
+            run [RUN] failed in [T]: 0 succeeded, 1 failed, 0 skipped, 0 cancelled
+            record: [DIR]/.topsail/runs/[RUN]
+            ",
+        )
+        .status(1);
+    t.run();
     assert_eq!(status(&run_json(&t), "gone"), "failed");
     assert!(!t.path("ran").exists() && !t.path("no").exists());
     assert_tmp_empty(&t);
@@ -136,34 +163,7 @@ fn workdir_on_the_host_is_relative_to_the_pipeline_or_absolute() {
 
 /// `run --watch` in `t`'s dir, output into a file, stdin closed.
 fn watch(t: &Test, output: &Path) -> std::process::Child {
-    let out = std::fs::File::create(output).unwrap();
-    command(t.dir.path())
-        .args(["run", "--watch"])
-        .env("TMPDIR", t.path("tmp"))
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap()
-}
-
-fn interrupt(child: &mut std::process::Child) -> Option<i32> {
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("--watch did not end on SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    spawn_into(t, &["run", "--watch"], output)
 }
 
 #[test]
@@ -177,13 +177,8 @@ fn watch_does_not_rerun_for_what_the_run_itself_writes() {
     let logs = tempfile::tempdir().unwrap();
     let output = logs.path().join("output");
     let mut child = watch(&t, &output);
-    let said = |s: &str| {
-        std::fs::read_to_string(&output)
-            .unwrap_or_default()
-            .matches(s)
-            .count()
-    };
-    let runs = || std::fs::read_dir(t.path(".topsail/runs")).map_or(0, Iterator::count);
+    let said = |s: &str| said(&output, s);
+    let runs = || runs(&t);
     std::thread::sleep(Duration::from_secs(5));
     let text = std::fs::read_to_string(&output).unwrap_or_default();
     assert_eq!(runs(), 1, "one run in 5 s:\n{text}");
@@ -526,7 +521,7 @@ fn a_worker_whose_activity_does_not_exist_stops_at_once() {
     let t = Test::new();
     let arn = format!(
         "arn:aws:states:us-east-1:123456789012:activity:{}",
-        crate::support::unique("nosuch")
+        crate::common::unique("nosuch")
     );
     let started = Instant::now();
     let mut child = crate::support::topsail(t.dir.path())
@@ -535,18 +530,11 @@ fn a_worker_whose_activity_does_not_exist_stops_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the worker kept polling an activity that does not exist");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = wait_timeout(
+        &mut child,
+        Duration::from_secs(20),
+        || "the worker kept polling an activity that does not exist",
+    );
     let took = started.elapsed();
     let mut out = String::new();
     let mut err = String::new();
@@ -562,7 +550,7 @@ fn a_worker_whose_activity_does_not_exist_stops_at_once() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    assert_eq!(status.code(), Some(2), "{out}\n{err}");
+    assert_eq!(code, Some(2), "{out}\n{err}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert!(
         err.contains(&format!("cannot serve activity {arn}"))

@@ -9,8 +9,10 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Test, repo};
-use crate::support::{Worker, deploy, record, run, topsail, unique, unit};
+use crate::common::process::wait_timeout;
+use crate::common::records::record;
+use crate::common::{Test, repo, unique, unit};
+use crate::support::{Worker, deploy, run, topsail};
 
 /// `topsail start --follow` in the background.
 struct Follow {
@@ -45,24 +47,17 @@ impl Follow {
     }
 
     fn finish(mut self, timeout: Duration) -> (i32, String) {
-        let t0 = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return (
-                    s.code().unwrap_or(-1),
-                    std::fs::read_to_string(&self.out).unwrap_or_default(),
-                );
-            }
-            if t0.elapsed() > timeout {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "start --follow did not end:\n{}",
-                    std::fs::read_to_string(&self.out).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let out = &self.out;
+        let code = wait_timeout(&mut self.child, timeout, || {
+            format!(
+                "start --follow did not end:\n{}",
+                std::fs::read_to_string(out).unwrap_or_default()
+            )
+        });
+        (
+            code.unwrap_or(-1),
+            std::fs::read_to_string(&self.out).unwrap_or_default(),
+        )
     }
 }
 

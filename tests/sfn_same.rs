@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Test, command, repo};
-use crate::support::{ROLE, Worker, record, run, unique};
+use crate::common::records::record;
+use crate::common::{Test, command, legacy_manifest, repo, unique};
+use crate::support::{ROLE, Worker, run};
 
 const BUSYBOX_OK: &str = r#"pipeline bb
 image "topsail-test/busybox:latest"
@@ -171,7 +172,7 @@ fn hello_means_the_same_locally_and_on_step_functions() {
 
 #[test]
 fn busybox_pipelines_mean_the_same_locally_and_on_step_functions() {
-    crate::run_docker::require_docker();
+    crate::common::require_docker();
     same_meaning("bb.topsail", BUSYBOX_OK);
     same_meaning("bbcatch.topsail", BUSYBOX_CATCH);
 }
@@ -180,8 +181,6 @@ fn busybox_pipelines_mean_the_same_locally_and_on_step_functions() {
 fn old_manifests_mean_the_same_locally_and_on_step_functions() {
     // `.type` outputs flowing into the next state's env, and a failing state.
     for name in ["outputs.yaml", "failing.yaml"] {
-        let text = std::fs::read_to_string(repo().join("tests/fixtures/legacy").join(name))
-            .expect("legacy fixture");
-        same_meaning_with(name, &text, &["--context", "deploy"]);
+        same_meaning_with(name, &legacy_manifest(name), &["--context", "deploy"]);
     }
 }

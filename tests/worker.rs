@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::Test;
+use crate::common::process::{Lines, signal, wait_timeout};
 
 const IMAGE: &str = "topsail-test/busybox:latest";
 const ACTIVITY: &str = "arn:aws:states:us-east-1:123456789012:activity:fake";
@@ -199,7 +200,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
 /// up) when dropped.
 pub struct FakeWorker {
     child: Child,
-    log: Arc<Mutex<String>>,
+    log: Lines,
     pub tmp: PathBuf,
 }
 
@@ -223,52 +224,24 @@ impl FakeWorker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("the worker starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let streams: [Option<Box<dyn Read + Send>>; 2] = [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ];
-        for s in streams.into_iter().flatten() {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(s).lines().map_while(Result::ok) {
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
+        let log = Lines::collect(&mut child);
         FakeWorker { child, log, tmp }
     }
 
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.log.text()
     }
 
     /// SIGTERM and wait: the worker drains and removes what it made.
     pub fn stop(&mut self) -> i32 {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let t0 = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                // The log threads read to the end.
-                std::thread::sleep(Duration::from_millis(50));
-                return s.code().unwrap_or(-1);
-            }
-            if t0.elapsed() > Duration::from_secs(30) {
-                let _ = self.child.kill();
-                panic!("the worker did not stop; log:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        signal(self.child.id(), "TERM");
+        let log = &self.log;
+        let code = wait_timeout(&mut self.child, Duration::from_secs(30), || {
+            format!("the worker did not stop; log:\n{}", log.text())
+        });
+        // The log threads read to the end.
+        std::thread::sleep(Duration::from_millis(50));
+        code.unwrap_or(-1)
     }
 }
 
@@ -612,7 +585,7 @@ fn shared_tmp(t: &Test) -> PathBuf {
 /// now reachable only by topsail's user (and, inside, the container's).
 #[test]
 fn other_users_cannot_touch_a_running_steps_attempt_dir() {
-    crate::run_docker::require_docker();
+    crate::common::require_docker();
     for image in [Some(IMAGE), None] {
         let t = Test::new();
         let tmp = shared_tmp(&t);
@@ -659,7 +632,7 @@ fn other_users_cannot_touch_a_running_steps_attempt_dir() {
 /// The same on a worker: the task's output is its own.
 #[test]
 fn other_users_cannot_touch_a_running_tasks_attempt_dir() {
-    crate::run_docker::require_docker();
+    crate::common::require_docker();
     for image in [Some(IMAGE), None] {
         let t = Test::new();
         let tmp = shared_tmp(&t);

@@ -4,12 +4,11 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::process::{Lines, wait_timeout};
 use crate::common::repo;
 
 /// The emulator's URL; fails the test with what to do when it is not running.
@@ -29,15 +28,6 @@ pub fn endpoint() -> String {
         file.display()
     );
     url
-}
-
-/// A name no other test (or earlier run against the same emulator) uses.
-pub fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{n:x}", std::process::id())
 }
 
 /// `topsail` in `dir`, talking to the emulator with static test credentials.
@@ -82,7 +72,7 @@ pub fn deploy(dir: &Path, file: &str, name: &str) -> String {
 pub struct Worker {
     pub child: Child,
     pub name: String,
-    log: Arc<Mutex<String>>,
+    log: Lines,
 }
 
 impl Worker {
@@ -106,29 +96,7 @@ impl Worker {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the worker starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
+        let log = Lines::collect(&mut child);
         Worker {
             child,
             name: name.to_string(),
@@ -137,7 +105,7 @@ impl Worker {
     }
 
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.log.text()
     }
 
     /// Wait until the log has a line containing `text`.
@@ -155,28 +123,16 @@ impl Worker {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{sig} {}", self.child.id());
+        crate::common::process::signal(self.child.id(), sig);
     }
 
     /// Wait for the worker to exit; its exit code.
     pub fn wait(&mut self, timeout: Duration) -> i32 {
-        let t0 = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "worker {} did not exit; log:\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (name, log) = (&self.name, &self.log);
+        wait_timeout(&mut self.child, timeout, || {
+            format!("worker {name} did not exit; log:\n{}", log.text())
+        })
+        .unwrap_or(-1)
     }
 }
 
@@ -185,20 +141,4 @@ impl Drop for Worker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The run record `start --follow` (or `run`) wrote for `run_id` under `dir`.
-pub fn record(dir: &Path, run_id: &str) -> serde_json::Value {
-    let path: PathBuf = dir.join(".topsail/runs").join(run_id).join("run.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("no run record {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("run.json is JSON")
-}
-
-/// The unit named `name` in a run record.
-pub fn unit<'a>(record: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    record["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|u| u["name"] == name))
-        .unwrap_or_else(|| panic!("no unit `{name}` in {record:#}"))
 }
