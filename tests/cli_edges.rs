@@ -1,8 +1,8 @@
 //! The CLI's edges: one error type prints and maps every subcommand's
 //! failure (src/cli/error.rs); what a user sees around it.
 
-use crate::common::{Test, repo};
-use crate::support::{ROLE, run, unique};
+use crate::common::{Test, repo, unique};
+use crate::support::{ROLE, run};
 
 /// `start --state-machine-arn` needs no pipeline file; in a directory with
 /// none it used to print "error: no pipeline file given" while it went on
