@@ -11,6 +11,7 @@ mod inject;
 mod legacy;
 mod legacy_run;
 mod lsp;
+mod redteam;
 mod run;
 mod run_docker;
 mod run_hostile;
