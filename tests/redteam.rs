@@ -106,3 +106,80 @@ fn the_worker_refuses_a_non_integer_where_bash_evaluates_arithmetic() {
     }
     w.stop();
 }
+
+/// Run `topsail ARGS` in `dir`, killed after `secs`: `None` if it had not
+/// finished by then.
+/// Its output goes to files (a pipe nobody reads would block it).
+fn run_within(dir: &std::path::Path, args: &[&str], secs: u64) -> Option<std::process::Output> {
+    let out = tempfile::tempfile().expect("a temp file");
+    let err = tempfile::tempfile().expect("a temp file");
+    let mut child = crate::common::command(dir)
+        .args(args)
+        .stdout(out.try_clone().expect("clone"))
+        .stderr(err.try_clone().expect("clone"))
+        .spawn()
+        .expect("topsail starts");
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(secs) {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let read = |mut f: std::fs::File| {
+                use std::io::{Read, Seek};
+                let mut v = Vec::new();
+                f.rewind()
+                    .and_then(|()| f.read_to_end(&mut v))
+                    .expect("read");
+                v
+            };
+            return Some(std::process::Output {
+                status,
+                stdout: read(out),
+                stderr: read(err),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// `topsail logs` read `run.log` with `read_to_string`: a FIFO in its place
+/// blocked it for ever, a symlink to /dev/zero took 1.2 GB in 5 s.
+#[test]
+fn logs_of_a_record_whose_log_is_a_fifo_or_a_device_return_at_once() {
+    let t = Test::new().file("pipeline.topsail", "pipeline p\n\ns:\n    run echo hi\n");
+    let t = t.args(&["run"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    let runs = t.path(".topsail/runs");
+    let id = std::fs::read_dir(&runs)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| !n.starts_with('.'))
+        .expect("a record");
+    let log = runs.join(&id).join("run.log");
+    let kept = std::fs::read_to_string(&log).unwrap();
+    assert!(kept.contains("hi"));
+    std::fs::remove_file(&log).unwrap();
+    nix::unistd::mkfifo(&log, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let out = run_within(t.dir.path(), &["logs", &id], 10).expect("logs blocked on a FIFO");
+    assert!(out.status.success(), "{out:?}");
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
+    let out =
+        run_within(t.dir.path(), &["logs", &id, "s"], 10).expect("logs read /dev/zero without end");
+    assert!(out.status.success(), "{out:?}");
+    // A regular log with a line far past any step's line is cut, not held.
+    std::fs::remove_file(&log).unwrap();
+    let long = "x".repeat(8 << 20);
+    std::fs::write(&log, format!("s\t{long}\ns\tafter\n")).unwrap();
+    let out = run_within(t.dir.path(), &["logs", &id], 20).expect("logs finished");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("after"),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    assert!(text.len() < 1 << 20, "{} bytes printed", text.len());
+}
