@@ -32,6 +32,14 @@ const BASH_ARITH_IDIOMS: &[&str] = &[
     "[ -v {{ v }} ]",
     "test -v {{ v }}",
     "printf -v {{ v }} %s 1",
+    // What a command substitution inside arithmetic prints is evaluated.
+    "echo $(( 1 + $(echo {{ v }}) ))",
+    "echo $(( 1 + `echo {{ v }}` ))",
+    "echo $(( $(echo '{{ v }}') ))",
+    "(( $(echo \"{{ v }}\") ))",
+    "arr[$(echo {{ v }})]=1",
+    "echo \"${a[$(echo {{ v }})]}\"",
+    "x=abcdef; echo ${x:$(echo {{ v }})}",
 ];
 
 fn arith_pipeline(idiom: &str) -> String {

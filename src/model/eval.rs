@@ -527,6 +527,26 @@ impl Scanner<'_> {
         }
     }
 
+    /// A hole stands here. Under an arithmetic frame, whatever frames are
+    /// between, its value reaches the arithmetic: `$(( $(echo X) ))` and
+    /// `arr[$(echo X)]=1` evaluate what the command prints.
+    fn place(&mut self, p: Result<Place, HoleProblem>) {
+        let in_arith = self.stack.iter().any(|f| {
+            matches!(
+                f,
+                Frame::Arith { .. }
+                    | Frame::Brace {
+                        stage: BraceStage::Offset,
+                        ..
+                    }
+            )
+        });
+        self.places.push(match p {
+            Ok(place) if in_arith => Ok(place.arith()),
+            other => other,
+        });
+    }
+
     /// The holes `from..to` stand where bash evaluates arithmetic.
     fn arith_places(&mut self, from: usize, to: usize) {
         for p in self.places.get_mut(from..to).into_iter().flatten() {
@@ -668,7 +688,7 @@ impl Scanner<'_> {
     fn code(&mut self, close: Close, depth: u32, test: Option<Test>) {
         let ws = std::mem::replace(&mut self.word_start, false);
         let Some(c) = self.next() else {
-            self.places.push(Ok(Place::Unquoted));
+            self.place(Ok(Place::Unquoted));
             self.in_word = true;
             self.word_lit = false;
             self.word_ident = false;
@@ -966,7 +986,7 @@ impl Scanner<'_> {
         }
         let quoted = self.docs[doc].quoted;
         let Some(c) = self.next() else {
-            self.places.push(if quoted {
+            self.place(if quoted {
                 Err(HoleProblem::QuotedHeredoc)
             } else {
                 Ok(Place::Quoted)
@@ -994,7 +1014,7 @@ impl Scanner<'_> {
 
     fn double(&mut self) {
         let Some(c) = self.next() else {
-            self.places.push(Ok(Place::Quoted));
+            self.place(Ok(Place::Quoted));
             return;
         };
         match c {
@@ -1013,7 +1033,7 @@ impl Scanner<'_> {
 
     fn single(&mut self) {
         match self.next() {
-            None => self.places.push(Ok(Place::Single)),
+            None => self.place(Ok(Place::Single)),
             Some('\'') => self.pop(),
             Some(_) => {}
         }
@@ -1021,7 +1041,7 @@ impl Scanner<'_> {
 
     fn ansi_c(&mut self) {
         match self.next() {
-            None => self.places.push(Ok(Place::AnsiC)),
+            None => self.place(Ok(Place::AnsiC)),
             Some('\\') => self.escaped(),
             Some('\'') => self.pop(),
             Some(_) => {}
@@ -1035,7 +1055,7 @@ impl Scanner<'_> {
             Some(_) => self.i += 1,
             None => {
                 self.i += 1;
-                self.places.push(Ok(Place::Comment));
+                self.place(Ok(Place::Comment));
             }
         }
     }
@@ -1047,7 +1067,7 @@ impl Scanner<'_> {
             }
         };
         let Some(c) = self.next() else {
-            self.places.push(Ok(match (stage, quoted) {
+            self.place(Ok(match (stage, quoted) {
                 (BraceStage::Offset, _) => Place::Arith,
                 (_, true) => Place::Quoted,
                 (_, false) => Place::Unquoted,
@@ -1090,7 +1110,7 @@ impl Scanner<'_> {
 
     fn arith(&mut self, close: ArithClose, depth: u32) {
         let Some(c) = self.next() else {
-            self.places.push(Ok(Place::Arith));
+            self.place(Ok(Place::Arith));
             return;
         };
         let open = match close {
