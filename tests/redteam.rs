@@ -191,3 +191,54 @@ fn logs_of_a_record_whose_log_is_a_fifo_or_a_device_return_at_once() {
     );
     assert!(text.len() < 1 << 20, "{} bytes printed", text.len());
 }
+
+/// `topsail approve --list` printed each queue message's fields as they
+/// were: a param in the approval message (chosen by whoever starts an
+/// execution) forged a row with a newline and drove the approver's terminal
+/// (`ESC[2K` erased a line, an OSC set the title). Needs the emulator.
+#[test]
+fn approval_list_shows_control_characters_escaped() {
+    use crate::support::{deploy, run, unique};
+    let t = Test::new().file(
+        "p.topsail",
+        "pipeline gated\n\nparam version = \"1.0\"\n\ngate:\n    approval \"Ship {{ version }}?\"\n",
+    );
+    let dir = t.dir.path();
+    let machine = unique("rtgated");
+    deploy(dir, "p.topsail", &machine);
+    let exec = unique("rtex");
+    let forged = "1.0?\n\u{1b}[2Kreal-exec-9  gate  gated  Ship 1.0 (routine)\u{1b}]0;owned\u{7}";
+    let (code, out, err) = run(
+        dir,
+        &[
+            "start",
+            "p.topsail",
+            "--machine",
+            &machine,
+            "--name",
+            &exec,
+            "--param",
+            &format!("version={forged}"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let t0 = std::time::Instant::now();
+    let list = loop {
+        let (code, out, err) = run(dir, &["approve", "--machine", &machine, "--list"]);
+        assert_eq!(code, 0, "{out}{err}");
+        if out.contains(&exec) {
+            break out;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "never listed:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        !list.contains(['\u{1b}', '\u{7}']),
+        "an escape reached the terminal: {list:?}"
+    );
+    assert_eq!(list.lines().count(), 2, "a forged row: {list}");
+    assert!(list.contains("Ship 1.0?\\n\\u{1b}[2Kreal-exec-9"), "{list}");
+}
