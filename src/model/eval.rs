@@ -298,6 +298,7 @@ pub fn place_holes(text: &Text, shell: Option<&str>) -> Vec<Result<Place, HolePr
         word: String::new(),
         word_lit: true,
         word_ident: true,
+        arith_frames: 0,
     };
     s.scan();
     s.places
@@ -458,6 +459,20 @@ enum Frame {
     Comment,
 }
 
+impl Frame {
+    /// Arithmetic: `$(( ))` and kin, or a `${x:offset}`.
+    fn is_arith(self) -> bool {
+        matches!(
+            self,
+            Frame::Arith { .. }
+                | Frame::Brace {
+                    stage: BraceStage::Offset,
+                    ..
+                }
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Heredoc {
     delim: String,
@@ -488,6 +503,9 @@ struct Scanner<'a> {
     word_lit: bool,
     /// The word so far is a shell name (`arr` in `arr[i]=x`).
     word_ident: bool,
+    /// How many frames on the stack are arithmetic ([`Frame::is_arith`]):
+    /// a hole under any of them must be an integer.
+    arith_frames: usize,
 }
 
 impl Scanner<'_> {
@@ -531,18 +549,8 @@ impl Scanner<'_> {
     /// between, its value reaches the arithmetic: `$(( $(echo X) ))` and
     /// `arr[$(echo X)]=1` evaluate what the command prints.
     fn place(&mut self, p: Result<Place, HoleProblem>) {
-        let in_arith = self.stack.iter().any(|f| {
-            matches!(
-                f,
-                Frame::Arith { .. }
-                    | Frame::Brace {
-                        stage: BraceStage::Offset,
-                        ..
-                    }
-            )
-        });
         self.places.push(match p {
-            Ok(place) if in_arith => Ok(place.arith()),
+            Ok(place) if self.arith_frames > 0 => Ok(place.arith()),
             other => other,
         });
     }
@@ -669,6 +677,7 @@ impl Scanner<'_> {
             self.word_lit = false;
             self.word_ident = false;
         }
+        self.arith_frames += usize::from(f.is_arith());
         self.stack.push(f);
     }
 
@@ -681,7 +690,9 @@ impl Scanner<'_> {
                 self.word_lit = false;
                 self.word_ident = false;
             }
-            self.stack.pop();
+            if self.stack.pop().is_some_and(|f| f.is_arith()) {
+                self.arith_frames -= 1;
+            }
         }
     }
 
@@ -1092,6 +1103,7 @@ impl Scanner<'_> {
             }
             (BraceStage::Name, ':') if !matches!(self.at(0), Some('-' | '=' | '?' | '+')) => {
                 set(self, BraceStage::Offset);
+                self.arith_frames += 1;
             }
             (_, '\\') => self.escaped(),
             (_, '\'') if !quoted => self.push(Frame::Single),
