@@ -557,10 +557,14 @@ impl Scanner<'_> {
 
     /// The holes `from..to` stand where bash evaluates arithmetic.
     fn arith_places(&mut self, from: usize, to: usize) {
-        for p in self.places.get_mut(from..to).into_iter().flatten() {
-            if let Ok(place) = p {
-                *place = place.arith();
-            }
+        for place in self
+            .places
+            .get_mut(from..to)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            *place = place.arith();
         }
     }
 
@@ -690,7 +694,7 @@ impl Scanner<'_> {
                 self.word_lit = false;
                 self.word_ident = false;
             }
-            if self.stack.pop().is_some_and(|f| f.is_arith()) {
+            if self.stack.pop().is_some_and(Frame::is_arith) {
                 self.arith_frames -= 1;
             }
         }
