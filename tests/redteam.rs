@@ -242,3 +242,64 @@ fn approval_list_shows_control_characters_escaped() {
     assert_eq!(list.lines().count(), 2, "a forged row: {list}");
     assert!(list.contains("Ship 1.0?\\n\\u{1b}[2Kreal-exec-9"), "{list}");
 }
+
+/// A frame whose body was not JSON-RPC (bad JSON, or JSON nested past
+/// serde's limit) ended the language server with "disconnected channel";
+/// the frame is whole, so the server skips it, says so, and goes on.
+#[test]
+fn the_language_server_skips_a_message_that_is_not_json_rpc() {
+    use std::io::Write;
+    let frame = |body: &[u8]| {
+        let mut f = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        f.extend_from_slice(body);
+        f
+    };
+    let mut input = frame(b"{\"a\":[[[[");
+    input.extend(frame(
+        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).as_bytes(),
+    ));
+    for msg in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}),
+        json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}),
+        json!({"jsonrpc": "2.0", "method": "exit"}),
+    ] {
+        input.extend(frame(msg.to_string().as_bytes()));
+    }
+    let t = Test::new();
+    let input_file = t.path("lsp-input");
+    std::fs::File::create(&input_file)
+        .and_then(|mut f| f.write_all(&input))
+        .unwrap();
+    let mut child = crate::common::command(t.dir.path())
+        .arg("lsp")
+        .stdin(std::fs::File::open(&input_file).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the language server did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr
+            .matches("skipped a message that is not JSON-RPC")
+            .count(),
+        2,
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("\"id\":1") && stdout.contains("\"id\":2"),
+        "{stdout}"
+    );
+}
