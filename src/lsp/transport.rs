@@ -99,7 +99,7 @@ impl std::fmt::Display for BadBody {
 impl std::error::Error for BadBody {}
 
 fn is_bad_body(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<BadBody>())
+    matches!(e.get_ref(), Some(inner) if inner.is::<BadBody>())
 }
 
 fn invalid(message: String) -> io::Error {
