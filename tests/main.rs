@@ -13,6 +13,7 @@ mod layers;
 mod legacy;
 mod legacy_run;
 mod lsp;
+mod redteam;
 mod roundtrip;
 mod run;
 mod run_docker;

@@ -2,6 +2,7 @@
 //! [EXECUTION STEP] [--reject --reason TEXT]`: the approval steps waiting on
 //! Step Functions (see [`crate::sfn::approve`]).
 
+use crate::sfn::worker::printable;
 use crate::sfn::{AwsArgs, Clients, approve};
 
 use super::Error;
@@ -61,8 +62,8 @@ pub fn run(args: Args) -> Result<(), Error> {
                 } else {
                     "approved"
                 },
-                p.step,
-                p.run_id
+                printable(&p.step),
+                printable(&p.run_id)
             );
             return Ok::<u8, String>(0);
         }
@@ -72,22 +73,25 @@ pub fn run(args: Args) -> Result<(), Error> {
                 outln!("no approvals pending");
                 return Ok::<u8, String>(0);
             }
-            let w = list
+            // Every field comes from a queue message, the message from an
+            // execution's input: whoever can start an execution must not
+            // forge a row (a newline) or drive the approver's terminal (an
+            // escape), so control characters are shown escaped.
+            let rows: Vec<[String; 4]> = list
                 .iter()
-                .map(|p| p.run_id.len())
-                .max()
-                .unwrap_or(9)
-                .max(9);
-            let s = list.iter().map(|p| p.step.len()).max().unwrap_or(4).max(4);
+                .map(|p| [&p.run_id, &p.step, &p.pipeline, &p.message].map(|f| printable(f)))
+                .collect();
+            let width = |i: usize, min: usize| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .max()
+                    .unwrap_or(min)
+                    .max(min)
+            };
+            let (w, s) = (width(0, 9), width(1, 4));
             outln!("{:<w$}  {:<s$}  PIPELINE  MESSAGE", "EXECUTION", "STEP");
-            for p in &list {
-                outln!(
-                    "{:<w$}  {:<s$}  {}  {}",
-                    p.run_id,
-                    p.step,
-                    p.pipeline,
-                    p.message
-                );
+            for [run_id, step, pipeline, message] in &rows {
+                outln!("{run_id:<w$}  {step:<s$}  {pipeline}  {message}");
             }
             Ok(0)
         }

@@ -53,7 +53,19 @@ pub fn stdio() -> io::Result<(Connection, IoThreads)> {
         .spawn(move || {
             let stdin = io::stdin();
             let mut input = stdin.lock();
-            while let Some(msg) = read_message(&mut input)? {
+            loop {
+                let msg = match read_message(&mut input) {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => break,
+                    // The frame was whole, only its body is not a message:
+                    // the next frame starts right after it, so one bad
+                    // message from a client does not end the server.
+                    Err(e) if is_bad_body(&e) => {
+                        errln!("topsail lsp: skipped {e}");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let is_exit = matches!(&msg, Message::Notification(n) if n.method == "exit");
                 if to_server.send(msg).is_err() || is_exit {
                     break;
@@ -72,6 +84,22 @@ pub fn stdio() -> io::Result<(Connection, IoThreads)> {
             out.flush()
         })?;
     Ok((server, IoThreads { reader, writer }))
+}
+
+/// A whole frame whose body is not a JSON-RPC message.
+#[derive(Debug)]
+struct BadBody(String);
+
+impl std::fmt::Display for BadBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadBody {}
+
+fn is_bad_body(e: &io::Error) -> bool {
+    matches!(e.get_ref(), Some(inner) if inner.is::<BadBody>())
 }
 
 fn invalid(message: String) -> io::Error {
@@ -143,9 +171,12 @@ pub fn read_message(input: &mut impl BufRead) -> io::Result<Option<Message>> {
             "the input ended inside a message",
         ));
     }
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|e| invalid(format!("a message that is not JSON-RPC: {e}")))
+    serde_json::from_slice(&body).map(Some).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            BadBody(format!("a message that is not JSON-RPC: {e}")),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,12 @@
 //! exceptions are refused instead of guessed: a hole in a heredoc whose
 //! delimiter is quoted (nothing expands there) or in a script for an
 //! interpreter that is not a POSIX shell ([`script_problems`]), and a
-//! non-integer value in shell arithmetic, which the shell evaluates.
+//! non-integer value in shell arithmetic, which the shell evaluates. That
+//! last one is the scanner's to find, and bash evaluates more than
+//! `$(( ))`: an array subscript anywhere (`arr[i]=x`), `let`, `declare -i`,
+//! a name after `-v` (see [`Cmd`]), where a subscript in what a variable
+//! expands to runs its `$( )`. There a missed place is a command, so the
+//! scanner reads a doubtful `[` as a subscript (a refused value, not a run).
 
 use std::fmt;
 
@@ -108,7 +113,7 @@ pub fn render_script(
             }
             None => return Err(EvalError("a hole was not placed".into())),
         };
-        if place == Place::Arith && !is_integer(&value) {
+        if place.integer() && !is_integer(&value) {
             return Err(EvalError(format!(
                 "{} stands in shell arithmetic, where the shell evaluates what it expands: \
                  its value must be an integer",
@@ -181,8 +186,8 @@ fn reference(var: &str, place: Place) -> String {
     match place {
         Place::Unquoted | Place::Comment => format!("\"${{{var}}}\""),
         Place::Quoted | Place::Arith => format!("${{{var}}}"),
-        Place::Single => format!("'\"${{{var}}}\"'"),
-        Place::AnsiC => format!("'\"${{{var}}}\"$'"),
+        Place::Single | Place::SingleArith => format!("'\"${{{var}}}\"'"),
+        Place::AnsiC | Place::AnsiCArith => format!("'\"${{{var}}}\"$'"),
     }
 }
 
@@ -203,8 +208,30 @@ pub enum Place {
     /// `${x:offset}`, `[[ a -eq b ]]`), where the shell evaluates what it
     /// expands, so a value must be an integer: `${V}`.
     Arith,
+    /// Inside `'...'` or `$'...'` in an argument bash evaluates as
+    /// arithmetic (`let 'x={{ n }}'`, see [`Cmd`]): written as `Single` or
+    /// `AnsiC`, and the value must be an integer.
+    SingleArith,
+    AnsiCArith,
     /// In a comment, where nothing runs: `"${V}"`.
     Comment,
+}
+
+impl Place {
+    /// Must the value be an integer here?
+    pub fn integer(self) -> bool {
+        matches!(self, Place::Arith | Place::SingleArith | Place::AnsiCArith)
+    }
+
+    /// The same place in an argument the shell evaluates as arithmetic.
+    fn arith(self) -> Place {
+        match self {
+            Place::Unquoted | Place::Quoted => Place::Arith,
+            Place::Single => Place::SingleArith,
+            Place::AnsiC => Place::AnsiCArith,
+            other => other,
+        }
+    }
 }
 
 /// Why a hole cannot be placed.
@@ -260,12 +287,18 @@ pub fn place_holes(text: &Text, shell: Option<&str>) -> Vec<Result<Place, HolePr
             close: Close::End,
             depth: 0,
             test: None,
+            cmd: Cmd::new(),
         }],
         word_start: true,
         pending: Vec::new(),
         docs: Vec::new(),
         places: Vec::with_capacity(holes),
         ansi_c: ansi_c_quotes(shell),
+        in_word: false,
+        word: String::new(),
+        word_lit: true,
+        word_ident: true,
+        arith_frames: 0,
     };
     s.scan();
     s.places
@@ -348,6 +381,54 @@ struct Test {
     arith: bool,
 }
 
+/// What the simple command a code frame is in makes of its words, as far
+/// as bash and its kin evaluate them as arithmetic or as a variable name
+/// (whose `[subscript]` is arithmetic): every argument of `let`, what
+/// follows `-i` or `-n` in `declare`, `typeset`, `local`, `readonly` and
+/// `export`, and the name after `-v` (`printf -v`, `read -v`, `test -v`,
+/// `[ -v`, `[[ -v`). There a value must be an integer ([`Place::Arith`]):
+/// an expansion is data everywhere else, but not there
+/// (`x='a[$(cmd)]'; let y=$x` runs `cmd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cmd {
+    /// Words seen, not counting assignments and reserved words before the
+    /// command's name.
+    words: u32,
+    kind: CmdKind,
+    /// Holes from this index on, to the end of the command, are arithmetic.
+    arith_from: Option<usize>,
+    /// Holes from this index on, to the end of the word, are arithmetic.
+    word_from: Option<usize>,
+    /// The next word is a variable name (after `-v`).
+    name_next: bool,
+}
+
+impl Cmd {
+    const fn new() -> Cmd {
+        Cmd {
+            words: 0,
+            kind: CmdKind::Other,
+            arith_from: None,
+            word_from: None,
+            name_next: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CmdKind {
+    /// `let`: every argument is arithmetic.
+    Let,
+    /// `declare` and kin: after `-i` / `-n`, the values.
+    Declare,
+    /// Commands whose `-v` takes a variable name.
+    NameOption,
+    Other,
+}
+
+/// The longest word kept to tell a command's name or an option (`typeset`).
+const WORD_KEPT: usize = 16;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Frame {
     /// Shell code: the script, `$( )` or backquotes. `depth` counts the
@@ -356,6 +437,7 @@ enum Frame {
         close: Close,
         depth: u32,
         test: Option<Test>,
+        cmd: Cmd,
     },
     Double,
     Single,
@@ -375,6 +457,20 @@ enum Frame {
         line_start: bool,
     },
     Comment,
+}
+
+impl Frame {
+    /// Arithmetic: `$(( ))` and kin, or a `${x:offset}`.
+    fn is_arith(self) -> bool {
+        matches!(
+            self,
+            Frame::Arith { .. }
+                | Frame::Brace {
+                    stage: BraceStage::Offset,
+                    ..
+                }
+        )
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -400,6 +496,16 @@ struct Scanner<'a> {
     docs: Vec<Heredoc>,
     places: Vec<Result<Place, HoleProblem>>,
     ansi_c: bool,
+    /// In code: inside a word, its first characters if it is all literal
+    /// so far (`word_lit`), for [`Cmd`].
+    in_word: bool,
+    word: String,
+    word_lit: bool,
+    /// The word so far is a shell name (`arr` in `arr[i]=x`).
+    word_ident: bool,
+    /// How many frames on the stack are arithmetic ([`Frame::is_arith`]):
+    /// a hole under any of them must be an integer.
+    arith_frames: usize,
 }
 
 impl Scanner<'_> {
@@ -410,11 +516,14 @@ impl Scanner<'_> {
                     close: Close::End,
                     depth: 0,
                     test: None,
+                    cmd: Cmd::new(),
                 });
                 continue;
             };
             match frame {
-                Frame::Code { close, depth, test } => self.code(close, depth, test),
+                Frame::Code {
+                    close, depth, test, ..
+                } => self.code(close, depth, test),
                 Frame::Double => self.double(),
                 Frame::Single => self.single(),
                 Frame::AnsiC => self.ansi_c(),
@@ -422,6 +531,111 @@ impl Scanner<'_> {
                 Frame::Arith { close, depth } => self.arith(close, depth),
                 Frame::Body { doc, line_start } => self.body(doc, line_start),
                 Frame::Comment => self.comment(),
+            }
+        }
+        // The commands still open at the end of the script end there.
+        self.end_word();
+        let n = self.places.len();
+        for f in self.stack.clone() {
+            if let Frame::Code { cmd, .. } = f {
+                for from in [cmd.arith_from, cmd.word_from].into_iter().flatten() {
+                    self.arith_places(from, n);
+                }
+            }
+        }
+    }
+
+    /// A hole stands here. Under an arithmetic frame, whatever frames are
+    /// between, its value reaches the arithmetic: `$(( $(echo X) ))` and
+    /// `arr[$(echo X)]=1` evaluate what the command prints.
+    fn place(&mut self, p: Result<Place, HoleProblem>) {
+        self.places.push(match p {
+            Ok(place) if self.arith_frames > 0 => Ok(place.arith()),
+            other => other,
+        });
+    }
+
+    /// The holes `from..to` stand where bash evaluates arithmetic.
+    fn arith_places(&mut self, from: usize, to: usize) {
+        for place in self
+            .places
+            .get_mut(from..to)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            *place = place.arith();
+        }
+    }
+
+    /// In code, at a character that ends a word: what the word was tells
+    /// the command ([`Cmd`]) what its next words are.
+    fn end_word(&mut self) {
+        if !std::mem::replace(&mut self.in_word, false) {
+            return;
+        }
+        let word = std::mem::take(&mut self.word);
+        let lit = std::mem::replace(&mut self.word_lit, true);
+        self.word_ident = true;
+        let n = self.places.len();
+        let Some(Frame::Code { cmd, .. }) = self.stack.last_mut() else {
+            return;
+        };
+        // A name after `-v` ends here.
+        let name_from = cmd.word_from.take();
+        let w = lit.then_some(word.as_str());
+        if cmd.words == 0 {
+            let reserved = |w: &str| {
+                matches!(
+                    w,
+                    "!" | "{" | "if" | "then" | "elif" | "else" | "do" | "while" | "until" | "time"
+                )
+            };
+            let assignment = |w: &str| {
+                w.split_once('=').is_some_and(|(name, _)| {
+                    !name.is_empty()
+                        && !name.starts_with(|c: char| c.is_ascii_digit())
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+            };
+            if !w.is_some_and(|w| reserved(w) || assignment(w)) {
+                cmd.words = 1;
+                cmd.kind = match w {
+                    Some("let") => CmdKind::Let,
+                    Some("declare" | "typeset" | "local" | "readonly" | "export") => {
+                        CmdKind::Declare
+                    }
+                    Some("printf" | "read" | "test" | "[" | "[[") => CmdKind::NameOption,
+                    _ => CmdKind::Other,
+                };
+                if cmd.kind == CmdKind::Let {
+                    cmd.arith_from.get_or_insert(n);
+                }
+            }
+        } else {
+            cmd.words = cmd.words.saturating_add(1);
+            match (cmd.kind, w) {
+                (CmdKind::Declare, Some(w)) if w.starts_with('-') && w.contains(['i', 'n']) => {
+                    cmd.arith_from.get_or_insert(n);
+                }
+                (CmdKind::NameOption, Some("-v")) => cmd.word_from = Some(n),
+                _ => {}
+            }
+        }
+        if let Some(from) = name_from {
+            self.arith_places(from, n);
+        }
+    }
+
+    /// In code, at `;`, `&`, `|`, a newline or a parenthesis: the simple
+    /// command ends, and with it what it made arithmetic.
+    fn end_cmd(&mut self) {
+        self.end_word();
+        let n = self.places.len();
+        if let Some(Frame::Code { cmd, .. }) = self.stack.last_mut() {
+            let c = std::mem::replace(cmd, Cmd::new());
+            for from in [c.arith_from, c.word_from].into_iter().flatten() {
+                self.arith_places(from, n);
             }
         }
     }
@@ -458,20 +672,41 @@ impl Scanner<'_> {
     fn push(&mut self, f: Frame) {
         if matches!(f, Frame::Code { .. }) {
             self.word_start = true;
+            // The word it stands in is no longer all literal; its own start.
+            self.in_word = false;
+            self.word.clear();
+            self.word_lit = true;
+            self.word_ident = true;
+        } else {
+            self.word_lit = false;
+            self.word_ident = false;
         }
+        self.arith_frames += usize::from(f.is_arith());
         self.stack.push(f);
     }
 
     fn pop(&mut self) {
         if self.stack.len() > 1 {
-            self.stack.pop();
+            if matches!(self.stack.last(), Some(Frame::Code { .. })) {
+                self.end_cmd();
+                // Back in the word the `$( )` or backquotes stand in.
+                self.in_word = true;
+                self.word_lit = false;
+                self.word_ident = false;
+            }
+            if self.stack.pop().is_some_and(Frame::is_arith) {
+                self.arith_frames -= 1;
+            }
         }
     }
 
     fn code(&mut self, close: Close, depth: u32, test: Option<Test>) {
         let ws = std::mem::replace(&mut self.word_start, false);
         let Some(c) = self.next() else {
-            self.places.push(Ok(Place::Unquoted));
+            self.place(Ok(Place::Unquoted));
+            self.in_word = true;
+            self.word_lit = false;
+            self.word_ident = false;
             return;
         };
         let blank_after = |s: &Self, k: usize| {
@@ -479,6 +714,33 @@ impl Scanner<'_> {
                 .is_none_or(|c| c.is_whitespace() || matches!(c, ';' | '&' | '|' | ')'))
                 && !matches!(s.t.get(s.i + k), Some(Tok::Hole))
         };
+        // `arr=(` goes on with the assignment's word; `(` elsewhere ends a
+        // command, as `;`, `&`, `|`, `)` and a newline do (not inside
+        // `[[ ]]`, where `||` and `( )` are the test's).
+        let ends_cmd =
+            test.is_none() && (matches!(c, ';' | '&' | '|' | ')' | '\n') || (c == '(' && ws));
+        let ident_before = self.in_word && self.word_ident;
+        if ends_cmd {
+            self.end_cmd();
+        } else if c.is_whitespace() || matches!(c, ';' | '&' | '|' | '<' | '>' | '(' | ')') {
+            self.end_word();
+        } else {
+            if !self.in_word {
+                self.in_word = true;
+                self.word_ident = !c.is_ascii_digit();
+            }
+            if self.word.len() < WORD_KEPT {
+                self.word.push(c);
+            } else {
+                self.word_lit = false;
+            }
+            if matches!(c, '\\' | '\'' | '"' | '`' | '$') {
+                self.word_lit = false;
+            }
+            if !(c.is_ascii_alphanumeric() || c == '_') {
+                self.word_ident = false;
+            }
+        }
         match c {
             '\\' => self.escaped(),
             '\'' => self.push(Frame::Single),
@@ -488,6 +750,7 @@ impl Scanner<'_> {
                 close: Close::Backquote,
                 depth: 0,
                 test: None,
+                cmd: Cmd::new(),
             }),
             '$' => self.dollar(false),
             '#' if ws => self.push(Frame::Comment),
@@ -520,6 +783,15 @@ impl Scanner<'_> {
             '\n' => {
                 self.word_start = true;
                 self.start_bodies();
+            }
+            // `arr[i]=x`, `unset arr[i]`, `a=([i]=x)`: an array's
+            // subscript, arithmetic (a glob `[ab]*` is read so too: a value
+            // there must be an integer, which errs to the safe side).
+            '[' if ident_before || (ws && self.at(0) != Some('[') && !blank_after(self, 0)) => {
+                self.push(Frame::Arith {
+                    close: ArithClose::Bracket,
+                    depth: 0,
+                });
             }
             '[' if ws && test.is_none() && self.at(0) == Some('[') && blank_after(self, 1) => {
                 self.i += 1;
@@ -578,6 +850,7 @@ impl Scanner<'_> {
                     close: Close::Paren,
                     depth: 0,
                     test: None,
+                    cmd: Cmd::new(),
                 });
             }
             (Some('{'), _) => {
@@ -728,7 +1001,7 @@ impl Scanner<'_> {
         }
         let quoted = self.docs[doc].quoted;
         let Some(c) = self.next() else {
-            self.places.push(if quoted {
+            self.place(if quoted {
                 Err(HoleProblem::QuotedHeredoc)
             } else {
                 Ok(Place::Quoted)
@@ -748,6 +1021,7 @@ impl Scanner<'_> {
                 close: Close::Backquote,
                 depth: 0,
                 test: None,
+                cmd: Cmd::new(),
             }),
             _ => {}
         }
@@ -755,7 +1029,7 @@ impl Scanner<'_> {
 
     fn double(&mut self) {
         let Some(c) = self.next() else {
-            self.places.push(Ok(Place::Quoted));
+            self.place(Ok(Place::Quoted));
             return;
         };
         match c {
@@ -765,6 +1039,7 @@ impl Scanner<'_> {
                 close: Close::Backquote,
                 depth: 0,
                 test: None,
+                cmd: Cmd::new(),
             }),
             '$' => self.dollar(true),
             _ => {}
@@ -773,7 +1048,7 @@ impl Scanner<'_> {
 
     fn single(&mut self) {
         match self.next() {
-            None => self.places.push(Ok(Place::Single)),
+            None => self.place(Ok(Place::Single)),
             Some('\'') => self.pop(),
             Some(_) => {}
         }
@@ -781,7 +1056,7 @@ impl Scanner<'_> {
 
     fn ansi_c(&mut self) {
         match self.next() {
-            None => self.places.push(Ok(Place::AnsiC)),
+            None => self.place(Ok(Place::AnsiC)),
             Some('\\') => self.escaped(),
             Some('\'') => self.pop(),
             Some(_) => {}
@@ -795,7 +1070,7 @@ impl Scanner<'_> {
             Some(_) => self.i += 1,
             None => {
                 self.i += 1;
-                self.places.push(Ok(Place::Comment));
+                self.place(Ok(Place::Comment));
             }
         }
     }
@@ -807,7 +1082,7 @@ impl Scanner<'_> {
             }
         };
         let Some(c) = self.next() else {
-            self.places.push(Ok(match (stage, quoted) {
+            self.place(Ok(match (stage, quoted) {
                 (BraceStage::Offset, _) => Place::Arith,
                 (_, true) => Place::Quoted,
                 (_, false) => Place::Unquoted,
@@ -832,6 +1107,7 @@ impl Scanner<'_> {
             }
             (BraceStage::Name, ':') if !matches!(self.at(0), Some('-' | '=' | '?' | '+')) => {
                 set(self, BraceStage::Offset);
+                self.arith_frames += 1;
             }
             (_, '\\') => self.escaped(),
             (_, '\'') if !quoted => self.push(Frame::Single),
@@ -840,6 +1116,7 @@ impl Scanner<'_> {
                 close: Close::Backquote,
                 depth: 0,
                 test: None,
+                cmd: Cmd::new(),
             }),
             (_, '$') => self.dollar(quoted),
             (BraceStage::Start | BraceStage::Name, _) => set(self, BraceStage::Word),
@@ -849,7 +1126,7 @@ impl Scanner<'_> {
 
     fn arith(&mut self, close: ArithClose, depth: u32) {
         let Some(c) = self.next() else {
-            self.places.push(Ok(Place::Arith));
+            self.place(Ok(Place::Arith));
             return;
         };
         let open = match close {
@@ -883,6 +1160,7 @@ impl Scanner<'_> {
                 close: Close::Backquote,
                 depth: 0,
                 test: None,
+                cmd: Cmd::new(),
             }),
             _ => {}
         }

@@ -241,7 +241,7 @@ pub fn sweep_lost(dir: &Path) -> Vec<String> {
         }
         // Gone, so it writes no more: read again what it wrote last.
         let path = dir.join(RUNS_DIR).join(&id).join("run.json");
-        let Some(mut run) = std::fs::read_to_string(&path)
+        let Some(mut run) = crate::source::read::read_source(&path)
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .filter(|j| j.get("status").and_then(|s| s.as_str()) == Some("running"))
@@ -349,14 +349,12 @@ fn log_key(unit: &str) -> String {
 /// order they were written (empty for a unit that logged nothing).
 pub fn read_logs(run_dir: &Path, units: &[String]) -> Vec<Vec<String>> {
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
-    if let Ok(text) = std::fs::read_to_string(run_dir.join(LOG_FILE)) {
-        for line in text.lines() {
-            if let Some((key, rest)) = line.split_once('\t') {
-                by_key
-                    .entry(key.to_string())
-                    .or_default()
-                    .push(rest.to_string());
-            }
+    for line in log_lines(&run_dir.join(LOG_FILE)) {
+        if let Some((key, rest)) = line.split_once('\t') {
+            by_key
+                .entry(key.to_string())
+                .or_default()
+                .push(rest.to_string());
         }
     }
     units
@@ -364,11 +362,73 @@ pub fn read_logs(run_dir: &Path, units: &[String]) -> Vec<Vec<String>> {
         .map(|u| match by_key.remove(&log_key(u)) {
             Some(lines) => lines,
             // A record from before `run.log`: one file per unit.
-            None => std::fs::read_to_string(run_dir.join("logs").join(log_file_name(u)))
-                .map(|t| t.lines().map(str::to_string).collect())
-                .unwrap_or_default(),
+            None => log_lines(&run_dir.join("logs").join(log_file_name(u))),
         })
         .collect()
+}
+
+/// The longest line kept from a log file: what a step's line may be
+/// ([`crate::run::runtime::MAX_LINE_BYTES`] and its cut marker) with room
+/// for the unit and stream in front. A longer one is cut there.
+const MAX_LOG_LINE: usize = crate::run::runtime::MAX_LINE_BYTES + 4096;
+
+/// The lines of a log file, if it is a regular file (none otherwise): a
+/// FIFO put in a record's place must not block `topsail logs`, nor a
+/// symlink to `/dev/zero` fill memory. It is opened with `O_NONBLOCK` and
+/// checked again through the descriptor (as [`crate::syntax::read`] does), and
+/// each line is read up to [`MAX_LOG_LINE`] bytes, the rest of it dropped.
+fn log_lines(path: &Path) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::fs::OpenOptionsExt;
+    let regular = |m: &std::fs::Metadata| m.file_type().is_file();
+    if !std::fs::metadata(path).is_ok_and(|m| regular(&m)) {
+        return Vec::new();
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+    else {
+        return Vec::new();
+    };
+    if !file.metadata().is_ok_and(|m| regular(&m)) {
+        return Vec::new();
+    }
+    let mut reader = BufReader::new(file);
+    let mut lines = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // Up to the limit; past it, skip to the next line break.
+        let Ok(n) = Read::by_ref(&mut reader)
+            .take(MAX_LOG_LINE as u64)
+            .read_until(b'\n', &mut line)
+        else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') && line.len() >= MAX_LOG_LINE {
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                match Read::by_ref(&mut reader)
+                    .take(64 * 1024)
+                    .read_until(b'\n', &mut rest)
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if rest.last() == Some(&b'\n') => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        lines.push(String::from_utf8_lossy(&line).into_owned());
+    }
+    lines
 }
 
 /// `deploy[eu-west-1]` -> `deploy[eu-west-1].log`; anything odd becomes `_`

@@ -304,7 +304,7 @@ async fn until(flag: &mut watch::Receiver<bool>) {
 
 /// `text` with control characters written as escapes (`\n`, `\u{1b}`), for a
 /// log line that must stay one line and must not drive the terminal.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() {
