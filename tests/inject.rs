@@ -223,6 +223,31 @@ fn a_value_too_big_or_with_nul_fails_the_step_clearly() {
     assert_eq!(unit(&json, "nul")["status"], "failed");
 }
 
+/// The same limits for a step's `env` values: a clear step failure, not
+/// `Argument list too long` from exec.
+#[test]
+fn an_env_value_too_big_or_with_nul_fails_the_step_clearly() {
+    let t = run_test(
+        "make:\n    output BIG\n    output NUL\n    run:\n        printf 'BIG=%0204800d\\n' 0 >> \"$TOPSAIL_OUTPUT\"\n        printf 'NUL=a\\000b\\n' >> \"$TOPSAIL_OUTPUT\"\n\nbig: make\n    env HUGE = \"{{ make.BIG }}\"\n    run echo \"$HUGE\" | wc -c\n\nnul: make\n    env WITH_NUL = \"{{ make.NUL }}\"\n    run echo \"$WITH_NUL\"\n",
+    )
+    .args(&["run", "--keep-going"])
+    .status(1);
+    let r = t.run();
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains("env HUGE: the value is 204800 bytes, over the 128 KiB"),
+        "{all}"
+    );
+    assert!(
+        all.contains("env WITH_NUL: the value has a NUL byte"),
+        "{all}"
+    );
+    assert!(!all.contains("Argument list too long"), "{all}");
+    let json = run_json(&t);
+    assert_eq!(unit(&json, "big")["status"], "failed");
+    assert_eq!(unit(&json, "nul")["status"], "failed");
+}
+
 #[test]
 fn template_arguments_are_values_not_code() {
     let t = run_test(

@@ -117,10 +117,12 @@ pub fn build(
     let run = render_script(view.script, scope, view.shell).map_err(|e| bad("run", e))?;
     let mut env = Vec::new();
     for (k, t) in &view.env {
-        env.push((
-            (*k).to_string(),
-            render_text(t, scope).map_err(|e| bad(k, e))?,
-        ));
+        let value = render_text(t, scope).map_err(|e| bad(k, e))?;
+        // As for the script's holes: a clear failure, not `Argument list
+        // too long` from exec (or a value cut at a NUL).
+        crate::model::env_value_fits(k, &value)
+            .map_err(|e| StepError::new(errors::RUNTIME, format!("env {k}: {e}")))?;
+        env.push(((*k).to_string(), value));
     }
     // After the step's own: the values of the script's holes win.
     env.extend(run.env);
