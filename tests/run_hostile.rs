@@ -5,7 +5,7 @@
 //! binary, as a user would meet them.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::process::{gone, output_of, signal, spawn, wait_for_file, wait_sampling};
@@ -93,10 +93,15 @@ fn run_killed_runner_is_lost_for_the_next_topsail_and_its_dirs_go() {
     assert_eq!(run_json(&t)["status"], "running");
     let left = std::fs::read_dir(t.path("tmp")).unwrap().count();
     assert!(left > 0, "expected the killed run's attempt dir");
-    // The step itself is not topsail's to stop any more: end it here.
-    let _ = Command::new("kill")
-        .args(["-KILL", &format!("-{pgid}")])
-        .status();
+    // The step itself is not topsail's to stop any more: end its group here.
+    // Not with `kill -KILL -PGID`: procps-ng 4.0.2's kill reads that as
+    // `kill(-1)` and ended every process on the machine (three times today).
+    let pgid: i32 = pgid.parse().expect("long.pid holds the step's pid");
+    assert!(pgid > 1, "a real process group, not {pgid}");
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     let runs = command(t.dir.path())
         .arg("runs")
         .env("TMPDIR", t.path("tmp"))
