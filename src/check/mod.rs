@@ -4,8 +4,13 @@
 //! (sorted by position), not just the first. Nothing downstream ever sees an
 //! unchecked pipeline: a `Pipeline` exists only when there were no errors.
 
+mod dag;
+mod directives;
 mod lower;
 mod refs;
+mod scope;
+mod templates;
+mod values;
 
 use std::path::{Path, PathBuf};
 
