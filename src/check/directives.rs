@@ -44,28 +44,7 @@ pub(super) fn lower_step(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Step> {
     let errors_before = diags.iter().filter(|x| x.is_error()).count();
-    // Single-valued directives may appear once.
-    let mut first_of: HashMap<&'static str, &ast::Directive> = HashMap::new();
-    for x in body {
-        let kw = x.kind.keyword();
-        if matches!(kw, "run" | "env" | "output" | "secret" | "use") {
-            continue;
-        }
-        if let Some(first) = first_of.get(kw) {
-            diags.push(
-                Diagnostic::error(
-                    codes::DUPLICATE_DIRECTIVE,
-                    x.keyword_span,
-                    format!("`{kw}` is given twice in step `{}`", d.name),
-                )
-                .label("given again here")
-                .secondary(first.keyword_span, "first given here")
-                .help(format!("keep one `{kw}`")),
-            );
-        } else {
-            first_of.insert(kw, x);
-        }
-    }
+    let first_of = single_valued(d, body, diags);
     let foreach_var = body.iter().find_map(|x| match &x.kind {
         DirectiveKind::Foreach(f) => Some(f.var.name.as_str()),
         _ => None,
@@ -197,76 +176,13 @@ pub(super) fn lower_step(
             DirectiveKind::Use(_) => {}
         }
     }
-    // Environment variables named in the script that are secrets but not requested.
-    for (_, run) in &run_parts {
-        for piece in &run.parts {
-            let model::Piece::Lit(s) = piece else {
-                continue;
-            };
-            for name in secrets.keys() {
-                if step_secrets.contains(name) || !mentions_var(s, name) {
-                    continue;
-                }
-                diags.push(
-                    Diagnostic::warning(
-                        codes::SECRET_NOT_REQUESTED,
-                        run_parts[0].0.span,
-                        format!("the script uses `${name}`, a secret this step did not ask for"),
-                    )
-                    .label("the variable will be empty here")
-                    .help(format!("add `secret {name}` to step `{}`", d.name)),
-                );
-            }
-        }
-    }
+    unrequested_secrets(d, &run_parts, secrets, &step_secrets, diags);
     if approval.is_none() {
         hole_problems(&run_parts, shell.as_deref(), diags);
     }
-    if let (Some((hb, hb_span)), Some((t, t_span))) = (heartbeat, timeout)
-        && hb >= t
-    {
-        diags.push(
-            Diagnostic::error(
-                codes::BAD_VALUE,
-                hb_span,
-                "the heartbeat interval must be shorter than the timeout",
-            )
-            .label("heartbeat")
-            .secondary(t_span, "timeout")
-            .help("Step Functions requires HeartbeatSeconds < TimeoutSeconds"),
-        );
-    }
+    heartbeat_within_timeout(heartbeat, timeout, diags);
     if let Some((appr, _)) = &approval {
-        let mut conflicts: Vec<(Span, &str)> = Vec::new();
-        if let Some(img) = image_dir {
-            conflicts.push((img.keyword_span, "image"));
-        }
-        for (r, _) in &run_parts {
-            conflicts.push((r.keyword_span, "run"));
-        }
-        if let Some(sh) = first_of.get("shell") {
-            conflicts.push((sh.keyword_span, "shell"));
-        }
-        if !conflicts.is_empty() {
-            let what: Vec<&str> = conflicts.iter().map(|(_, w)| *w).collect();
-            let mut diag = Diagnostic::error(
-                codes::APPROVAL_CONFLICT,
-                appr.keyword_span,
-                format!(
-                    "step `{}` is an approval gate and cannot also have {}",
-                    d.name,
-                    what.iter()
-                        .map(|w| format!("`{w}`"))
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                ),
-            )
-            .label("a manual gate runs nothing");
-            for (span, w) in &conflicts {
-                diag = diag.secondary(*span, format!("`{w}` here"));
-            }
-            diags.push(diag.help("move the commands into a separate step that needs this gate"));
-        }
+        approval_conflicts(d, appr, image_dir, &run_parts, &first_of, diags);
     }
     let errors_after = diags.iter().filter(|x| x.is_error()).count();
     if errors_after > errors_before {
@@ -347,6 +263,131 @@ pub(super) fn lower_step(
             .map(|c| env.steps[c].name.clone()),
         is_handler,
     })
+}
+
+/// Single-valued directives may appear once: each repetition is an error.
+/// Returns the first of each, by keyword.
+fn single_valued<'b>(
+    d: &Decl,
+    body: &'b [ast::Directive],
+    diags: &mut Vec<Diagnostic>,
+) -> HashMap<&'static str, &'b ast::Directive> {
+    let mut first_of: HashMap<&'static str, &ast::Directive> = HashMap::new();
+    for x in body {
+        let kw = x.kind.keyword();
+        if matches!(kw, "run" | "env" | "output" | "secret" | "use") {
+            continue;
+        }
+        if let Some(first) = first_of.get(kw) {
+            diags.push(
+                Diagnostic::error(
+                    codes::DUPLICATE_DIRECTIVE,
+                    x.keyword_span,
+                    format!("`{kw}` is given twice in step `{}`", d.name),
+                )
+                .label("given again here")
+                .secondary(first.keyword_span, "first given here")
+                .help(format!("keep one `{kw}`")),
+            );
+        } else {
+            first_of.insert(kw, x);
+        }
+    }
+    first_of
+}
+
+/// Environment variables named in the script that are secrets but not requested.
+fn unrequested_secrets(
+    d: &Decl,
+    run_parts: &[(&ast::Directive, Text)],
+    secrets: &IndexMap<String, Span>,
+    step_secrets: &[String],
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (_, run) in run_parts {
+        for piece in &run.parts {
+            let model::Piece::Lit(s) = piece else {
+                continue;
+            };
+            for name in secrets.keys() {
+                if step_secrets.contains(name) || !mentions_var(s, name) {
+                    continue;
+                }
+                diags.push(
+                    Diagnostic::warning(
+                        codes::SECRET_NOT_REQUESTED,
+                        run_parts[0].0.span,
+                        format!("the script uses `${name}`, a secret this step did not ask for"),
+                    )
+                    .label("the variable will be empty here")
+                    .help(format!("add `secret {name}` to step `{}`", d.name)),
+                );
+            }
+        }
+    }
+}
+
+/// Step Functions requires a heartbeat shorter than the timeout.
+fn heartbeat_within_timeout(
+    heartbeat: Option<(Duration, Span)>,
+    timeout: Option<(Duration, Span)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if let (Some((hb, hb_span)), Some((t, t_span))) = (heartbeat, timeout)
+        && hb >= t
+    {
+        diags.push(
+            Diagnostic::error(
+                codes::BAD_VALUE,
+                hb_span,
+                "the heartbeat interval must be shorter than the timeout",
+            )
+            .label("heartbeat")
+            .secondary(t_span, "timeout")
+            .help("Step Functions requires HeartbeatSeconds < TimeoutSeconds"),
+        );
+    }
+}
+
+/// An approval gate runs nothing: `image`, `run` or `shell` beside it is an error.
+fn approval_conflicts(
+    d: &Decl,
+    appr: &ast::Directive,
+    image_dir: Option<&ast::Directive>,
+    run_parts: &[(&ast::Directive, Text)],
+    first_of: &HashMap<&'static str, &ast::Directive>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut conflicts: Vec<(Span, &str)> = Vec::new();
+    if let Some(img) = image_dir {
+        conflicts.push((img.keyword_span, "image"));
+    }
+    for (r, _) in run_parts {
+        conflicts.push((r.keyword_span, "run"));
+    }
+    if let Some(sh) = first_of.get("shell") {
+        conflicts.push((sh.keyword_span, "shell"));
+    }
+    if !conflicts.is_empty() {
+        let what: Vec<&str> = conflicts.iter().map(|(_, w)| *w).collect();
+        let mut diag = Diagnostic::error(
+            codes::APPROVAL_CONFLICT,
+            appr.keyword_span,
+            format!(
+                "step `{}` is an approval gate and cannot also have {}",
+                d.name,
+                what.iter()
+                    .map(|w| format!("`{w}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        )
+        .label("a manual gate runs nothing");
+        for (span, w) in &conflicts {
+            diag = diag.secondary(*span, format!("`{w}` here"));
+        }
+        diags.push(diag.help("move the commands into a separate step that needs this gate"));
+    }
 }
 
 /// Holes in the script that no reference to their value can serve
