@@ -3,9 +3,20 @@
 //! builds the DAG, reporting every problem of every file as a diagnostic
 //! (sorted by position), not just the first. Nothing downstream ever sees an
 //! unchecked pipeline: a `Pipeline` exists only when there were no errors.
+//!
+//! This file loads the files; `lower` turns their declarations into the
+//! model, phase by phase, with the help of `templates` (expansion of `use`),
+//! `dag` (needs and cycles), `directives` (one step's directives), `refs`
+//! (`{{ }}` references and `when` conditions) and `values` (literals, names,
+//! durations and Step Functions' limits); `scope` holds what they share.
 
+mod dag;
+mod directives;
 mod lower;
 mod refs;
+mod scope;
+mod templates;
+mod values;
 
 use std::path::{Path, PathBuf};
 

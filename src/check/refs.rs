@@ -6,7 +6,7 @@ use crate::diagnostics::{Diagnostic, codes, suggest};
 use crate::model::{self, Cond, Operand, Piece, Ref, Text, Type};
 use crate::syntax::ast::{self, Expr, ExprKind, Part};
 
-use super::lower::{Env, StepInfo};
+use super::scope::{Env, StepInfo};
 
 /// Where a reference appears, which decides what it may name.
 pub(crate) struct Ctx<'a> {
