@@ -15,7 +15,7 @@ pub(crate) enum Scalar {
 }
 
 /// How a plain (unquoted) scalar reads: the YAML 1.2 core schema, plus
-/// `^[0-9]+[A-Za-z]+$` as a duration. The emitter quotes every string for
+/// `^[0-9]+[A-Za-z]+$` as a duration. The YAML printer quotes every string for
 /// which this is not [`Plain::Str`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Plain {
