@@ -15,7 +15,7 @@ pub mod print;
 pub mod print_yaml;
 pub mod topsail;
 pub mod yaml_form;
-pub(crate) mod yaml_tree;
+pub mod yaml_tree;
 
 use crate::diagnostics::Diagnostic;
 use crate::source::{FileId, Format, SourceMap};

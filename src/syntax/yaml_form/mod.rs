@@ -1,4 +1,4 @@
-//! The YAML form: YAML text -> the same [`ast::Module`] the `.topsail`
+//! The YAML form: YAML text -> the same [`Module`] the `.topsail`
 //! parser builds (LANGUAGE.md section 8), with a byte span on every node.
 //! The text is read once into the bounded tree of [`crate::syntax::yaml_tree`];
 //! this module reads the pipeline's shape off that tree.
@@ -11,10 +11,10 @@
 //! where) and name syntax; meaning (types, references, the DAG) is the
 //! checker's job. Every problem becomes a diagnostic; no input panics.
 //!
-//! One job a file: [`items`] the top level (params, imports, templates,
-//! steps), [`directives`] a step's keys, [`maps`] reading maps (merge keys,
-//! repeated keys, fixed fields), [`scalars`] names and values, [`text`]
-//! strings with `{{ }}` holes mapped back onto the source, and [`wording`]
+//! One job a file: `items.rs` the top level (params, imports, templates,
+//! steps), `directives.rs` a step's keys, `maps.rs` reading maps (merge keys,
+//! repeated keys, fixed fields), `scalars.rs` names and values, `text.rs`
+//! strings with `{{ }}` holes mapped back onto the source, and `wording.rs`
 //! the shape errors' wording.
 
 mod directives;

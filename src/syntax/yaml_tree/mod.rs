@@ -12,8 +12,8 @@
 //! Here aliases share an `Rc`, nesting depth and alias expansion are bounded,
 //! and collection spans end at their last child instead of at the next token.
 //!
-//! [`build`] turns events into nodes within those limits, [`positions`] turns
-//! saphyr's character markers into byte spans, and [`scalar`] says what a
+//! `build.rs` turns events into nodes within those limits, `positions.rs` turns
+//! saphyr's character markers into byte spans, and `scalar.rs` says what a
 //! scalar means (the YAML 1.2 core schema plus durations).
 
 mod build;
