@@ -98,6 +98,41 @@ fn layers_point_down() {
     );
 }
 
+/// Inside `syntax`, the bounded YAML tree is the floor both YAML readers
+/// (the YAML form and the legacy manifests) stand on: it names only itself,
+/// `source` and `diagnostics`, never the AST or a reader.
+#[test]
+fn the_bounded_yaml_tree_knows_no_reader() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = rust_files(&root.join("src/syntax/yaml_tree"));
+    assert!(files.len() >= 2, "only {} files read", files.len());
+    let mut offences = Vec::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let rel = file.strip_prefix(root).unwrap_or(&file);
+        for (line, path) in crate_paths(&module_of(rel), &text) {
+            let ok = match path.first().map(String::as_str) {
+                Some("source" | "diagnostics") => true,
+                Some("syntax") => path.get(1).is_some_and(|m| m == "yaml_tree"),
+                _ => false,
+            };
+            if !ok {
+                offences.push(format!(
+                    "{}:{line}: names `crate::{}`",
+                    rel.display(),
+                    path.join("::")
+                ));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "the YAML tree reaches up:\n{}",
+        offences.join("\n")
+    );
+}
+
 /// `src/run/scheduler.rs` -> `[run, scheduler]`; `src/run/mod.rs` -> `[run]`.
 fn module_of(rel: &Path) -> Vec<String> {
     let mut parts: Vec<String> = rel

@@ -46,7 +46,7 @@ pub mod analyse;
 pub mod sp;
 pub mod synth;
 pub mod task;
-pub mod yaml;
+pub mod yaml_out;
 
 use std::collections::{HashMap, HashSet};
 
@@ -139,7 +139,7 @@ impl Compiled {
     }
 
     pub fn to_yaml(&self) -> String {
-        yaml::to_yaml(&self.definition)
+        yaml_out::to_yaml(&self.definition)
     }
 }
 

@@ -55,7 +55,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         return Err(Error::Exit(1));
     };
     let out = match args.to {
-        Target::Yaml => syntax::emit_yaml::emit(&module),
+        Target::Yaml => syntax::print_yaml::emit(&module),
         Target::Topsail => syntax::print::print(&module),
     };
     if let Some(path) = &args.out {

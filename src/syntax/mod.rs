@@ -1,20 +1,21 @@
 //! Source text in, AST out. Two front ends produce the same [`ast::Module`]:
 //! `.topsail` through the pest grammar in `grammar/topsail.pest`
-//! ([`topsail`]), and the YAML form through a bounded node tree built from
-//! saphyr-parser events ([`yaml`]), which the legacy manifest reader
+//! ([`topsail`]), and the YAML form ([`yaml_form`]) through a bounded node
+//! tree built from saphyr-parser events ([`yaml_tree`]), which the legacy manifest reader
 //! ([`legacy`], the third front end, beside it) reads too. Files are read
 //! from disk by [`crate::source::read`] only; spans ([`crate::source::Span`])
 //! are made here once and carried by every AST node.
 //! The reverse direction (AST -> `.topsail` text, AST -> YAML text) lives in
-//! [`print`] and [`emit_yaml`] and is used by `topsail fmt` and `topsail convert`.
+//! [`print`] and [`print_yaml`] and is used by `topsail fmt` and `topsail convert`.
 
 pub mod ast;
-pub mod emit_yaml;
 pub mod interp;
 pub mod legacy;
 pub mod print;
+pub mod print_yaml;
 pub mod topsail;
-pub mod yaml;
+pub mod yaml_form;
+pub mod yaml_tree;
 
 use crate::diagnostics::Diagnostic;
 use crate::source::{FileId, Format, SourceMap};
@@ -37,7 +38,7 @@ pub fn parse_with(
         Format::Yaml => {
             // One bounded reading of the YAML, whichever reader then takes it.
             let text = &sources.get(file).text;
-            let tree = yaml::read(text, file);
+            let tree = yaml_tree::read(text, file);
             if let Ok(Some(root)) = &tree.root
                 && let Some((module, mut diags)) = legacy::parse(sources, file, root, contexts)
             {
@@ -45,7 +46,7 @@ pub fn parse_with(
                 all.append(&mut diags);
                 return (module, all);
             }
-            yaml::parse_tree(text, tree)
+            yaml_form::parse_tree(text, tree)
         }
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! Boundaries: this module only reads YAML and builds AST; it never runs
 //! anything. [`crate::syntax::parse_with`] calls [`parse`] for YAML files; it reads the
-//! same bounded tree ([`crate::syntax::yaml`]) as the YAML front end, beside it.
+//! same bounded tree ([`crate::syntax::yaml_tree`]) as the YAML front end, beside it.
 
 mod lower;
 mod script;
@@ -16,7 +16,7 @@ mod tree;
 
 use crate::diagnostics::{Diagnostic, codes};
 use crate::source::{FileId, SourceMap, Span};
-use crate::syntax::{ast, yaml};
+use crate::syntax::{ast, yaml_tree};
 
 /// Read `file`, whose bounded YAML tree has the root `root`, as a service
 /// manifest with `contexts` active, in order. `None` when it is not one (no
@@ -24,11 +24,11 @@ use crate::syntax::{ast, yaml};
 pub(crate) fn parse(
     sources: &SourceMap,
     file: FileId,
-    root: &yaml::Node,
+    root: &yaml_tree::Node,
     contexts: &[String],
 ) -> Option<(Option<ast::Module>, Vec<Diagnostic>)> {
     let source = sources.get(file);
-    let is_manifest = matches!(&root.kind, yaml::Kind::Map(entries)
+    let is_manifest = matches!(&root.kind, yaml_tree::Kind::Map(entries)
         if entries.iter().any(|(k, _)| k.text() == Some("deployment_spec")));
     if !is_manifest {
         return None;

@@ -1,5 +1,5 @@
 //! The manifest as an owned tree with byte spans: the bounded YAML tree of
-//! [`crate::syntax::yaml`] (the one reading of YAML for every reader, with
+//! [`crate::syntax::yaml_tree`] (the one reading of YAML for every reader, with
 //! alias expansion and nesting bounded) with aliases copied out and merge
 //! keys (`<<`) applied. The context collapse and JSON encoding of
 //! the old runner work on this tree, so they keep every span for diagnostics.
@@ -7,7 +7,7 @@
 #[cfg(test)]
 use crate::source::FileId;
 use crate::source::Span;
-use crate::syntax::yaml::{self, Scalar};
+use crate::syntax::yaml_tree::{self, Scalar};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
@@ -112,7 +112,7 @@ impl Node {
 /// invalid YAML (which the ordinary YAML front end then reports).
 #[cfg(test)]
 pub(crate) fn load(text: &str, file: FileId) -> Option<Node> {
-    let tree = yaml::read(text, file);
+    let tree = yaml_tree::read(text, file);
     let root = tree.root.ok()??;
     Some(from_yaml(&root, text))
 }
@@ -120,10 +120,10 @@ pub(crate) fn load(text: &str, file: FileId) -> Option<Node> {
 /// The owned tree of a node of the bounded YAML tree, aliases copied. The
 /// copies are bounded: the YAML reader refuses a document whose aliases
 /// expand past its limit, so this makes at most `node.size` nodes.
-pub(crate) fn from_yaml(node: &yaml::Node, text: &str) -> Node {
+pub(crate) fn from_yaml(node: &yaml_tree::Node, text: &str) -> Node {
     let mut span = node.span;
     let kind = match &node.kind {
-        yaml::Kind::Scalar { text: t, .. } => {
+        yaml_tree::Kind::Scalar { text: t, .. } => {
             // A block scalar's span ends at the next token: stop at its text.
             span.end = span.start
                 + text
@@ -142,8 +142,10 @@ pub(crate) fn from_yaml(node: &yaml::Node, text: &str) -> Node {
                 Some(Scalar::BadTagged) | None => Kind::Bad,
             }
         }
-        yaml::Kind::Seq(items) => Kind::Seq(items.iter().map(|n| from_yaml(n, text)).collect()),
-        yaml::Kind::Map(map) => {
+        yaml_tree::Kind::Seq(items) => {
+            Kind::Seq(items.iter().map(|n| from_yaml(n, text)).collect())
+        }
+        yaml_tree::Kind::Map(map) => {
             let mut entries: Vec<(Node, Node)> = Vec::new();
             let mut merged: Vec<(Node, Node)> = Vec::new();
             for (k, v) in map {

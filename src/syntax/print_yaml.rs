@@ -1,6 +1,6 @@
 //! AST -> YAML text (`topsail convert --to yaml`), in the form of LANGUAGE.md
-//! section 8 as read by [`super::yaml`]. The promise: for every module `m`
-//! either front end produces, `yaml::parse(emit(m))` is `m` again, apart from
+//! section 8 as read by [`super::yaml_form`]. The promise: for every module `m`
+//! either front end produces, `yaml_form::parse(emit(m))` is `m` again, apart from
 //! spans and one thing YAML cannot say: items of one kind (params, steps, ...)
 //! and repeatable directives of one key (`run`, `env`, `outputs`, `secrets`)
 //! are grouped under one key, at the place of the first of them.
@@ -15,7 +15,7 @@ use crate::syntax::ast::{
     Directive, DirectiveKind, EnvVar, Expr, ExprKind, ForeachItems, Ident, Interp, Item, Module,
     Param, Part, Retry, Use, Value, ValueKind,
 };
-use crate::syntax::yaml::{Plain, classify_plain};
+use crate::syntax::yaml_tree::{Plain, classify_plain};
 
 /// Lists and maps longer than this go in block style.
 const FLOW_WIDTH: usize = 72;
@@ -587,8 +587,8 @@ mod tests {
     use crate::diagnostics::Diagnostic;
     use crate::source::{FileId, Span};
     use crate::syntax::ast::{Foreach, Ref, Step};
-    use crate::syntax::yaml::parse_str;
-    use crate::syntax::yaml::tests::{parse_ok, strip};
+    use crate::syntax::yaml_form::parse_str;
+    use crate::syntax::yaml_form::tests::{parse_ok, strip};
     use proptest::prelude::*;
 
     const FULL: &str = include_str!("../../tests/fixtures/yaml/full.yaml");
