@@ -847,6 +847,22 @@ fn one_mistake_one_diagnostic() {
             "topsail::tab-indent",
             "param prefix = \"/usr\"\n\nbuild:\n\tmake\n\tmake install PREFIX={{ prefix }}\n",
         ),
+        // A hole in a `foreach` list item: the param it names is not unused.
+        (
+            "topsail::bad-value",
+            "param a = \"x\"\n\nb:\n    foreach r in [\"{{ a }}\", \"y\"]\n    run echo {{ r }}\n",
+        ),
+        // A condition nested too deeply: the param in it is not unused.
+        (
+            "topsail::syntax",
+            concat!(
+                "param a = \"x\"\n\nb:\n    when ",
+                "((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((",
+                "a == \"x\"",
+                "))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))",
+                "\n    run echo hi\n"
+            ),
+        ),
     ] {
         let doc = check_json(source);
         let all = doc["diagnostics"].as_array().expect("diagnostics");

@@ -155,9 +155,12 @@ pub fn check_source_with(
 /// involve the names on its line, as both: what follows from it is then
 /// recognised by [`diagnostics::drop_consequences`].
 fn involve_lines(sources: &SourceMap, diags: &mut [Diagnostic]) {
-    // The `.topsail` parser marks its errors itself.
+    // The `.topsail` parser marks most of its errors itself; one it does
+    // not (a condition nested too deeply, say) is read by its line too.
     let unmarked = |d: &Diagnostic| {
-        d.is_error() && d.involves.is_empty() && sources.get(d.span.file).format != Format::Topsail
+        d.is_error()
+            && d.involves.is_empty()
+            && (sources.get(d.span.file).format != Format::Topsail || d.code == codes::SYNTAX)
     };
     for d in diags.iter_mut().filter(|d| unmarked(d)) {
         let text = &sources.get(d.span.file).text;

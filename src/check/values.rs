@@ -110,7 +110,12 @@ pub(super) fn literal(
                         format!("{what} cannot contain `{{{{ }}}}`"),
                     )
                     .label("a value known only at run time")
-                    .help("use a plain literal here"),
+                    .help("use a plain literal here")
+                    // Its holes' names were used, if wrongly: no "never used".
+                    .uses(i.parts.iter().filter_map(|p| match p {
+                        ast::Part::Ref(r) => r.path.first().map(|x| x.name.clone()),
+                        _ => None,
+                    })),
                 );
                 return None;
             };
