@@ -26,8 +26,8 @@
 //!   Parallel the `steps` of the branches that add outputs are merged with
 //!   `States.JsonMerge`, which is shallow and enough (one key per step, and
 //!   the keys branches share hold the same values). See
-//!   `Emitter::merge_states` for the shape, which costs a few bytes per
-//!   branch, not per step.
+//!   `Emitter::merge_states` (in `layout.rs`) for the shape, which costs a
+//!   few bytes per branch, not per step.
 //!
 //! Known differences from a local run, both from Step Functions itself: a
 //! failing step stops the other branches of its Parallel at once (locally,
@@ -38,6 +38,14 @@
 //! as diagnostics on the steps' spans. The definition is built as a
 //! `json::J` tree in a fixed order and printed from it, so output is
 //! byte-stable.
+//!
+//! Layout: this module holds [`compile`], its [`Options`] and the limits of
+//! the whole definition; `layout.rs` the series-parallel shape and the
+//! nesting of Parallel states; `names.rs` the keys under `$.steps`, the
+//! state names and their limits; `emit.rs` the emitter that assembles the
+//! definition; `task_state.rs` the Task states, beside [`task`] (the task
+//! input the worker reads); [`sp`] the decomposition, `cond` the Choice
+//! rules, `json` the tree it is printed from, [`yaml_out`] the YAML printer.
 
 mod cond;
 mod emit;
