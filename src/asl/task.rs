@@ -89,7 +89,7 @@ pub struct TaskInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
     /// Absent: the state's HeartbeatSeconds is the default 60 s
-    /// ([`crate::asl::DEFAULT_HEARTBEAT_SECONDS`]), or it has none, or the
+    /// ([`crate::model::limits::DEFAULT_HEARTBEAT_SECONDS`]), or it has none, or the
     /// input is from before the field existed; the worker then heartbeats
     /// every 20 s, which suits all three.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,7 +2,8 @@
 //! meaning of LANGUAGE.md section 7, each step on the host or in a container.
 //!
 //! Layout: [`scheduler`] walks the DAG and decides what starts, is skipped or
-//! is not run; [`spec`] builds a step's [`runtime::StepSpec`] from the model
+//! is not run; `attempt` runs one unit's attempts (retries, lines, log) and
+//! `approval` decides a local approval; [`spec`] builds a step's [`runtime::StepSpec`] from the model
 //! (the one builder, shared with the Step Functions activity worker);
 //! [`runtime`] is the contract for running one step (shared with the
 //! worker too), implemented by [`host`] and
@@ -11,6 +12,8 @@
 //! is `--watch`. This module holds the options and what they share: params,
 //! secrets and their masking, the evaluation scope.
 
+mod approval;
+mod attempt;
 pub mod docker;
 pub mod host;
 pub mod outputs;

@@ -30,9 +30,11 @@ use tokio::task::JoinSet;
 
 use crate::model::errors;
 use crate::model::{Action, ForeachItems, Pipeline, StepId, Value, render_text};
+use crate::run::approval::approve;
+use crate::run::attempt::{Shared, fmt_secs, run_with_retries};
 use crate::run::record::Record;
 use crate::run::report::{RunReport, RunStatus, Status, UnitReport};
-use crate::run::runtime::{self, Outcome, Runtime, StepIo, StepSpec, Stream};
+use crate::run::runtime::{self, Outcome, StepSpec};
 use crate::run::spec::{self, Checked, Place, StepError, StepView};
 use crate::run::ui::Ui;
 use crate::run::{RunOptions, RunScope, Runtimes, Secrets};
@@ -57,18 +59,6 @@ struct UnitResult {
     outcome: Outcome,
     started: SystemTime,
     duration: Duration,
-}
-
-/// What unit tasks share: read-only for the run's duration.
-struct Shared {
-    run_id: String,
-    pipeline_name: String,
-    opts: Arc<RunOptions>,
-    secrets: Secrets,
-    ui: Arc<Ui>,
-    record: Option<Record>,
-    /// Attempt directories of host steps, reused across steps of this run.
-    dirs: runtime::AttemptPool,
 }
 
 /// Run the pipeline. Never panics on user input; every problem ends up as a
@@ -823,183 +813,6 @@ fn longest_paths(p: &Pipeline) -> Vec<usize> {
     lp
 }
 
-fn fmt_secs(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
-}
-
-async fn run_with_retries(
-    sh: &Shared,
-    runtime: &dyn Runtime,
-    spec: &StepSpec,
-    retry: Option<&crate::model::Retry>,
-    mut cancel: watch::Receiver<bool>,
-) -> (u32, Outcome) {
-    let log = StepLog {
-        record: sh.record.as_ref(),
-        unit: &spec.name,
-    };
-    let max = retry.map_or(0, |r| r.max_attempts);
-    let mut attempt = 1;
-    loop {
-        let what = match &spec.image {
-            Some(i) => format!("in {i}"),
-            None => "on the host".into(),
-        };
-        let msg = if attempt == 1 {
-            format!("started {what}")
-        } else {
-            format!("attempt {attempt} of {} {what}", max + 1)
-        };
-        sh.ui.system(&spec.name, &msg);
-        log.write(Stream::System, &msg);
-        let (tx, mut rx) = runtime::line_channel();
-        let io = StepIo {
-            lines: tx,
-            cancel: cancel.clone(),
-        };
-        let fut = runtime::run_attempt_pooled(runtime, spec, &sh.opts.tmp_base, Some(&sh.dirs), io);
-        tokio::pin!(fut);
-        let mut masker = sh.secrets.step_masker();
-        let outcome = loop {
-            tokio::select! {
-                biased;
-                Some(line) = rx.recv() => show_all(sh, &spec.name, &log, masker.push(line)),
-                outcome = &mut fut => {
-                    while let Ok(line) = rx.try_recv() {
-                        show_all(sh, &spec.name, &log, masker.push(line));
-                    }
-                    show_all(sh, &spec.name, &log, masker.finish());
-                    break outcome;
-                }
-            }
-        };
-        match outcome {
-            Outcome::Failed { error, cause } if attempt <= max => {
-                let delay = retry.map_or(Duration::ZERO, |r| r.delay(attempt));
-                let msg = format!(
-                    "attempt {attempt} failed: {} [{error}]; retrying in {}",
-                    sh.secrets.mask(&cause),
-                    fmt_secs(delay)
-                );
-                sh.ui.system(&spec.name, &msg);
-                log.write(Stream::System, &msg);
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    _ = cancel.wait_for(|c| *c) => return (attempt, Outcome::Cancelled),
-                }
-                attempt += 1;
-            }
-            other => {
-                if let Outcome::Succeeded(_) = &other {
-                    log.write(Stream::System, "succeeded");
-                }
-                if let Outcome::Failed { error, cause } = &other {
-                    log.write(
-                        Stream::System,
-                        &format!("failed: {} [{error}]", sh.secrets.mask(cause)),
-                    );
-                }
-                log.flush();
-                return (attempt, other);
-            }
-        }
-    }
-}
-
-/// Masked lines to the screen and the log.
-fn show_all(sh: &Shared, name: &str, log: &StepLog<'_>, lines: Vec<(Stream, String)>) {
-    for (stream, text) in lines {
-        show(sh, name, log, stream, &text);
-    }
-}
-
-/// A masked line to the screen and the log.
-fn show(sh: &Shared, name: &str, log: &StepLog<'_>, stream: Stream, text: &str) {
-    match stream {
-        Stream::System => sh.ui.system(name, text),
-        s => sh.ui.line(name, s, text),
-    }
-    log.write(stream, text);
-}
-
-/// One unit's lines in the run's log (already masked when they get here).
-struct StepLog<'a> {
-    record: Option<&'a Record>,
-    unit: &'a str,
-}
-
-impl StepLog<'_> {
-    fn write(&self, stream: Stream, text: &str) {
-        if let Some(r) = self.record {
-            let tag = match stream {
-                Stream::Stdout => "",
-                Stream::Stderr => "[stderr] ",
-                Stream::System => "[topsail] ",
-            };
-            r.log_line(self.unit, &format!("{tag}{text}"));
-        }
-    }
-
-    fn flush(&self) {
-        if let Some(r) = self.record {
-            r.flush_log();
-        }
-    }
-}
-
-/// An approval gate: `--approve`/`--approve-all`, else a prompt on a TTY,
-/// else a failure that says how to approve.
-async fn approve(
-    sh: &Arc<Shared>,
-    step: &str,
-    name: &str,
-    message: &str,
-    mut cancel: watch::Receiver<bool>,
-) -> Outcome {
-    let log = StepLog {
-        record: sh.record.as_ref(),
-        unit: name,
-    };
-    log.write(Stream::System, &format!("approval: {message}"));
-    let outcome = if sh.opts.approve_all || sh.opts.approve.iter().any(|a| a == step || a == name) {
-        let how = if sh.opts.approve_all {
-            "--approve-all"
-        } else {
-            "--approve"
-        };
-        sh.ui.system(name, &format!("approved by {how}: {message}"));
-        Outcome::Succeeded(IndexMap::new())
-    } else if sh.opts.interactive {
-        let ui = sh.ui.clone();
-        let question = format!("{name}: {message}");
-        let ask = tokio::task::spawn_blocking(move || ui.prompt(&question));
-        tokio::select! {
-            answer = ask => match answer {
-                Ok(Some(true)) => Outcome::Succeeded(IndexMap::new()),
-                Ok(Some(false)) => Outcome::failed(errors::REJECTED, "rejected at the prompt"),
-                _ => Outcome::failed(errors::REJECTED, "no answer at the prompt"),
-            },
-            _ = cancel.wait_for(|c| *c) => Outcome::Cancelled,
-        }
-    } else {
-        Outcome::failed(
-            errors::REJECTED,
-            format!(
-                "needs approval (\"{message}\") and there is no terminal to ask on: \
-                 pass --approve {step} or --approve-all"
-            ),
-        )
-    };
-    let line = match &outcome {
-        Outcome::Succeeded(_) => "approved".to_string(),
-        Outcome::Failed { cause, .. } => format!("not approved: {cause}"),
-        Outcome::Cancelled => "cancelled".into(),
-    };
-    log.write(Stream::System, &line);
-    log.flush();
-    outcome
-}
-
 /// The scheduler on its own: a fake [`Runtime`] that records what it was
 /// asked to run and when, on tokio's paused clock (every sleep is virtual,
 /// so delays are exact and the tests take no wall time).
@@ -1011,7 +824,7 @@ mod tests {
     use tokio::time::Instant as VInstant;
 
     use super::*;
-    use crate::run::runtime::{AttemptDir, BoxFuture, Exit};
+    use crate::run::runtime::{AttemptDir, BoxFuture, Exit, Runtime, StepIo};
 
     /// What a fake attempt does: run for a while, write `$TOPSAIL_OUTPUT`, exit.
     struct Act {
