@@ -4,7 +4,7 @@
 
 use pest::error::{ErrorVariant, InputLocation};
 
-use super::*;
+use super::{MAX_NESTING, MAX_OPERATORS, Rule, mentioned_names};
 use crate::diagnostics::{Diagnostic, codes};
 use crate::source::{FileId, Span};
 

@@ -1,7 +1,7 @@
 //! The fast paths: the most common line shapes recognised by hand before
 //! pest sees them.
 
-use super::lower::*;
+use super::lower::Build;
 use crate::source::{FileId, Span};
 use crate::syntax::ast::{self, DirectiveKind, Ident};
 use crate::syntax::interp;

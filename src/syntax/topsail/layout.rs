@@ -7,11 +7,14 @@
 use pest::Parser as _;
 use pest::iterators::Pair;
 
-use super::errors::*;
-use super::fast::*;
-use super::lines::*;
-use super::lower::*;
-use super::*;
+use super::errors::{
+    first_char_len, found_text, involve_line, nesting_error, operators_error, syntax_error,
+    too_deep, too_many_operators,
+};
+use super::fast::quick_header;
+use super::lines::{Kind, Line, leading_word, scan_lines};
+use super::lower::Build;
+use super::{DECLARATIONS, DIRECTIVES, Grammar, NAME_PATTERN, Rule, mentioned_names, valid_name};
 use crate::diagnostics::{Diagnostic, codes, suggest};
 use crate::model::text;
 use crate::source::{FileId, Span};

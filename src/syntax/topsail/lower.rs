@@ -3,7 +3,7 @@
 
 use pest::iterators::Pair;
 
-use super::*;
+use super::Rule;
 use crate::diagnostics::{Diagnostic, codes};
 use crate::model::text;
 use crate::source::{FileId, Span};
