@@ -14,11 +14,11 @@ use super::errors::{
 use super::fast::quick_header;
 use super::lines::{Kind, Line, leading_word, scan_lines};
 use super::lower::Build;
-use super::{DECLARATIONS, DIRECTIVES, Grammar, NAME_PATTERN, Rule, mentioned_names, valid_name};
+use super::{Grammar, NAME_PATTERN, Rule, mentioned_names, valid_name};
 use crate::diagnostics::{Diagnostic, codes, suggest};
 use crate::model::text;
 use crate::source::{FileId, Span};
-use crate::syntax::ast::{self, Comment, Directive, DirectiveKind, Ident};
+use crate::syntax::ast::{self, Comment, DECLARATIONS, Directive, DirectiveKind, Ident, Keyword};
 use crate::syntax::interp;
 
 // ------------------------------------------------------------------ file structure
@@ -235,7 +235,7 @@ impl<'t> FileParser<'t> {
             )
             .label("not a declaration")
             .help(format!("did you mean `{best}`?"))
-        } else if DIRECTIVES.contains(&word) {
+        } else if Keyword::from_name(word).is_some() {
             Diagnostic::error(
                 codes::SYNTAX,
                 self.span(start, start + word.len()),
@@ -415,7 +415,8 @@ impl<'t> FileParser<'t> {
                 Kind::Code => {}
             }
             if line.tab.is_some()
-                && !DIRECTIVES.contains(&leading_word(&self.text[line.start + line.ws..line.end]))
+                && Keyword::from_name(leading_word(&self.text[line.start + line.ws..line.end]))
+                    .is_none()
             {
                 k = self.recipe(k, to);
                 continue;
@@ -532,35 +533,35 @@ impl<'t> FileParser<'t> {
         let content = &text[cstart..line.end];
         let word = leading_word(content);
         let keyword_span = self.span(cstart, cstart + word.len());
-        let (rule, usage) = match word {
-            "run" => return self.run(k, to, keyword_span),
-            "image" => (Rule::image_line, "`image \"REF\"`"),
-            "shell" => (Rule::shell_line, "`shell \"bash\"`"),
-            "env" => (Rule::env_line, "`env NAME = VALUE`"),
-            "workdir" => (Rule::workdir_line, "`workdir \"/path\"`"),
-            "output" => (Rule::output_line, "`output NAME`"),
-            "secret" => (Rule::secret_line, "`secret NAME`"),
-            "timeout" => (Rule::timeout_line, "`timeout DURATION` (like `20m`)"),
-            "heartbeat" => (Rule::heartbeat_line, "`heartbeat DURATION` (like `60s`)"),
-            "retry" => (
+        let Some(keyword) = Keyword::from_name(word) else {
+            self.unknown_directive(cstart, content, word);
+            return (None, k + 1, false);
+        };
+        let (rule, usage) = match keyword {
+            Keyword::Run => return self.run(k, to, keyword_span),
+            Keyword::Image => (Rule::image_line, "`image \"REF\"`"),
+            Keyword::Shell => (Rule::shell_line, "`shell \"bash\"`"),
+            Keyword::Env => (Rule::env_line, "`env NAME = VALUE`"),
+            Keyword::Workdir => (Rule::workdir_line, "`workdir \"/path\"`"),
+            Keyword::Output => (Rule::output_line, "`output NAME`"),
+            Keyword::Secret => (Rule::secret_line, "`secret NAME`"),
+            Keyword::Timeout => (Rule::timeout_line, "`timeout DURATION` (like `20m`)"),
+            Keyword::Heartbeat => (Rule::heartbeat_line, "`heartbeat DURATION` (like `60s`)"),
+            Keyword::Retry => (
                 Rule::retry_line,
                 "`retry N [every DURATION] [backoff FACTOR]`",
             ),
-            "when" => (
+            Keyword::When => (
                 Rule::when_line,
                 "`when EXPR` (like `!dry_run && region == \"eu-west-1\"`)",
             ),
-            "foreach" => (
+            Keyword::Foreach => (
                 Rule::foreach_line,
                 "`foreach VAR in [\"a\", \"b\"]` or `foreach VAR in LIST_PARAM`",
             ),
-            "approval" => (Rule::approval_line, "`approval \"MESSAGE\"`"),
-            "catch" => (Rule::catch_line, "`catch STEP`"),
-            "use" => (Rule::use_line, "`use TEMPLATE(ARG = VALUE, ...)`"),
-            _ => {
-                self.unknown_directive(cstart, content, word);
-                return (None, k + 1, false);
-            }
+            Keyword::Approval => (Rule::approval_line, "`approval \"MESSAGE\"`"),
+            Keyword::Catch => (Rule::catch_line, "`catch STEP`"),
+            Keyword::Use => (Rule::use_line, "`use TEMPLATE(ARG = VALUE, ...)`"),
         };
         let directive = self
             .directive_line(rule, cstart, content, usage)
@@ -581,18 +582,24 @@ impl<'t> FileParser<'t> {
                 format!("expected a directive, found {found}"),
             )
             .label("expected a directive here")
-            .help(format!("the directives are {}", DIRECTIVES.join(", ")))
+            .help(format!(
+                "the directives are {}",
+                Keyword::ALL.map(Keyword::name).join(", ")
+            ))
         } else {
             let span = self.span(cstart, cstart + word.len());
             let is_header = content[word.len()..]
                 .trim_start_matches([' ', '\t'])
                 .starts_with(':');
-            let help = if let Some(best) = suggest(word, DIRECTIVES.iter().copied()) {
+            let help = if let Some(best) = suggest(word, Keyword::names()) {
                 format!("did you mean `{best}`?")
             } else if is_header {
                 "a step header must start in column 0".to_string()
             } else {
-                format!("the directives are {}", DIRECTIVES.join(", "))
+                format!(
+                    "the directives are {}",
+                    Keyword::ALL.map(Keyword::name).join(", ")
+                )
             };
             Diagnostic::error(codes::SYNTAX, span, format!("unknown directive `{word}`"))
                 .label("not a directive")

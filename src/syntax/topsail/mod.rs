@@ -34,30 +34,6 @@ use lower::Build;
 #[grammar = "../grammar/topsail.pest"]
 struct Grammar;
 
-/// Words that start a top-level declaration.
-const DECLARATIONS: &[&str] = &[
-    "pipeline", "param", "secret", "image", "env", "import", "template",
-];
-
-/// Words that start a step directive.
-const DIRECTIVES: &[&str] = &[
-    "image",
-    "run",
-    "shell",
-    "env",
-    "workdir",
-    "output",
-    "secret",
-    "timeout",
-    "heartbeat",
-    "retry",
-    "when",
-    "foreach",
-    "approval",
-    "catch",
-    "use",
-];
-
 /// Deeper nesting than this in one line is refused before pest sees it, so
 /// that neither pest's recursion nor the drop of a deep `Expr` can overflow
 /// the stack.
