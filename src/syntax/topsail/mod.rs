@@ -10,6 +10,16 @@
 //! keeps the whole parse linear in the size of the file.
 //!
 //! Only syntax is reported here; names, types and the DAG are the checker's.
+//! Which words are directives is [`ast::Keyword`]'s, shared with the YAML
+//! reader and the editor.
+//!
+//! One job a file: `lines.rs` cuts the text into lines (indentation, blank,
+//! comment or code), `layout.rs` groups them into items, bodies and `run:`
+//! blocks and picks each line's grammar rule, `fast.rs` the hand-written fast
+//! paths for the most common lines, `lower.rs` pest pairs to AST nodes, and
+//! `errors.rs` the wording of syntax errors and the limits checked before pest
+//! runs. This file is the entry point: the grammar and [`parse`] /
+//! [`parse_expr`], and the name helpers other readers share.
 
 use pest::Parser as _;
 
