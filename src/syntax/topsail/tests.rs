@@ -1,7 +1,5 @@
 //! Tests of the `.topsail` reader, through [`super::parse`].
 
-use super::fast::quick_header;
-use super::layout::FileParser;
 use super::*;
 use crate::source::Format;
 use crate::source::{FileId, Span};
@@ -532,86 +530,6 @@ fn odd_files() {
     };
     assert_eq!(i.parts.len(), 3);
     let _ = parse_str("é:\n  ü\n\t\"\n[[[[\n");
-}
-
-/// The fast paths must build exactly what the grammar builds.
-fn both_ways(line: &str) -> Option<(String, String)> {
-    let base = 7;
-    let file = FileId(0);
-    let word = leading_word(line);
-    if let Some(quick) = quick_header(file, base, line) {
-        let mut p = FileParser::new(line, file);
-        let slow = p.parse_line(Rule::step_line, base, line, "").map(|pair| {
-            let mut b = p.build(base);
-            let (parts, end) = b.parts(pair);
-            let mut parts = parts.into_iter();
-            let name = b.ident(parts.next().expect("a name"));
-            (name, parts.map(|x| b.ident(x)).collect::<Vec<_>>(), end)
-        });
-        return Some((format!("{:?}", Some(quick)), format!("{slow:?}")));
-    }
-    let rule = match word {
-        "output" => Rule::output_line,
-        "secret" => Rule::secret_line,
-        "catch" => Rule::catch_line,
-        "image" => Rule::image_line,
-        "shell" => Rule::shell_line,
-        "workdir" => Rule::workdir_line,
-        "approval" => Rule::approval_line,
-        _ => return None,
-    };
-    let (mut d1, mut d2, mut c1, mut c2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut quick_b = Build {
-        file,
-        base,
-        diags: &mut d1,
-        comments: &mut c1,
-    };
-    let quick = quick_b.quick_directive(word, line)?;
-    let pair = Grammar::parse(rule, line).ok()?.next()?;
-    let mut slow_b = Build {
-        file,
-        base,
-        diags: &mut d2,
-        comments: &mut c2,
-    };
-    let slow = slow_b.directive(pair);
-    Some((
-        format!("{quick:?} {d1:?} {c1:?}"),
-        format!("{slow:?} {d2:?} {c2:?}"),
-    ))
-}
-
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
-
-    #[test]
-    fn fast_paths_agree_with_the_grammar(
-        words in proptest::collection::vec(
-            proptest::prop_oneof![
-                proptest::strategy::Just("output".to_string()),
-                proptest::strategy::Just("secret".to_string()),
-                proptest::strategy::Just("image".to_string()),
-                proptest::strategy::Just("catch".to_string()),
-                proptest::strategy::Just("approval".to_string()),
-                proptest::strategy::Just("timeout".to_string()),
-                proptest::strategy::Just("heartbeat".to_string()),
-                proptest::strategy::Just("env".to_string()),
-                proptest::strategy::Just("=".to_string()),
-                "[0-9]{1,3}[a-z]{0,3}",
-                "[a-zA-Z_][a-zA-Z0-9_-]{0,6}",
-                "\"[a-z {}\\\\.\"é]{0,8}\"",
-                "[ :#.\\-]{1,2}",
-            ],
-            1..6,
-        )
-    ) {
-        let line = words.join(" ");
-        let line = line.trim_start();
-        if let Some((quick, slow)) = both_ways(line) {
-            proptest::prop_assert_eq!(quick, slow, "line {:?}", line);
-        }
-    }
 }
 
 fn check_invariants(text: &str) {
