@@ -213,7 +213,7 @@ pub(super) fn syntax_error(
 
 /// A grammar rule in the words a user reads; `None` for rules never worth
 /// naming (a comment is always allowed where a line may end).
-pub(super) fn describe(rule: Rule) -> Option<&'static str> {
+fn describe(rule: Rule) -> Option<&'static str> {
     Some(match rule {
         Rule::comment
         | Rule::WHITESPACE

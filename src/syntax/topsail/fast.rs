@@ -16,7 +16,7 @@ use crate::syntax::interp;
 // checks this); anything else, including every error, goes to pest.
 
 /// Length of the name (`[A-Za-z_][A-Za-z0-9_-]*`) at the start of `b`.
-pub(super) fn name_len(b: &[u8]) -> usize {
+fn name_len(b: &[u8]) -> usize {
     match b.first() {
         Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
             1 + b[1..]
@@ -28,7 +28,7 @@ pub(super) fn name_len(b: &[u8]) -> usize {
     }
 }
 
-pub(super) fn skip_spaces(b: &[u8], mut i: usize) -> usize {
+fn skip_spaces(b: &[u8], mut i: usize) -> usize {
     while b.get(i) == Some(&b' ') {
         i += 1;
     }

@@ -24,13 +24,13 @@ use crate::syntax::interp;
 // ------------------------------------------------------------------ file structure
 
 pub(super) struct FileParser<'t> {
-    pub(super) text: &'t str,
-    pub(super) file: FileId,
-    pub(super) lines: Vec<Line>,
+    text: &'t str,
+    file: FileId,
+    lines: Vec<Line>,
     pub(super) diags: Vec<Diagnostic>,
-    pub(super) comments: Vec<Comment>,
+    comments: Vec<Comment>,
     /// One tab diagnostic per item is enough to point the way.
-    pub(super) tab_reported: bool,
+    tab_reported: bool,
 }
 
 impl<'t> FileParser<'t> {
@@ -45,7 +45,7 @@ impl<'t> FileParser<'t> {
         }
     }
 
-    pub(super) fn span(&self, start: usize, end: usize) -> Span {
+    fn span(&self, start: usize, end: usize) -> Span {
         Span::new(self.file, start, end)
     }
 
@@ -110,7 +110,7 @@ impl<'t> FileParser<'t> {
         }
     }
 
-    pub(super) fn own_comment(&mut self, line: Line) {
+    fn own_comment(&mut self, line: Line) {
         let hash = line.start + line.ws;
         let rest = &self.text[line.end..];
         let blank_after = rest
@@ -127,7 +127,7 @@ impl<'t> FileParser<'t> {
     }
 
     /// The item whose header is line `i` and whose other lines run to `j`.
-    pub(super) fn item(&mut self, i: usize, j: usize) -> Option<ast::Item> {
+    fn item(&mut self, i: usize, j: usize) -> Option<ast::Item> {
         let line = self.lines[i];
         let text = self.text;
         let content = &text[line.start..line.end];
@@ -166,7 +166,7 @@ impl<'t> FileParser<'t> {
 
     /// The names the discarded body `from..to` of a broken header uses
     /// belong to the header's error: they are not unused.
-    pub(super) fn involve_body(&mut self, error: usize, from: usize, to: usize) {
+    fn involve_body(&mut self, error: usize, from: usize, to: usize) {
         let text = self.text;
         let names: Vec<&str> = self.lines[from..to]
             .iter()
@@ -182,7 +182,7 @@ impl<'t> FileParser<'t> {
         }
     }
 
-    pub(super) fn unknown_top_level(&mut self, line: Line, word: &str) {
+    fn unknown_top_level(&mut self, line: Line, word: &str) {
         let start = line.start;
         let content = &self.text[line.start..line.end];
         let uses = mentioned_names(content);
@@ -262,7 +262,7 @@ impl<'t> FileParser<'t> {
 
     /// Lines after a declaration that takes no body: comments are kept, any
     /// code line is an indentation error (reported once).
-    pub(super) fn stray_body(&mut self, from: usize, to: usize, word: &str) {
+    fn stray_body(&mut self, from: usize, to: usize, word: &str) {
         let mut reported = false;
         for k in from..to {
             let line = self.lines[k];
@@ -289,7 +289,7 @@ impl<'t> FileParser<'t> {
         }
     }
 
-    pub(super) fn step(&mut self, i: usize, j: usize) -> Option<ast::Item> {
+    fn step(&mut self, i: usize, j: usize) -> Option<ast::Item> {
         let line = self.lines[i];
         let content = &self.text[line.start..line.end];
         let errors = self.diags.len();
@@ -312,11 +312,7 @@ impl<'t> FileParser<'t> {
     }
 
     /// A step header: name, needs, and where its code ends.
-    pub(super) fn step_header(
-        &mut self,
-        base: usize,
-        content: &'t str,
-    ) -> Option<(Ident, Vec<Ident>, usize)> {
+    fn step_header(&mut self, base: usize, content: &'t str) -> Option<(Ident, Vec<Ident>, usize)> {
         if let Some(quick) = quick_header(self.file, base, content) {
             return Some(quick);
         }
@@ -332,7 +328,7 @@ impl<'t> FileParser<'t> {
     }
 
     /// A directive line other than `run`: kind and where its code ends.
-    pub(super) fn directive_line(
+    fn directive_line(
         &mut self,
         rule: Rule,
         base: usize,
@@ -347,7 +343,7 @@ impl<'t> FileParser<'t> {
             .map(|pair| self.build(base).directive(pair))
     }
 
-    pub(super) fn template(&mut self, i: usize, j: usize) -> Option<ast::Item> {
+    fn template(&mut self, i: usize, j: usize) -> Option<ast::Item> {
         let line = self.lines[i];
         let content = &self.text[line.start..line.end];
         let header = self
@@ -378,7 +374,7 @@ impl<'t> FileParser<'t> {
         }))
     }
 
-    pub(super) fn report_tab(&mut self, at: usize) {
+    fn report_tab(&mut self, at: usize) {
         if !self.tab_reported {
             self.tab_reported = true;
             self.diags.push(
@@ -394,7 +390,7 @@ impl<'t> FileParser<'t> {
     }
 
     /// The directives of a step or template body: lines `from..to`.
-    pub(super) fn body(&mut self, from: usize, to: usize) -> Vec<Directive> {
+    fn body(&mut self, from: usize, to: usize) -> Vec<Directive> {
         let mut out = Vec::new();
         // The width of the body's first directive, and where it stands.
         let mut indent: Option<(usize, Line)> = None;
@@ -483,7 +479,7 @@ impl<'t> FileParser<'t> {
     /// Makefile recipe. One error for the whole block, showing it under
     /// `run:`, instead of a tab error and an unknown directive per line.
     /// Returns the line after the block.
-    pub(super) fn recipe(&mut self, k: usize, to: usize) -> usize {
+    fn recipe(&mut self, k: usize, to: usize) -> usize {
         let text = self.text;
         let first = self.lines[k];
         let mut last = first;
@@ -526,7 +522,7 @@ impl<'t> FileParser<'t> {
 
     /// Parse the directive on line `k`; returns it (if it parsed), the next
     /// line to look at (after a `run:` block), and whether it was `run TEXT`.
-    pub(super) fn directive(&mut self, k: usize, to: usize) -> (Option<Directive>, usize, bool) {
+    fn directive(&mut self, k: usize, to: usize) -> (Option<Directive>, usize, bool) {
         let line = self.lines[k];
         let text = self.text;
         let cstart = line.start + line.ws;
@@ -573,7 +569,7 @@ impl<'t> FileParser<'t> {
         (directive, k + 1, false)
     }
 
-    pub(super) fn unknown_directive(&mut self, cstart: usize, content: &str, word: &str) {
+    fn unknown_directive(&mut self, cstart: usize, content: &str, word: &str) {
         let diag = if word.is_empty() {
             let found = found_text(content, 0, "the end of the line");
             Diagnostic::error(
@@ -609,12 +605,7 @@ impl<'t> FileParser<'t> {
     }
 
     /// `run TEXT` or `run:` plus the block below it.
-    pub(super) fn run(
-        &mut self,
-        k: usize,
-        to: usize,
-        keyword_span: Span,
-    ) -> (Option<Directive>, usize, bool) {
+    fn run(&mut self, k: usize, to: usize, keyword_span: Span) -> (Option<Directive>, usize, bool) {
         let line = self.lines[k];
         let text = self.text;
         let cstart = line.start + line.ws;
@@ -670,7 +661,7 @@ impl<'t> FileParser<'t> {
         self.run_block(k, to, keyword_span)
     }
 
-    pub(super) fn run_block(
+    fn run_block(
         &mut self,
         k: usize,
         to: usize,

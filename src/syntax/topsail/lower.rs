@@ -20,7 +20,7 @@ pub(super) struct Build<'d> {
 }
 
 impl Build<'_> {
-    pub(super) fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
         Span::new(self.file, self.base + s.start(), self.base + s.end())
     }
@@ -85,7 +85,7 @@ impl Build<'_> {
     }
 
     /// An env or secret name: stricter than other names (no `-`).
-    pub(super) fn env_ident(&mut self, pair: Pair<'_, Rule>, what: &str) -> Ident {
+    fn env_ident(&mut self, pair: Pair<'_, Rule>, what: &str) -> Ident {
         let ident = self.ident(pair);
         self.check_env_name(ident, what)
     }
@@ -249,7 +249,7 @@ impl Build<'_> {
 
     /// The decoded text of a string literal and, for each of its bytes (and
     /// one past the end), the file offset it came from.
-    pub(super) fn decode(&mut self, pair: &Pair<'_, Rule>) -> (String, Vec<usize>) {
+    fn decode(&mut self, pair: &Pair<'_, Rule>) -> (String, Vec<usize>) {
         let body = pair
             .clone()
             .into_inner()
@@ -293,7 +293,7 @@ impl Build<'_> {
         (text, map)
     }
 
-    pub(super) fn string(&mut self, pair: Pair<'_, Rule>) -> ast::Interp {
+    fn string(&mut self, pair: Pair<'_, Rule>) -> ast::Interp {
         let whole = self.span(&pair);
         let (text, map) = self.decode(&pair);
         let last = map.len() - 1;
@@ -302,7 +302,7 @@ impl Build<'_> {
         interp
     }
 
-    pub(super) fn value(&mut self, pair: Pair<'_, Rule>) -> ast::Value {
+    fn value(&mut self, pair: Pair<'_, Rule>) -> ast::Value {
         let pair = if matches!(pair.as_rule(), Rule::value | Rule::literal) {
             pair.into_inner()
                 .next()
@@ -417,7 +417,7 @@ impl Build<'_> {
     }
 }
 
-pub(super) fn pair_text(path: &[Ident]) -> String {
+fn pair_text(path: &[Ident]) -> String {
     path.iter()
         .map(|i| i.name.as_str())
         .collect::<Vec<_>>()
