@@ -12,6 +12,7 @@ use lsp_types::{
 use super::Document;
 use super::index::{BUILTINS, Index, Target};
 use crate::source::{Format, SourceMap};
+use crate::syntax::ast::{DECLARATIONS, Keyword};
 use crate::syntax::{self, ast};
 
 pub fn definition(doc: &mut Document, uri: &Uri, pos: Position) -> Option<GotoDefinitionResponse> {
@@ -141,50 +142,6 @@ fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     }
 }
 
-/// Directive keywords, with what each takes (LANGUAGE.md section 4).
-const DIRECTIVES: &[(&str, &str)] = &[
-    (
-        "image",
-        "image \"REF\": run the step in this container image",
-    ),
-    ("run", "run TEXT, or run: and an indented block: the script"),
-    (
-        "shell",
-        "shell \"bash\": another interpreter for the script",
-    ),
-    ("env", "env NAME = VALUE: environment for this step"),
-    (
-        "workdir",
-        "workdir \"/path\": working directory in the container",
-    ),
-    ("output", "output NAME: the step promises to set NAME"),
-    (
-        "secret",
-        "secret NAME: expose a declared secret to this step",
-    ),
-    (
-        "timeout",
-        "timeout DURATION: kill the attempt after this long",
-    ),
-    (
-        "heartbeat",
-        "heartbeat DURATION: Step Functions heartbeat interval",
-    ),
-    ("retry", "retry N [every DURATION] [backoff FACTOR]"),
-    ("when", "when EXPR: run only if EXPR is true, else skip"),
-    ("foreach", "foreach VAR in LIST: run once per item"),
-    ("approval", "approval \"MESSAGE\": a manual gate"),
-    ("catch", "catch STEP: run STEP if this step fails"),
-    (
-        "use",
-        "use TEMPLATE(ARG = VALUE, ...): fill the body from a template",
-    ),
-];
-
-const DECLARATIONS: &[&str] = &[
-    "pipeline", "param", "secret", "image", "env", "import", "template",
-];
-
 pub fn completion(doc: &mut Document, pos: Position) -> CompletionResponse {
     let (index, lines, text) = doc.view();
     let offset = lines.offset(text, pos);
@@ -286,9 +243,9 @@ pub fn completion(doc: &mut Document, pos: Position) -> CompletionResponse {
     if indented {
         if !after_first {
             return CompletionResponse::Array(
-                DIRECTIVES
+                Keyword::ALL
                     .iter()
-                    .map(|(k, d)| item(k, CompletionItemKind::KEYWORD, (*d).to_string()))
+                    .map(|k| item(k.name(), CompletionItemKind::KEYWORD, k.summary().into()))
                     .collect(),
             );
         }

@@ -148,23 +148,183 @@ impl DirectiveKind {
     /// The keyword as written in `.topsail` (YAML uses the same word, plural
     /// for the list-valued `outputs` / `secrets`).
     pub fn keyword(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// Which directive this is.
+    pub fn kind(&self) -> Keyword {
         match self {
-            DirectiveKind::Image(_) => "image",
-            DirectiveKind::Run(_) => "run",
-            DirectiveKind::Shell(_) => "shell",
-            DirectiveKind::Env(_) => "env",
-            DirectiveKind::Workdir(_) => "workdir",
-            DirectiveKind::Output(_) => "output",
-            DirectiveKind::Secret(_) => "secret",
-            DirectiveKind::Timeout(_) => "timeout",
-            DirectiveKind::Heartbeat(_) => "heartbeat",
-            DirectiveKind::Retry(_) => "retry",
-            DirectiveKind::When(_) => "when",
-            DirectiveKind::Foreach(_) => "foreach",
-            DirectiveKind::Approval(_) => "approval",
-            DirectiveKind::Catch(_) => "catch",
-            DirectiveKind::Use(_) => "use",
+            DirectiveKind::Image(_) => Keyword::Image,
+            DirectiveKind::Run(_) => Keyword::Run,
+            DirectiveKind::Shell(_) => Keyword::Shell,
+            DirectiveKind::Env(_) => Keyword::Env,
+            DirectiveKind::Workdir(_) => Keyword::Workdir,
+            DirectiveKind::Output(_) => Keyword::Output,
+            DirectiveKind::Secret(_) => Keyword::Secret,
+            DirectiveKind::Timeout(_) => Keyword::Timeout,
+            DirectiveKind::Heartbeat(_) => Keyword::Heartbeat,
+            DirectiveKind::Retry(_) => Keyword::Retry,
+            DirectiveKind::When(_) => Keyword::When,
+            DirectiveKind::Foreach(_) => Keyword::Foreach,
+            DirectiveKind::Approval(_) => Keyword::Approval,
+            DirectiveKind::Catch(_) => Keyword::Catch,
+            DirectiveKind::Use(_) => Keyword::Use,
         }
+    }
+}
+
+/// The words that start a top-level declaration in `.topsail` (LANGUAGE.md
+/// section 3); every other top-level line is a step header.
+pub const DECLARATIONS: &[&str] = &[
+    "pipeline", "param", "secret", "image", "env", "import", "template",
+];
+
+/// The directives of a step or template body (LANGUAGE.md section 4): the one
+/// list the `.topsail` reader, the YAML reader and the editor all read, so a
+/// new directive is added here once. A test checks it against the grammar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keyword {
+    Image,
+    Run,
+    Shell,
+    Env,
+    Workdir,
+    Output,
+    Secret,
+    Timeout,
+    Heartbeat,
+    Retry,
+    When,
+    Foreach,
+    Approval,
+    Catch,
+    Use,
+}
+
+impl Keyword {
+    /// Every directive, in the order the language documents them (and in which
+    /// "the directives are ..." help lists them).
+    pub const ALL: [Keyword; 15] = [
+        Keyword::Image,
+        Keyword::Run,
+        Keyword::Shell,
+        Keyword::Env,
+        Keyword::Workdir,
+        Keyword::Output,
+        Keyword::Secret,
+        Keyword::Timeout,
+        Keyword::Heartbeat,
+        Keyword::Retry,
+        Keyword::When,
+        Keyword::Foreach,
+        Keyword::Approval,
+        Keyword::Catch,
+        Keyword::Use,
+    ];
+
+    /// The `.topsail` keyword, the YAML key, and what it takes (shown by the
+    /// editor).
+    fn row(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Keyword::Image => (
+                "image",
+                "image",
+                "image \"REF\": run the step in this container image",
+            ),
+            Keyword::Run => (
+                "run",
+                "run",
+                "run TEXT, or run: and an indented block: the script",
+            ),
+            Keyword::Shell => (
+                "shell",
+                "shell",
+                "shell \"bash\": another interpreter for the script",
+            ),
+            Keyword::Env => ("env", "env", "env NAME = VALUE: environment for this step"),
+            Keyword::Workdir => (
+                "workdir",
+                "workdir",
+                "workdir \"/path\": working directory in the container",
+            ),
+            Keyword::Output => (
+                "output",
+                "outputs",
+                "output NAME: the step promises to set NAME",
+            ),
+            Keyword::Secret => (
+                "secret",
+                "secrets",
+                "secret NAME: expose a declared secret to this step",
+            ),
+            Keyword::Timeout => (
+                "timeout",
+                "timeout",
+                "timeout DURATION: kill the attempt after this long",
+            ),
+            Keyword::Heartbeat => (
+                "heartbeat",
+                "heartbeat",
+                "heartbeat DURATION: Step Functions heartbeat interval",
+            ),
+            Keyword::Retry => (
+                "retry",
+                "retry",
+                "retry N [every DURATION] [backoff FACTOR]",
+            ),
+            Keyword::When => (
+                "when",
+                "when",
+                "when EXPR: run only if EXPR is true, else skip",
+            ),
+            Keyword::Foreach => (
+                "foreach",
+                "foreach",
+                "foreach VAR in LIST: run once per item",
+            ),
+            Keyword::Approval => (
+                "approval",
+                "approval",
+                "approval \"MESSAGE\": a manual gate",
+            ),
+            Keyword::Catch => ("catch", "catch", "catch STEP: run STEP if this step fails"),
+            Keyword::Use => (
+                "use",
+                "use",
+                "use TEMPLATE(ARG = VALUE, ...): fill the body from a template",
+            ),
+        }
+    }
+
+    /// The keyword as written in `.topsail`.
+    pub fn name(self) -> &'static str {
+        self.row().0
+    }
+
+    /// The key in the YAML form: the `.topsail` word, plural for the
+    /// list-valued `outputs` and `secrets`.
+    pub fn yaml_key(self) -> &'static str {
+        self.row().1
+    }
+
+    /// What the directive takes, in one line (completion details).
+    pub fn summary(self) -> &'static str {
+        self.row().2
+    }
+
+    /// The directive a `.topsail` line starting with `word` is.
+    pub fn from_name(word: &str) -> Option<Keyword> {
+        Keyword::ALL.into_iter().find(|k| k.name() == word)
+    }
+
+    /// The directive a YAML body key is.
+    pub fn from_yaml_key(key: &str) -> Option<Keyword> {
+        Keyword::ALL.into_iter().find(|k| k.yaml_key() == key)
+    }
+
+    /// Every `.topsail` directive keyword, in [`Keyword::ALL`] order.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Keyword::ALL.into_iter().map(Keyword::name)
     }
 }
 
@@ -325,4 +485,108 @@ pub enum ExprKind {
     Paren(Box<Expr>),
     Lit(Value),
     Ref(Ref),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DECLARATIONS, Keyword};
+
+    const GRAMMAR: &str = include_str!("../../grammar/topsail.pest");
+
+    /// `(rule name, first keyword)` of every `NAME_line = { SOI ~ kw_WORD ...`
+    /// rule, and whether it is in the grammar's "step directives" section.
+    fn keyword_lines() -> Vec<(String, String, bool)> {
+        let mut out = Vec::new();
+        let mut in_directives = false;
+        let mut lines = GRAMMAR.lines();
+        while let Some(line) = lines.next() {
+            if line.starts_with("// ----") {
+                in_directives = line.ends_with("step directives");
+            }
+            let Some((rule, body)) = line.split_once('=') else {
+                continue;
+            };
+            let rule = rule.trim();
+            let Some(body) = body.trim().strip_prefix('{') else {
+                continue;
+            };
+            if !rule.ends_with("_line") {
+                continue;
+            }
+            // A rule written over several lines starts on the next one.
+            let body = if body.trim().is_empty() {
+                lines.next().unwrap_or("")
+            } else {
+                body
+            };
+            let first = body
+                .trim()
+                .strip_prefix("SOI ~ kw_")
+                .and_then(|r| r.split_whitespace().next());
+            match first {
+                Some(first) => out.push((rule.to_string(), first.to_string(), in_directives)),
+                None => assert!(
+                    !in_directives,
+                    "directive rule `{rule}` does not start with `SOI ~ kw_WORD`"
+                ),
+            }
+        }
+        out
+    }
+
+    /// The literal a `kw_WORD` rule matches.
+    fn keyword_literal(word: &str) -> Option<&'static str> {
+        let head = format!("kw_{word} ");
+        let line = GRAMMAR.lines().find(|l| l.starts_with(&head))?;
+        line.split('"').nth(1)
+    }
+
+    #[test]
+    fn every_directive_of_the_grammar_is_in_the_list() {
+        let lines = keyword_lines();
+        assert!(lines.len() > 15, "the grammar's line rules were not found");
+        for (rule, word, in_directives) in &lines {
+            assert_eq!(
+                rule,
+                &format!("{word}_line"),
+                "rule `{rule}` starts with `kw_{word}`"
+            );
+            let known = Keyword::from_name(word).is_some() || DECLARATIONS.contains(&word.as_str());
+            assert!(
+                known,
+                "`{word}` ({rule}) is in the grammar but in neither list"
+            );
+            if *in_directives {
+                assert!(
+                    Keyword::from_name(word).is_some(),
+                    "directive `{word}` is not a Keyword"
+                );
+            }
+        }
+        for keyword in Keyword::ALL {
+            let name = keyword.name();
+            assert_eq!(keyword_literal(name), Some(name), "no `kw_{name}` rule");
+            assert!(
+                lines.iter().any(|(_, w, _)| w == name),
+                "no `{name}_line` rule in the grammar"
+            );
+        }
+        for name in DECLARATIONS {
+            assert_eq!(keyword_literal(name), Some(*name), "no `kw_{name}` rule");
+            assert!(
+                lines.iter().any(|(_, w, d)| w == name && !d),
+                "no top-level `{name}_line` rule in the grammar"
+            );
+        }
+    }
+
+    #[test]
+    fn keywords_round_trip_through_their_names_and_yaml_keys() {
+        for keyword in Keyword::ALL {
+            assert_eq!(Keyword::from_name(keyword.name()), Some(keyword));
+            assert_eq!(Keyword::from_yaml_key(keyword.yaml_key()), Some(keyword));
+        }
+        assert_eq!(Keyword::from_yaml_key("output"), None);
+        assert_eq!(Keyword::from_name("outputs"), None);
+    }
 }

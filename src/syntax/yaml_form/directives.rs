@@ -6,7 +6,8 @@ use super::text::TextMap;
 use super::{Cx, FOREACH_KEYS, RETRY_KEYS, USE_KEYS};
 use crate::source::Span;
 use crate::syntax::ast::{
-    Arg, Directive, DirectiveKind, Expr, Foreach, ForeachItems, Ident, Retry, Use, Value, ValueKind,
+    Arg, Directive, DirectiveKind, Expr, Foreach, ForeachItems, Ident, Keyword, Retry, Use, Value,
+    ValueKind,
 };
 use crate::syntax::topsail;
 use crate::syntax::yaml_tree::{Kind, Node, Scalar};
@@ -29,25 +30,28 @@ impl Cx<'_> {
                 keyword_span: kw,
             });
         };
-        match key {
-            "image" | "shell" | "workdir" | "approval" => {
-                let help = match key {
-                    "image" => "write the image reference, e.g. `image: rust:1.80`",
-                    "shell" => "write the interpreter, e.g. `shell: bash`",
-                    "workdir" => "write a path, e.g. `workdir: /src`",
+        let Some(keyword) = Keyword::from_yaml_key(key) else {
+            return false;
+        };
+        match keyword {
+            Keyword::Image | Keyword::Shell | Keyword::Workdir | Keyword::Approval => {
+                let help = match keyword {
+                    Keyword::Image => "write the image reference, e.g. `image: rust:1.80`",
+                    Keyword::Shell => "write the interpreter, e.g. `shell: bash`",
+                    Keyword::Workdir => "write a path, e.g. `workdir: /src`",
                     _ => "write the message, e.g. `approval: \"Deploy?\"`",
                 };
                 if let Some(i) = self.interp(v, help) {
-                    let kind = match key {
-                        "image" => DirectiveKind::Image(i),
-                        "shell" => DirectiveKind::Shell(i),
-                        "workdir" => DirectiveKind::Workdir(i),
+                    let kind = match keyword {
+                        Keyword::Image => DirectiveKind::Image(i),
+                        Keyword::Shell => DirectiveKind::Shell(i),
+                        Keyword::Workdir => DirectiveKind::Workdir(i),
                         _ => DirectiveKind::Approval(i),
                     };
                     push(kind, whole);
                 }
             }
-            "run" => {
+            Keyword::Run => {
                 let help = "write the script as a string, a `|` block, or a list of strings";
                 if let Kind::Seq(lines) = &v.kind {
                     for line in lines {
@@ -59,7 +63,7 @@ impl Cx<'_> {
                     push(DirectiveKind::Run(i), whole);
                 }
             }
-            "env" => {
+            Keyword::Env => {
                 for (ek, ev) in self.map_entries(
                     v,
                     "a map of environment variables",
@@ -71,21 +75,21 @@ impl Cx<'_> {
                     }
                 }
             }
-            "outputs" => {
+            Keyword::Output => {
                 for name in self.names(v, "output", NameKind::Name) {
                     let span = kw.to(name.span);
                     push(DirectiveKind::Output(name), span);
                 }
             }
-            "secrets" => {
+            Keyword::Secret => {
                 for name in self.names(v, "secret", NameKind::Env) {
                     let span = kw.to(name.span);
                     push(DirectiveKind::Secret(name), span);
                 }
             }
-            "timeout" | "heartbeat" => {
+            Keyword::Timeout | Keyword::Heartbeat => {
                 if let Some(value) = self.value(v) {
-                    let kind = if key == "timeout" {
+                    let kind = if keyword == Keyword::Timeout {
                         DirectiveKind::Timeout(value)
                     } else {
                         DirectiveKind::Heartbeat(value)
@@ -93,32 +97,31 @@ impl Cx<'_> {
                     push(kind, whole);
                 }
             }
-            "retry" => {
+            Keyword::Retry => {
                 if let Some(r) = self.retry(v) {
                     push(DirectiveKind::Retry(Box::new(r)), whole);
                 }
             }
-            "when" => {
+            Keyword::When => {
                 if let Some(e) = self.when(v) {
                     push(DirectiveKind::When(Box::new(e)), whole);
                 }
             }
-            "foreach" => {
+            Keyword::Foreach => {
                 if let Some(f) = self.foreach(v) {
                     push(DirectiveKind::Foreach(Box::new(f)), whole);
                 }
             }
-            "catch" => {
+            Keyword::Catch => {
                 if let Some(name) = self.name(v, "step", NameKind::Name) {
                     push(DirectiveKind::Catch(name), whole);
                 }
             }
-            "use" => {
+            Keyword::Use => {
                 if let Some(u) = self.use_(v) {
                     push(DirectiveKind::Use(u), whole);
                 }
             }
-            _ => return false,
         }
         true
     }

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use super::scalars::NameKind;
-use super::{Cx, IMPORT_KEYS, PARAM_KEYS, STEP_KEYS, TEMPLATE_KEYS, TOP_KEYS};
+use super::{Cx, IMPORT_KEYS, PARAM_KEYS, TOP_KEYS, body_keys};
 use crate::source::Span;
 use crate::syntax::ast::{EnvVar, Import, Item, Module, Param, Step, Template};
 use crate::syntax::yaml_tree::{Kind, Node, Scalar};
@@ -221,7 +221,7 @@ impl Cx<'_> {
                     params.extend(self.param(&pk, &pv));
                 }
             } else if !self.directive(&key, &dk, &dv, &mut body) {
-                self.unknown_key(&dk, &key, TEMPLATE_KEYS, "in a template");
+                self.unknown_key(&dk, &key, &body_keys("params"), "in a template");
             }
         }
         Some(Template {
@@ -252,7 +252,7 @@ impl Cx<'_> {
             if key == "needs" {
                 needs.extend(self.names(&dv, "step", NameKind::Name));
             } else if !self.directive(&key, &dk, &dv, &mut body) {
-                self.unknown_key(&dk, &key, STEP_KEYS, "in a step");
+                self.unknown_key(&dk, &key, &body_keys("needs"), "in a step");
             }
         }
         Some(Step {

@@ -28,7 +28,7 @@ use std::collections::HashSet;
 
 use crate::diagnostics::Diagnostic;
 use crate::source::{FileId, SourceMap};
-use crate::syntax::ast::Module;
+use crate::syntax::ast::{Keyword, Module};
 use crate::syntax::yaml_tree::{self, Positions, Tree};
 
 const TOP_KEYS: &[&str] = &[
@@ -41,32 +41,14 @@ const TOP_KEYS: &[&str] = &[
     "templates",
     "steps",
 ];
-/// The keys of a step or template body: one per directive, after the key that
-/// only that kind of body has (`needs` for a step, `params` for a template).
-macro_rules! body_keys {
-    ($first:literal) => {
-        &[
-            $first,
-            "image",
-            "run",
-            "shell",
-            "env",
-            "workdir",
-            "outputs",
-            "secrets",
-            "timeout",
-            "heartbeat",
-            "retry",
-            "when",
-            "foreach",
-            "approval",
-            "catch",
-            "use",
-        ]
-    };
+/// The keys of a step or template body: the key that only that kind of body
+/// has (`needs` for a step, `params` for a template), then one per directive.
+/// Wanted only to word an unknown key, so built then.
+fn body_keys(first: &'static str) -> Vec<&'static str> {
+    std::iter::once(first)
+        .chain(Keyword::ALL.into_iter().map(Keyword::yaml_key))
+        .collect()
 }
-const STEP_KEYS: &[&str] = body_keys!("needs");
-const TEMPLATE_KEYS: &[&str] = body_keys!("params");
 const PARAM_KEYS: &[&str] = &["type", "default"];
 const RETRY_KEYS: &[&str] = &["attempts", "every", "backoff"];
 const FOREACH_KEYS: &[&str] = &["var", "in"];
