@@ -119,36 +119,37 @@ fn usage_error_json(message: &str) -> serde_json::Value {
         Some((m, h)) => (m, h),
         None => (message, ""),
     };
-    serde_json::json!({
-        "file": null,
-        "ok": false,
-        "errors": 1,
-        "warnings": 0,
-        "steps": null,
-        "diagnostics": [{
-            "code": crate::diagnostics::codes::READ,
-            "severity": "error",
-            "message": message,
-            "file": null,
-            "line": null,
-            "column": null,
-            "span": null,
-            "label": "no pipeline file",
-            "help": help,
-            "related": [],
-        }],
-    })
+    error_doc(None, message, None, None, "no pipeline file", help)
 }
 
 /// The document `check --format json` prints when the file cannot be read:
 /// the same shape as for a checked file, with one `topsail::read` diagnostic
 /// (with its line and column when the text is not UTF-8).
 fn read_error_json(e: &crate::check::LoadError) -> serde_json::Value {
-    let (line, column, offset) = match e.source {
-        ReadError::NotUtf8 { line, column, byte } => (Some(line), Some(column), Some(byte)),
-        _ => (None, None, None),
+    let (line_col, offset) = match e.source {
+        ReadError::NotUtf8 { line, column, byte } => (Some((line, column)), Some(byte)),
+        _ => (None, None),
     };
-    let file = e.path.display().to_string();
+    error_doc(
+        Some(&e.path.display().to_string()),
+        &e.to_string(),
+        line_col,
+        offset,
+        "cannot read this file",
+        "pass a regular UTF-8 text file of at most 16 MiB",
+    )
+}
+
+/// A `check --format json` document of one `topsail::read` error, for when
+/// there is no checked file to report on.
+fn error_doc(
+    file: Option<&str>,
+    message: &str,
+    line_col: Option<(usize, usize)>,
+    offset: Option<usize>,
+    label: &str,
+    help: &str,
+) -> serde_json::Value {
     serde_json::json!({
         "file": file,
         "ok": false,
@@ -158,13 +159,13 @@ fn read_error_json(e: &crate::check::LoadError) -> serde_json::Value {
         "diagnostics": [{
             "code": crate::diagnostics::codes::READ,
             "severity": "error",
-            "message": e.to_string(),
+            "message": message,
             "file": file,
-            "line": line,
-            "column": column,
+            "line": line_col.map(|(l, _)| l),
+            "column": line_col.map(|(_, c)| c),
             "span": offset.map(|o| serde_json::json!({ "start": o, "end": o + 1 })),
-            "label": "cannot read this file",
-            "help": "pass a regular UTF-8 text file of at most 16 MiB",
+            "label": label,
+            "help": help,
             "related": [],
         }],
     })
