@@ -145,17 +145,64 @@ fn sh(text: &str, env: &[(&str, &str)]) -> (bool, String) {
 fn type_outputs_reach_topsail_output_without_trailing_newlines() {
     let script = "#!/bin/sh\nprintf 'a=1\\nb=x=y\\nc=skip\\n' > \"$TMPDIR/out\"\n: > \"$TMPDIR/out.type\"\nprintf 'a=ignored\\n' > \"$TMPDIR/no-marker\"\n";
     let (ok, out) = sh(
-        &script::step_run("S", script, &["a".into(), "b".into()]),
+        &script::step_run("S", script, &keys(&["a", "b"], None)),
         &[],
     );
     assert!(ok);
     assert_eq!(out, "a=1\nb=x=y\n");
 }
 
+fn keys(keys: &[&str], prev: Option<&'static str>) -> script::StepOutputs<'static> {
+    let keys: Vec<String> = keys.iter().map(|k| (*k).to_string()).collect();
+    script::StepOutputs {
+        keys: Box::leak(keys.into_boxed_slice()),
+        prev,
+    }
+}
+
+#[test]
+fn a_key_never_written_is_empty_not_a_failure() {
+    let script = "#!/bin/sh\necho 'a=1' > \"$TMPDIR/out\"; : > \"$TMPDIR/out.type\"\n";
+    let (ok, out) = sh(
+        &script::step_run("S", script, &keys(&["a", "nokey"], None)),
+        &[],
+    );
+    assert!(ok);
+    assert_eq!(out, "a=1\nnokey=\n");
+}
+
+#[test]
+fn no_output_file_keeps_the_earlier_writers_value() {
+    let script = "#!/bin/sh\ntrue\n";
+    let prev = script::prev_env("k");
+    let (ok, out) = sh(
+        &script::step_run("S", script, &keys(&["k"], Some("First"))),
+        &[(prev.as_str(), "first value")],
+    );
+    assert!(ok);
+    assert_eq!(out, "k=first value\n");
+}
+
+#[test]
+fn output_file_lines_win_over_type_files() {
+    let script = "#!/bin/sh\necho 'k=from-type' > \"$TMPDIR/t\"; : > \"$TMPDIR/t.type\"\necho 'k=from-output-file' > \"$OUTPUT_FILE\"\n";
+    let (ok, out) = sh(&script::step_run("S", script, &keys(&["k"], None)), &[]);
+    assert!(ok);
+    assert_eq!(out, "k=from-output-file\n");
+}
+
+#[test]
+fn a_script_without_shebang_runs_with_perl() {
+    let script = "print STDERR \"perl\\n\";\nopen(my $f, '>', $ENV{OUTPUT_FILE}) or die;\nprint $f \"lang=perl\\n\";\n";
+    let (ok, out) = sh(&script::step_run("S", script, &keys(&["lang"], None)), &[]);
+    assert!(ok);
+    assert_eq!(out, "lang=perl\n");
+}
+
 #[test]
 fn a_failing_script_fails_the_run_text() {
     let (ok, out) = sh(
-        &script::step_run("S", "#!/bin/sh\nexit 3\n", &["a".into()]),
+        &script::step_run("S", "#!/bin/sh\nexit 3\n", &keys(&["a"], None)),
         &[],
     );
     assert!(!ok);
@@ -165,7 +212,7 @@ fn a_failing_script_fails_the_run_text() {
 #[test]
 fn scripts_run_with_their_interpreter() {
     let script = "#!/usr/bin/env perl\nopen(my $f, '>', \"$ENV{TMPDIR}/o\") or die;\nprint $f \"lang=perl\\n\";\nclose $f;\nopen($f, '>', \"$ENV{TMPDIR}/o.type\") or die;\n";
-    let (ok, out) = sh(&script::step_run("S", script, &["lang".into()]), &[]);
+    let (ok, out) = sh(&script::step_run("S", script, &keys(&["lang"], None)), &[]);
     assert!(ok);
     assert_eq!(out, "lang=perl\n");
 }
