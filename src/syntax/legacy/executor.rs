@@ -99,10 +99,8 @@ pub(super) fn read(diags: &mut Vec<Diagnostic>, key: &Node, value: &Node) -> Opt
         }
         let span = k.span.to(v.span);
         let (base, value) = if let Some(base) = raw.strip_suffix(".$") {
-            match lookup_path(v) {
-                Some(path) => (base.to_string(), ArgValue::Lookup(path)),
-                None => {
-                    diags.push(
+            let Some(path) = lookup_path(v) else {
+                diags.push(
                         Diagnostic::error(
                             codes::LEGACY,
                             v.span,
@@ -111,9 +109,9 @@ pub(super) fn read(diags: &mut Vec<Diagnostic>, key: &Node, value: &Node) -> Opt
                         .label("expected `$.NAME` or `$.RESULTPATH.KEY`")
                         .help("a key ending in `.$` reads its value from the state, as the old handler required"),
                     );
-                    continue;
-                }
-            }
+                continue;
+            };
+            (base.to_string(), ArgValue::Lookup(path))
         } else {
             let values = match &v.kind {
                 Kind::Seq(items) => items

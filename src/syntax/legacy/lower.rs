@@ -599,18 +599,9 @@ impl Lowerer<'_> {
     fn read_end(&mut self, v: &Node) -> bool {
         match v.kind {
             Kind::Bool(true) => true,
-            Kind::Null => {
-                self.diags.push(
-                    Diagnostic::warning(
-                        codes::LEGACY,
-                        v.span,
-                        "an empty `End` does not end the workflow",
-                    )
-                    .label("the old runner read no value here")
-                    .help("write `End: true`"),
-                );
-                false
-            }
+            // Not an end (`defined` is false): without `Next` that is the one
+            // "neither `Next` nor `End`" error, not a second diagnostic here.
+            Kind::Null => false,
             _ => {
                 let text = v.scalar_text().unwrap_or_else(|| v.type_name().to_string());
                 self.diags.push(
@@ -1088,7 +1079,7 @@ impl Lowerer<'_> {
                 });
             }
             for (var, binding) in s.vars.iter().zip(&bound.vars[pos]) {
-                let parts = self.parts(binding, &names, var.value_span);
+                let parts = parts(binding, &names, var.value_span);
                 body.push(env(
                     &var.name,
                     parts,
@@ -1175,15 +1166,6 @@ impl Lowerer<'_> {
         }
     }
 
-    fn parts(&self, binding: &Binding, names: &[String], span: Span) -> Vec<Part> {
-        match binding {
-            Binding::Literal(t) if t.is_empty() => Vec::new(),
-            Binding::Literal(t) => vec![Part::Lit(t.clone())],
-            Binding::Param(p) => vec![Part::Ref(reference(&[p], span))],
-            Binding::Output(from, key) => vec![Part::Ref(reference(&[&names[*from], key], span))],
-        }
-    }
-
     /// The env vars of a tool state (the tool directory and each looked-up
     /// argument) and the words of its command line.
     fn tool_env(
@@ -1239,7 +1221,7 @@ impl Lowerer<'_> {
                         name: format!("LEGACY_ARG_{}", n + 1),
                         span: arg.span,
                     };
-                    let parts = self.parts(binding, names, arg.span);
+                    let parts = parts(binding, names, arg.span);
                     body.push(env(&name, parts, arg.span, arg.span));
                     words.push(Word::Literal(arg.flag.clone()));
                     words.push(Word::Env(name.name));
@@ -1535,6 +1517,16 @@ fn param_env(param: &str) -> String {
         param.to_string()
     } else {
         format!("param_{}", param.replace('-', "_"))
+    }
+}
+
+/// The text of an env var bound by `binding`.
+fn parts(binding: &Binding, names: &[String], span: Span) -> Vec<Part> {
+    match binding {
+        Binding::Literal(t) if t.is_empty() => Vec::new(),
+        Binding::Literal(t) => vec![Part::Lit(t.clone())],
+        Binding::Param(p) => vec![Part::Ref(reference(&[p], span))],
+        Binding::Output(from, key) => vec![Part::Ref(reference(&[&names[*from], key], span))],
     }
 }
 

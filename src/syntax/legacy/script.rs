@@ -118,22 +118,19 @@ fn collect_outputs(out: &mut String, state: &str, outputs: &StepOutputs<'_>) {
         out.push_str(&format!("        echo '{key}=' >> \"$TOPSAIL_OUTPUT\"\n"));
         out.push_str("    fi\n");
         out.push_str("else\n");
-        match outputs.prev {
-            Some(prev) => {
-                out.push_str(&warn(&format!(
+        if let Some(prev) = outputs.prev {
+            out.push_str(&warn(&format!(
                     "wrote no outputs: `{key}` keeps the value state \"{prev}\" wrote, as the old runner did"
                 )));
-                out.push_str(&format!(
-                    "        printf '%s=%s\\n' {key} \"${}\" >> \"$TOPSAIL_OUTPUT\"\n",
-                    prev_env(key)
-                ));
-            }
-            None => {
-                out.push_str(&warn(&format!(
-                    "wrote no outputs: later states read `{key}` empty, as the old runner did"
-                )));
-                out.push_str(&format!("        echo '{key}=' >> \"$TOPSAIL_OUTPUT\"\n"));
-            }
+            out.push_str(&format!(
+                "        printf '%s=%s\\n' {key} \"${}\" >> \"$TOPSAIL_OUTPUT\"\n",
+                prev_env(key)
+            ));
+        } else {
+            out.push_str(&warn(&format!(
+                "wrote no outputs: later states read `{key}` empty, as the old runner did"
+            )));
+            out.push_str(&format!("        echo '{key}=' >> \"$TOPSAIL_OUTPUT\"\n"));
         }
         out.push_str("fi\n");
     }
