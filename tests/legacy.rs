@@ -214,7 +214,6 @@ fn fixtures_check_clean() {
     for (name, contexts) in [
         ("outputs.yaml", &["deploy", "prod"][..]),
         ("failing.yaml", &[][..]),
-        ("timeout.yaml", &[][..]),
         ("on_error.yaml", &["deploy"][..]),
     ] {
         let mut args = vec!["check", name, "--deny-warnings"];

@@ -1,6 +1,6 @@
 //! Old service manifests run locally with `topsail run --context`: values
 //! written through the `.type` contract reach later states' env vars, a
-//! failing script fails its step, `timeoutMillis` is honoured, and
+//! failing script fails its step, `timeoutMillis` is not enforced, and
 //! `OnErrorContext` runs the other context's states.
 
 use crate::common::{Test, legacy_manifest};
@@ -71,28 +71,15 @@ fn a_failing_script_fails_the_run() {
         .run();
 }
 
+/// The old runner never read `timeoutMillis` (docs/legacy.md, item 2): a
+/// state that runs past it still finishes.
 #[test]
-fn timeout_millis_is_honoured() {
-    let start = std::time::Instant::now();
-    run("timeout.yaml")
-        .normalised()
-        .stdout(
-            "
-            slow | > started on the host
-            slow | ! failed: timed out after 1s [States.Timeout]
-            STEP  STATUS     ATTEMPTS  DURATION
-            slow  failed            1      [T]  timed out after 1s
-            run [RUN] failed in [T]: 0 succeeded, 1 failed, 0 skipped, 0 cancelled
-            record: [DIR]/.topsail/runs/[RUN]
-            ",
-        )
-        .stderr(&no_deploy_context("timeout.yaml", r#"  StartAt: "Slow""#))
-        .status(1)
-        .run();
-    assert!(
-        start.elapsed() < std::time::Duration::from_secs(20),
-        "the sleep was not cut short"
-    );
+fn timeout_millis_is_not_enforced() {
+    let t = run("timeout.yaml")
+        .stderr_contains("`timeoutMillis` is not enforced")
+        .status(0);
+    t.run();
+    assert!(t.path("slow-finished").exists(), "the state was cut short");
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod hostile;
 mod inject;
 mod layers;
 mod legacy;
+mod legacy_fidelity;
 mod legacy_run;
 mod lsp;
 mod redteam;

@@ -362,6 +362,7 @@ fn docker_oom_kill_is_reported_as_such() {
         timeout: Some(Duration::from_mins(1)),
         outputs: Vec::new(),
         pipeline_dir: dir.path().to_path_buf(),
+        wait_group: false,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let outcome = rt.block_on(async {

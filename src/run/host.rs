@@ -141,7 +141,13 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool)
         }
     };
     let exit = tokio::select! {
-        status = child.wait() => match status {
+        status = async {
+            let status = child.wait().await;
+            if spec.wait_group && status.is_ok() && let Some(pgid) = pgid {
+                group_exited(pgid).await;
+            }
+            status
+        } => match status {
             Ok(s) => Exit::Code(exit_code(s)),
             Err(e) => Exit::Error(format!("waiting for the step's process: {e}")),
         },
@@ -181,6 +187,17 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool)
         }
     }
     exit
+}
+
+/// Resolves when no process is left in the group `pgid` (a manifest's state
+/// ends when everything it started has: [`StepSpec::wait_group`]). Polled:
+/// the group's members are not our children, so there is nothing to wait on.
+async fn group_exited(pgid: Pid) {
+    let mut pause = Duration::from_millis(10);
+    while killpg(pgid, None).is_ok() {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
 }
 
 /// Where a host step runs: its `workdir` relative to the pipeline's

@@ -48,6 +48,9 @@ pub struct StepSpec {
     pub outputs: Vec<String>,
     /// The pipeline's directory: the host cwd, `/workspace` in a container.
     pub pipeline_dir: PathBuf,
+    /// End when the whole process group has exited, not the script alone
+    /// (host steps; [`crate::run::spec::WAIT_GROUP_ENV`]).
+    pub wait_group: bool,
 }
 
 impl StepSpec {
@@ -853,6 +856,7 @@ mod tests {
             timeout: None,
             outputs: Vec::new(),
             pipeline_dir: PathBuf::from("."),
+            wait_group: false,
         }
     }
 

@@ -19,6 +19,13 @@ use crate::model::{EvalError, Scope, Text, render_script, render_text};
 use crate::run::Secrets;
 use crate::run::runtime::StepSpec;
 
+/// A step whose env sets this to `1` ends only when its whole process group
+/// has exited (bounded by its timeout), not when its script does: what a
+/// service manifest's state meant, whose background processes ran to their
+/// end in the first topsail (docs/legacy.md). The legacy reader sets it;
+/// the converted `.topsail` keeps it, so the file runs the same.
+pub const WAIT_GROUP_ENV: &str = "TOPSAIL_WAIT_PROCESS_GROUP";
+
 /// Why a step did not get a spec: the error name it fails with (what
 /// `{{ failed.error }}` holds, what a worker sends to Step Functions) and
 /// the cause, without running anything.
@@ -145,6 +152,7 @@ pub fn build(
     if let Some(w) = &workdir {
         policy.workdir(w)?;
     }
+    let wait_group = env.iter().any(|(k, v)| k == WAIT_GROUP_ENV && v == "1");
     Ok(StepSpec {
         run_id: view.run_id.to_string(),
         pipeline: view.pipeline.to_string(),
@@ -160,6 +168,7 @@ pub fn build(
         timeout: view.timeout,
         outputs: view.outputs.clone(),
         pipeline_dir: place.pipeline_dir,
+        wait_group,
     })
 }
 

@@ -33,7 +33,7 @@ pub fn parse_with(
     file: FileId,
     contexts: &[String],
 ) -> (Option<ast::Module>, Vec<Diagnostic>) {
-    match sources.get(file).format {
+    let (module, mut diags) = match sources.get(file).format {
         Format::Topsail => topsail::parse(sources, file),
         Format::Yaml => {
             // One bounded reading of the YAML, whichever reader then takes it.
@@ -48,5 +48,9 @@ pub fn parse_with(
             }
             yaml_form::parse_tree(text, tree)
         }
+    };
+    if !contexts.is_empty() {
+        diags.push(legacy::contexts_unused(sources, file, contexts));
     }
+    (module, diags)
 }

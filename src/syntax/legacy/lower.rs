@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use indexmap::IndexMap;
 
-use super::script::{self, HandlerState, HandlerValue};
+use super::executor::{self, ArgValue, Word};
+use super::script::{self, HandlerState, HandlerValue, StepOutputs, WAIT_GROUP_ENV};
 use super::tree::{self, Kind, Node};
 use crate::diagnostics::{Diagnostic, codes, suggest};
 use crate::model::text::{is_env_name, is_name};
@@ -39,6 +40,7 @@ const STATE_KEYS: &[&str] = &[
     "timeoutMillis",
     "OnErrorContext",
     "image",
+    "Parameters",
 ];
 
 /// Keys the old runner read nowhere, with why that matters and what to do.
@@ -47,10 +49,6 @@ fn ignored(key: &str) -> Option<(&'static str, &'static str)> {
         "OnError" => (
             "the old runner never read it: a failure did not go to this state",
             "use `OnErrorContext: [CONTEXT]` to run another context's workflow on failure",
-        ),
-        "Parameters" => (
-            "the old runner never read it: a script gets its input only from `variables`",
-            "pass values as `variables: [{name: NAME, value: ...}]`",
         ),
         "outputVars" => (
             "the old runner never read it: outputs come from the `.type` files a script writes",
@@ -89,17 +87,33 @@ struct Var {
     span: Span,
 }
 
+/// What a state is, by its `Type` (which the old runner barely read).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StateKind {
+    /// `Task`, `Pass` and any other type: the state runs its script.
+    Task,
+    /// `Type: PASS` with `End`: the old runner ended the workflow there,
+    /// without running the state.
+    EndHere,
+    /// `Type: Manual_Approval` (the executor dialect): an approval gate.
+    Approval,
+}
+
 struct State {
     name: String,
     key: Span,
     span: Span,
+    kind: StateKind,
+    /// The executor dialect: `Parameters` naming a `step_name`.
+    tool: Option<super::executor::Tool>,
     script: Option<Field<String>>,
     vars: Vec<Var>,
     vars_key: Option<Span>,
     result_path: Option<Field<String>>,
     next: Option<Field<String>>,
     end: bool,
-    timeout: Option<Field<u64>>,
+    /// `timeoutMillis` as written: kept as a comment, never enforced.
+    timeout: Option<Field<String>>,
     on_error: Option<Field<Vec<String>>>,
     image: Option<Field<String>>,
 }
@@ -108,6 +122,18 @@ struct Workflow {
     variables: Vec<(Ident, Node)>,
     states: Vec<State>,
     image: Option<Field<String>>,
+}
+
+/// Every lookup of a chain, resolved (see [`Lowerer::bind`]).
+struct Bound {
+    /// Per state, per env var.
+    vars: Vec<Vec<Binding>>,
+    /// Per state, per tool argument (literal ones are unused).
+    args: Vec<Vec<Binding>>,
+    /// Per state, the keys it declares as outputs.
+    outputs: Vec<Vec<String>>,
+    /// Per state, the earlier state with the same `ResultPath`.
+    prev: Vec<Option<usize>>,
 }
 
 /// How a state's env var gets its value.
@@ -129,6 +155,11 @@ struct Lowerer<'a> {
     /// Context lists whose handler is being built (a handler workflow that
     /// fails into itself would loop).
     building: Vec<Vec<String>>,
+    /// The variables of the workflows that ran before the one being read
+    /// (the old runner kept every workflow's variables in its payload).
+    outer_vars: Vec<(Ident, Node)>,
+    /// `timeoutMillis` kept as comments for `convert`.
+    comments: Vec<ast::Comment>,
 }
 
 pub(super) fn lower(input: &Input<'_>) -> (Option<ast::Module>, Vec<Diagnostic>) {
@@ -141,6 +172,8 @@ pub(super) fn lower(input: &Input<'_>) -> (Option<ast::Module>, Vec<Diagnostic>)
         step_names: HashSet::new(),
         handlers: HashMap::new(),
         building: Vec::new(),
+        outer_vars: Vec::new(),
+        comments: Vec::new(),
     };
     l.check_contexts();
     let mut items = vec![Item::Pipeline(Ident {
@@ -160,6 +193,7 @@ pub(super) fn lower(input: &Input<'_>) -> (Option<ast::Module>, Vec<Diagnostic>)
     // Handlers after the steps they serve, as a person would write them.
     items.extend(l.handler_steps.drain(..).map(Item::Step));
     let mut diags = l.diags;
+    let comments = l.comments;
     // A node can be read more than once (a handler collapses the same
     // states again): report each problem once.
     let mut seen = HashSet::new();
@@ -167,7 +201,7 @@ pub(super) fn lower(input: &Input<'_>) -> (Option<ast::Module>, Vec<Diagnostic>)
     (
         Some(ast::Module {
             items,
-            comments: Vec::new(),
+            comments,
             span: input.whole,
         }),
         diags,
@@ -215,6 +249,20 @@ impl Lowerer<'_> {
         };
         if collapsed.get("States").is_some() || collapsed.get("StartAt").is_some() {
             return Some(collapsed);
+        }
+        if let Some((key, _)) = collapsed.get("cloud_formation") {
+            // workflow-manager.pl made a CloudFormation stack of it: no
+            // context selects a workflow, so `--context` is no help.
+            self.diags.push(
+                Diagnostic::error(
+                    codes::LEGACY,
+                    key.span,
+                    "this `deployment_spec` is a CloudFormation template, not a workflow",
+                )
+                .label("the old `workflow-manager.pl` deployed this as a stack")
+                .help("deploy the template with CloudFormation (e.g. `aws cloudformation deploy`); topsail runs manifests whose `deployment_spec` has `StartAt` and `States`"),
+            );
+            return None;
         }
         let names: Vec<String> = entries.iter().filter_map(|(k, _)| k.key_text()).collect();
         let list = names
@@ -413,6 +461,8 @@ impl Lowerer<'_> {
             name,
             key: key.span,
             span: key.span.to(node.span),
+            kind: StateKind::Task,
+            tool: None,
             script: None,
             vars: Vec::new(),
             vars_key: None,
@@ -426,21 +476,11 @@ impl Lowerer<'_> {
         for (k, v) in entries {
             match k.key_text().unwrap_or_default().as_str() {
                 "Type" => {
-                    if let Some(t) = self.expect_str(k, v)
-                        && t.value != "Task"
-                        && t.value != "Pass"
-                    {
-                        self.diags.push(
-                            Diagnostic::error(
-                                codes::LEGACY,
-                                t.span,
-                                format!("state type `{}` is not supported", t.value),
-                            )
-                            .label("the old runner knew `Task` and `Pass`")
-                            .help("write `Type: Task` (a script) or `Type: Pass` (nothing to run)"),
-                        );
+                    if let Some(t) = self.expect_str(k, v) {
+                        s.kind = self.state_kind(&t);
                     }
                 }
+                "Parameters" => s.tool = executor::read(&mut self.diags, k, v),
                 "scriptString" => s.script = self.expect_str(k, v),
                 "variables" => {
                     s.vars_key = Some(k.span);
@@ -454,50 +494,37 @@ impl Lowerer<'_> {
                             || rp.value.starts_with('$'))
                     {
                         self.diags.push(
-                            Diagnostic::error(
+                            Diagnostic::warning(
                                 codes::LEGACY,
                                 rp.span,
                                 format!("`ResultPath` `{}` is not a plain key", rp.value),
                             )
-                            .label("the outputs are stored under this key of the state")
+                            .label("no lookup can read it: `$workflow.A.B` splits at `.`, as in the old runner")
                             .help("write a plain key such as `ResultPath: build`, read as `$workflow.build.KEY`"),
                         );
                         s.result_path = None;
                     }
                 }
                 "Next" => s.next = self.expect_str(k, v),
-                "End" => match v.kind {
-                    Kind::Bool(b) => s.end = b,
-                    _ => self.shape(v, "`End`", "`true`"),
-                },
-                "timeoutMillis" => match v.kind {
-                    Kind::Int(ms) if ms > 0 => {
-                        let mut ms = ms.unsigned_abs();
-                        if !ms.is_multiple_of(1000) {
-                            // Timeouts are whole seconds (Step Functions' TimeoutSeconds).
-                            let up = ms.div_ceil(1000) * 1000;
-                            self.diags.push(
-                                Diagnostic::warning(
-                                    codes::LEGACY,
-                                    v.span,
-                                    format!(
-                                        "`timeoutMillis: {ms}` is rounded up to {}s",
-                                        up / 1000
-                                    ),
-                                )
-                                .label("timeouts are whole seconds")
-                                .help(format!("write `timeoutMillis: {up}`")),
-                            );
-                            ms = up;
-                        }
-                        s.timeout = Some(Field {
-                            value: ms,
-                            key: k.span,
-                            span: v.span,
-                        });
-                    }
-                    _ => self.shape(v, "`timeoutMillis`", "a positive number of milliseconds"),
-                },
+                "End" => s.end = self.read_end(v),
+                "timeoutMillis" => {
+                    // Never enforced: the old runner did not read it, and
+                    // manifests set 30000 on states that run far longer.
+                    self.diags.push(
+                        Diagnostic::warning(
+                            codes::LEGACY,
+                            k.span.to(v.span),
+                            "`timeoutMillis` is not enforced",
+                        )
+                        .label("the old runner never read it, and neither does topsail for a manifest")
+                        .help("`convert` keeps it as a comment; write `timeout` in the converted file to enforce one"),
+                    );
+                    s.timeout = Some(Field {
+                        value: v.scalar_text().unwrap_or_default(),
+                        key: k.span,
+                        span: v.span,
+                    });
+                }
                 "OnErrorContext" => {
                     let list = match &v.kind {
                         Kind::Str(c) => Some(vec![c.clone()]),
@@ -522,6 +549,9 @@ impl Lowerer<'_> {
                 _ => self.unknown_key(k, STATE_KEYS, "a state"),
             }
         }
+        if s.kind == StateKind::EndHere && !s.end {
+            s.kind = StateKind::Task;
+        }
         if s.next.is_some() && s.end {
             self.diags.push(
                 Diagnostic::warning(
@@ -535,6 +565,57 @@ impl Lowerer<'_> {
             s.end = false;
         }
         Some(s)
+    }
+
+    /// A state's `Type`: the old runner only told `PASS` (with `End`) apart.
+    fn state_kind(&mut self, t: &Field<String>) -> StateKind {
+        match t.value.as_str() {
+            "Task" | "Pass" => StateKind::Task,
+            "Manual_Approval" => StateKind::Approval,
+            "PASS" => {
+                self.diags.push(
+                    Diagnostic::warning(codes::LEGACY, t.span, "`Type: PASS` ends the workflow here when the state has `End`")
+                        .label("with `End`, the old runner stopped before running this state; without, it ran it as a task")
+                        .help("write `Type: Pass` for a state that runs, or remove the state"),
+                );
+                StateKind::EndHere
+            }
+            other => {
+                self.diags.push(
+                    Diagnostic::warning(
+                        codes::LEGACY,
+                        t.span,
+                        format!("state type `{other}` runs as a task"),
+                    )
+                    .label("the old runner never checked `Type`")
+                    .help("write `Type: Task`, `Type: Pass` or `Type: Manual_Approval`"),
+                );
+                StateKind::Task
+            }
+        }
+    }
+
+    /// `End`: the old runner ended on any value that is not null.
+    fn read_end(&mut self, v: &Node) -> bool {
+        match v.kind {
+            Kind::Bool(true) => true,
+            // Not an end (`defined` is false): without `Next` that is the one
+            // "neither `Next` nor `End`" error, not a second diagnostic here.
+            Kind::Null => false,
+            _ => {
+                let text = v.scalar_text().unwrap_or_else(|| v.type_name().to_string());
+                self.diags.push(
+                    Diagnostic::warning(
+                        codes::LEGACY,
+                        v.span,
+                        format!("`End: {text}` ends the workflow"),
+                    )
+                    .label("the old runner ended on any `End` value")
+                    .help("write `End: true`"),
+                );
+                true
+            }
+        }
     }
 
     fn read_vars(&mut self, node: &Node, out: &mut Vec<Var>) {
@@ -589,11 +670,27 @@ impl Lowerer<'_> {
                         .and_then(|r| r.strip_suffix('}'))
                         .or_else(|| text.strip_prefix("$workflow."));
                     match lookup {
-                        Some(path) if matches!(v.kind, Kind::Str(_)) => (
-                            VarValue::Lookup(path.split('.').map(str::to_string).collect()),
-                            v.span,
-                        ),
-                        _ => (VarValue::Literal(text), v.span),
+                        Some(path) if matches!(v.kind, Kind::Str(_)) => {
+                            self.old_lookup_reading(path, v.span);
+                            (
+                                VarValue::Lookup(path.split('.').map(str::to_string).collect()),
+                                v.span,
+                            )
+                        }
+                        _ => {
+                            if matches!(v.kind, Kind::Str(_)) && text.starts_with('$') {
+                                self.diags.push(
+                                    Diagnostic::warning(
+                                        codes::LEGACY,
+                                        v.span,
+                                        format!("`{text}` is passed as it is written"),
+                                    )
+                                    .label("the old runner read a value starting with `$` as a lookup, and passed this one empty")
+                                    .help("lookups are `$workflow.NAME` or `$workflow.RESULTPATH.KEY`"),
+                                );
+                            }
+                            (VarValue::Literal(text), v.span)
+                        }
                     }
                 }
             };
@@ -606,6 +703,27 @@ impl Lowerer<'_> {
                 value_span,
                 span: item.span,
             });
+        }
+    }
+
+    /// The old runner matched lookups with `[a-zA-Z._]+`: a name with a digit
+    /// or `-` was cut there, and read another key (or nothing).
+    fn old_lookup_reading(&mut self, path: &str, span: Span) {
+        let cut = path
+            .find(|c: char| !(c.is_ascii_alphabetic() || c == '.' || c == '_'))
+            .map(|i| &path[..i]);
+        if let Some(cut) = cut {
+            self.diags.push(
+                Diagnostic::warning(
+                    codes::LEGACY,
+                    span,
+                    format!("`$workflow.{path}` is read whole"),
+                )
+                .label(format!(
+                    "the old runner read only `$workflow.{cut}` (letters, `.` and `_`)"
+                ))
+                .help("nothing to change: topsail reads the name as written"),
+            );
         }
     }
 
@@ -669,17 +787,17 @@ impl Lowerer<'_> {
         order
     }
 
-    /// Resolve every lookup of the chain's states. Returns each state's
-    /// bindings and the output keys each state must declare.
-    fn bind(
-        &mut self,
-        wf: &Workflow,
-        order: &[usize],
-        prefix: &str,
-    ) -> (Vec<Vec<Binding>>, Vec<Vec<String>>) {
+    /// Resolve every lookup of the chain's states: each state's env vars
+    /// and tool arguments, the output keys each state must declare, and the
+    /// state before each one that wrote under the same `ResultPath`.
+    fn bind(&mut self, wf: &Workflow, order: &[usize], prefix: &str) -> Bound {
         let mut produced: HashMap<&str, usize> = HashMap::new();
-        let mut bindings = Vec::new();
-        let mut outputs: Vec<Vec<String>> = vec![Vec::new(); order.len()];
+        let mut bound = Bound {
+            vars: Vec::new(),
+            args: Vec::new(),
+            outputs: vec![Vec::new(); order.len()],
+            prev: vec![None; order.len()],
+        };
         for (pos, &i) in order.iter().enumerate() {
             let s = &wf.states[i];
             let mut b = Vec::new();
@@ -687,16 +805,46 @@ impl Lowerer<'_> {
                 b.push(match &var.value {
                     VarValue::Literal(t) => Binding::Literal(t.clone()),
                     VarValue::Lookup(path) => {
-                        self.lookup(wf, path, var, &produced, &mut outputs, prefix)
+                        self.lookup(wf, path, var, &produced, &mut bound.outputs, prefix)
                     }
                 });
             }
-            bindings.push(b);
+            bound.vars.push(b);
+            let mut args = Vec::new();
+            for arg in s.tool.iter().flat_map(|t| &t.args) {
+                args.push(match &arg.value {
+                    ArgValue::Literal(_) => Binding::Literal(String::new()),
+                    ArgValue::Lookup(path) => {
+                        self.tool_lookup(wf, path, arg.span, &produced, &mut bound.outputs, prefix)
+                    }
+                });
+            }
+            bound.args.push(args);
             if let Some(rp) = &s.result_path {
-                produced.insert(rp.value.as_str(), pos);
+                bound.prev[pos] = produced.insert(rp.value.as_str(), pos);
             }
         }
-        (bindings, outputs)
+        // A state that writes nothing keeps the values of the state before
+        // it with the same `ResultPath`: that one declares the keys too.
+        for pos in (0..order.len()).rev() {
+            if let Some(prev) = bound.prev[pos] {
+                for key in bound.outputs[pos].clone() {
+                    if !bound.outputs[prev].contains(&key) {
+                        bound.outputs[prev].push(key);
+                    }
+                }
+            }
+        }
+        bound
+    }
+
+    /// The workflow variable `name`: the running workflow's, else one of a
+    /// workflow that ran before it (the old runner kept them all).
+    fn variable<'w>(&'w self, wf: &'w Workflow, name: &str) -> Option<&'w (Ident, Node)> {
+        wf.variables
+            .iter()
+            .find(|(n, _)| n.name == name)
+            .or_else(|| self.outer_vars.iter().rev().find(|(n, _)| n.name == name))
     }
 
     fn lookup(
@@ -710,7 +858,7 @@ impl Lowerer<'_> {
     ) -> Binding {
         let span = var.value_span;
         let head = path[0].as_str();
-        if let Some((ident, value)) = wf.variables.iter().find(|(n, _)| n.name == head) {
+        if let Some((ident, value)) = self.variable(wf, head).cloned() {
             if path.len() > 1 {
                 self.diags.push(
                     Diagnostic::error(
@@ -729,7 +877,7 @@ impl Lowerer<'_> {
                 );
                 return Binding::Literal(String::new());
             }
-            return Binding::Param(self.param(ident, value, prefix));
+            return Binding::Param(self.param(&ident, &value, prefix));
         }
         if let Some(&pos) = produced.get(head) {
             if path.len() != 2 {
@@ -746,23 +894,7 @@ impl Lowerer<'_> {
                 );
                 return Binding::Literal(String::new());
             }
-            let key = &path[1];
-            if !is_name(key) {
-                self.diags.push(
-                    Diagnostic::error(
-                        codes::BAD_NAME,
-                        span,
-                        format!("output key `{key}` is not a name"),
-                    )
-                    .label("cannot be declared as an output")
-                    .help("output keys are letters, digits, `_` and `-`"),
-                );
-                return Binding::Literal(String::new());
-            }
-            if !outputs[pos].contains(key) {
-                outputs[pos].push(key.clone());
-            }
-            return Binding::Output(pos, key.clone());
+            return self.output(pos, &path[1], span, outputs);
         }
         let mut d = Diagnostic::warning(
             codes::LEGACY,
@@ -779,6 +911,7 @@ impl Lowerer<'_> {
         let names = wf
             .variables
             .iter()
+            .chain(&self.outer_vars)
             .map(|(n, _)| n.name.as_str())
             .chain(produced.keys().copied());
         d = match suggest(head, names) {
@@ -787,6 +920,90 @@ impl Lowerer<'_> {
         };
         self.diags.push(d);
         Binding::Literal(String::new())
+    }
+
+    /// Output `key` of the state at `pos`, declared there.
+    fn output(
+        &mut self,
+        pos: usize,
+        key: &str,
+        span: Span,
+        outputs: &mut [Vec<String>],
+    ) -> Binding {
+        if !is_name(key) {
+            self.diags.push(
+                Diagnostic::error(
+                    codes::BAD_NAME,
+                    span,
+                    format!("output key `{key}` is not a name"),
+                )
+                .label("cannot be declared as an output")
+                .help("output keys are letters, digits, `_` and `-`"),
+            );
+            return Binding::Literal(String::new());
+        }
+        if !outputs[pos].iter().any(|k| k == key) {
+            outputs[pos].push(key.to_string());
+        }
+        Binding::Output(pos, key.to_string())
+    }
+
+    /// A `.$` parameter of the executor dialect: `$.RESULTPATH.KEY` (an
+    /// earlier state's result) or `$.NAME` (a workflow variable, else the
+    /// execution's input: a param without a default).
+    fn tool_lookup(
+        &mut self,
+        wf: &Workflow,
+        path: &[String],
+        span: Span,
+        produced: &HashMap<&str, usize>,
+        outputs: &mut [Vec<String>],
+        prefix: &str,
+    ) -> Binding {
+        let head = path[0].as_str();
+        if let Some(&pos) = produced.get(head)
+            && path.len() == 2
+        {
+            return self.output(pos, &path[1], span, outputs);
+        }
+        if path.len() == 1 {
+            if let Some((ident, value)) = self.variable(wf, head).cloned() {
+                return Binding::Param(self.param(&ident, &value, prefix));
+            }
+            if is_name(head) {
+                return Binding::Param(self.input_param(head, span));
+            }
+        }
+        let known: Vec<&str> = produced.keys().copied().collect();
+        let mut d = Diagnostic::error(
+            codes::LEGACY,
+            span,
+            format!("`$.{}` is not in the state when this runs", path.join(".")),
+        )
+        .label("the old handler stopped here: value was not found");
+        d = match suggest(head, known.iter().copied()) {
+            Some(s) => d.help(format!("did you mean `$.{s}`?")),
+            None => d.help("`$.NAME` reads the execution's input, `$.RESULTPATH.KEY` the result of a state that ran before"),
+        };
+        self.diags.push(d);
+        Binding::Literal(String::new())
+    }
+
+    /// A param without a default: a value of the execution's input.
+    fn input_param(&mut self, name: &str, span: Span) -> String {
+        if !self.params.contains_key(name) {
+            let param = ast::Param {
+                name: Ident {
+                    name: name.to_string(),
+                    span,
+                },
+                ty: None,
+                default: None,
+                span,
+            };
+            self.params.insert(name.to_string(), (String::new(), param));
+        }
+        name.to_string()
     }
 
     /// The param for a workflow variable (declared once; a handler whose
@@ -833,11 +1050,13 @@ impl Lowerer<'_> {
 
     fn lower_main(&mut self, wf: &Workflow) {
         let order = self.chain(wf);
-        let (bindings, outputs) = self.bind(wf, &order, "");
+        let bound = self.bind(wf, &order, "");
         let names: Vec<String> = order
             .iter()
             .map(|&i| self.step_name(&wf.states[i].name))
             .collect();
+        // A workflow run on error still sees this one's variables.
+        self.outer_vars.extend(wf.variables.iter().cloned());
         for (pos, &i) in order.iter().enumerate() {
             let s = &wf.states[i];
             let mut body = Vec::new();
@@ -849,43 +1068,55 @@ impl Lowerer<'_> {
                 ));
             }
             if let Some(t) = &s.timeout {
-                body.push(directive(
-                    DirectiveKind::Timeout(Value {
-                        kind: ValueKind::Duration(duration(t.value)),
-                        span: t.span,
-                    }),
-                    t.key,
-                    t.span,
-                ));
+                self.comments.push(ast::Comment {
+                    text: format!(
+                        " timeoutMillis: {} (not enforced: the old runner never read it)",
+                        t.value
+                    ),
+                    span: Span::new(s.key.file, s.key.start.saturating_sub(1), s.key.start),
+                    own_line: true,
+                    blank_after: false,
+                });
             }
-            for (var, binding) in s.vars.iter().zip(&bindings[pos]) {
-                let parts = match binding {
-                    Binding::Literal(t) if t.is_empty() => Vec::new(),
-                    Binding::Literal(t) => vec![Part::Lit(t.clone())],
-                    Binding::Param(p) => vec![Part::Ref(reference(&[p], var.value_span))],
-                    Binding::Output(from, key) => {
-                        vec![Part::Ref(reference(&[&names[*from], key], var.value_span))]
-                    }
-                };
-                let value = Value {
-                    kind: ValueKind::Str(Interp {
-                        parts,
-                        span: var.value_span,
-                    }),
-                    span: var.value_span,
-                };
-                body.push(directive(
-                    DirectiveKind::Env(Box::new(EnvVar {
-                        name: var.name.clone(),
-                        value,
-                        span: var.span,
-                    })),
+            for (var, binding) in s.vars.iter().zip(&bound.vars[pos]) {
+                let parts = parts(binding, &names, var.value_span);
+                body.push(env(
+                    &var.name,
+                    parts,
                     s.vars_key.unwrap_or(var.span),
                     var.span,
                 ));
             }
+            let runs = s.kind == StateKind::Task && (s.script.is_some() || s.tool.is_some());
+            if let Some(prev) = bound.prev[pos]
+                && runs
+            {
+                for key in &bound.outputs[pos] {
+                    let at = s.result_path.as_ref().map_or(s.key, |r| r.span);
+                    let parts = vec![Part::Ref(reference(&[&names[prev], key], at))];
+                    let name = Ident {
+                        name: script::prev_env(key),
+                        span: at,
+                    };
+                    body.push(env(&name, parts, at, at));
+                }
+            }
+            let mut tool_words = Vec::new();
+            if let Some(tool) = &s.tool
+                && s.kind == StateKind::Task
+            {
+                tool_words = self.tool_env(tool, &bound.args[pos], &names, &mut body);
+            }
+            if runs {
+                let at = s.script.as_ref().map_or(s.key, |x| x.key);
+                let name = Ident {
+                    name: WAIT_GROUP_ENV.to_string(),
+                    span: at,
+                };
+                body.push(env(&name, vec![Part::Lit("1".into())], at, at));
+            }
             let rp_span = s.result_path.as_ref().map_or(s.key, |r| r.span);
-            for key in &outputs[pos] {
+            for key in &bound.outputs[pos] {
                 body.push(directive(
                     DirectiveKind::Output(Ident {
                         name: key.clone(),
@@ -901,27 +1132,19 @@ impl Lowerer<'_> {
                 body.push(directive(
                     DirectiveKind::Catch(Ident {
                         name: handler,
-                        span: on_error.span,
+                        span: on_error.key,
                     }),
                     on_error.key,
                     on_error.span,
                 ));
             }
-            match &s.script {
-                Some(script) => {
-                    self.check_script(script);
-                    let text = script::step_run(&s.name, &script.value, &outputs[pos]);
-                    body.push(directive(
-                        DirectiveKind::Run(Interp::literal(
-                            text.trim_end_matches('\n'),
-                            script.span,
-                        )),
-                        script.key,
-                        script.span,
-                    ));
-                }
-                None => self.no_script(s),
-            }
+            self.action(
+                s,
+                &bound.outputs[pos],
+                bound.prev[pos].map(|p| wf.states[order[p]].name.as_str()),
+                &tool_words,
+                &mut body,
+            );
             let needs = if pos == 0 {
                 Vec::new()
             } else {
@@ -943,13 +1166,147 @@ impl Lowerer<'_> {
         }
     }
 
-    fn check_script(&mut self, script: &Field<String>) {
-        if script::interpreter(&script.value).is_none() {
-            self.diags.push(
-                Diagnostic::warning(codes::LEGACY, script.span, "this script has no `#!` line")
-                    .label("run with /bin/sh")
-                    .help("the old runner ran such scripts with perl; start the script with `#!/usr/bin/env perl` (or another interpreter) to choose"),
+    /// The env vars of a tool state (the tool directory and each looked-up
+    /// argument) and the words of its command line.
+    fn tool_env(
+        &mut self,
+        tool: &executor::Tool,
+        bindings: &[Binding],
+        names: &[String],
+        body: &mut Vec<Directive>,
+    ) -> Vec<Word> {
+        if !self.params.contains_key(executor::TOOL_DIR_PARAM) {
+            let at = tool.name_span;
+            let param = ast::Param {
+                name: Ident {
+                    name: executor::TOOL_DIR_PARAM.to_string(),
+                    span: at,
+                },
+                ty: None,
+                default: Some(Value {
+                    kind: ValueKind::Str(Interp::literal(executor::TOOL_DIR_DEFAULT, at)),
+                    span: at,
+                }),
+                span: at,
+            };
+            self.params.insert(
+                executor::TOOL_DIR_PARAM.to_string(),
+                (executor::TOOL_DIR_DEFAULT.to_string(), param),
             );
+        }
+        let dir = Ident {
+            name: executor::TOOL_DIR_ENV.to_string(),
+            span: tool.name_span,
+        };
+        body.push(env(
+            &dir,
+            vec![Part::Ref(reference(
+                &[executor::TOOL_DIR_PARAM],
+                tool.name_span,
+            ))],
+            tool.name_span,
+            tool.name_span,
+        ));
+        let mut words = Vec::new();
+        for (n, (arg, binding)) in tool.args.iter().zip(bindings).enumerate() {
+            match &arg.value {
+                ArgValue::Literal(values) => {
+                    for v in values {
+                        words.push(Word::Literal(arg.flag.clone()));
+                        words.push(Word::Literal(v.clone()));
+                    }
+                }
+                ArgValue::Lookup(_) => {
+                    let name = Ident {
+                        name: format!("LEGACY_ARG_{}", n + 1),
+                        span: arg.span,
+                    };
+                    let parts = parts(binding, names, arg.span);
+                    body.push(env(&name, parts, arg.span, arg.span));
+                    words.push(Word::Literal(arg.flag.clone()));
+                    words.push(Word::Env(name.name));
+                }
+            }
+        }
+        words
+    }
+
+    /// What the step does: the script, the tool, the approval gate, or
+    /// nothing (a pass state, `PASS` with `End`).
+    fn action(
+        &mut self,
+        s: &State,
+        outputs: &[String],
+        prev: Option<&str>,
+        tool_words: &[Word],
+        body: &mut Vec<Directive>,
+    ) {
+        match s.kind {
+            StateKind::Approval => {
+                if let Some(script) = &s.script {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            codes::LEGACY,
+                            script.key,
+                            "the script of an approval state does not run",
+                        )
+                        .label("`Type: Manual_Approval` waits for a person")
+                        .help("move the script to a state of its own"),
+                    );
+                }
+                body.push(directive(
+                    DirectiveKind::Approval(Interp::literal(
+                        format!("Approve state \"{}\"?", s.name),
+                        s.key,
+                    )),
+                    s.key,
+                    s.key,
+                ));
+            }
+            StateKind::EndHere => {}
+            StateKind::Task => match (&s.tool, &s.script) {
+                (Some(tool), script) => {
+                    if let Some(script) = script {
+                        self.diags.push(
+                            Diagnostic::warning(
+                                codes::LEGACY,
+                                script.key,
+                                "`scriptString` is not run: `Parameters` name a `step_name`",
+                            )
+                            .label("the executor dialect runs the tool")
+                            .help("keep one of the two"),
+                        );
+                    }
+                    let text = executor::run_text(&s.name, tool, tool_words, outputs);
+                    body.push(directive(
+                        DirectiveKind::Run(Interp::literal(
+                            text.trim_end_matches('\n'),
+                            tool.name_span,
+                        )),
+                        tool.name_span,
+                        tool.name_span,
+                    ));
+                }
+                (None, Some(script)) => {
+                    let text = script::step_run(
+                        &s.name,
+                        &script.value,
+                        &StepOutputs {
+                            keys: outputs,
+                            prev,
+                        },
+                    );
+                    body.push(directive(
+                        DirectiveKind::Run(Interp::literal(
+                            text.trim_end_matches('\n'),
+                            script.span,
+                        )),
+                        script.key,
+                        script.span,
+                    ));
+                }
+                (None, None) => self.no_script(s),
+            },
         }
     }
 
@@ -995,21 +1352,44 @@ impl Lowerer<'_> {
         let wf = wf?;
         let order = self.chain(&wf);
         let prefix = format!("{}_", slug(&contexts.join("_")).replace('-', "_"));
-        let (bindings, outputs) = self.bind(&wf, &order, &prefix);
+        let Bound {
+            vars: bindings,
+            outputs,
+            ..
+        } = self.bind(&wf, &order, &prefix);
         let mut states = Vec::new();
         let mut param_envs: Vec<(String, String)> = Vec::new();
-        let mut timeout = Some(0_u64);
+        let mut nested: Option<&Field<Vec<String>>> = None;
         for (pos, &i) in order.iter().enumerate() {
             let s = &wf.states[i];
-            if let Some(nested) = &s.on_error {
+            if let Some(on) = &s.on_error {
+                match nested {
+                    None => nested = Some(on),
+                    Some(first) if first.value != on.value => self.diags.push(
+                        Diagnostic::warning(
+                            codes::LEGACY,
+                            on.span,
+                            "a workflow run on error goes on to one workflow on its next failure",
+                        )
+                        .label("topsail follows the first `OnErrorContext` of this workflow for a failure of any of its states")
+                        .secondary(first.span, "this one")
+                        .help("give the states of a clean-up workflow the same `OnErrorContext`"),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            if s.tool.is_some() || s.kind == StateKind::Approval {
                 self.diags.push(
-                    Diagnostic::warning(
+                    Diagnostic::error(
                         codes::LEGACY,
-                        nested.span,
-                        "`OnErrorContext` inside a workflow run on error is not followed",
+                        s.key,
+                        format!(
+                            "state `{}` of a workflow run on error must be a script",
+                            s.name
+                        ),
                     )
-                    .label("a failure here fails the handler")
-                    .help("topsail runs one clean-up workflow per failure"),
+                    .label("a tool or approval state runs only in the main workflow")
+                    .help("run the clean-up as `scriptString` states"),
                 );
             }
             if let Some(image) = &s.image {
@@ -1023,12 +1403,8 @@ impl Lowerer<'_> {
                     .help("set `image` on that workflow instead"),
                 );
             }
-            match &s.script {
-                Some(script) => {
-                    self.check_script(script);
-                    timeout = timeout.and_then(|t| s.timeout.as_ref().map(|x| t + x.value));
-                }
-                None => self.no_script(s),
+            if s.script.is_none() {
+                self.no_script(s);
             }
             let env = s
                 .vars
@@ -1067,15 +1443,32 @@ impl Lowerer<'_> {
                 image.span,
             ));
         }
-        if let Some(ms) = timeout.filter(|t| *t > 0) {
-            body.push(directive(
-                DirectiveKind::Timeout(Value {
-                    kind: ValueKind::Duration(duration(ms)),
-                    span: at,
-                }),
-                at,
-                at,
-            ));
+        // The next workflow of the chain, as the old runner went on from a
+        // failing workflow run on error.
+        let outer = self.outer_vars.len();
+        self.outer_vars.extend(wf.variables.iter().cloned());
+        if let Some(next) = nested {
+            self.building.push(contexts.clone());
+            let next_handler = self.handler(next);
+            self.building.pop();
+            if let Some(h) = next_handler {
+                body.push(directive(
+                    DirectiveKind::Catch(Ident {
+                        name: h,
+                        span: next.key,
+                    }),
+                    next.key,
+                    next.span,
+                ));
+            }
+        }
+        self.outer_vars.truncate(outer);
+        if states.iter().any(|s| s.script.is_some()) {
+            let name = Ident {
+                name: WAIT_GROUP_ENV.to_string(),
+                span: at,
+            };
+            body.push(env(&name, vec![Part::Lit("1".into())], at, at));
         }
         for (env, param) in &param_envs {
             body.push(directive(
@@ -1127,6 +1520,32 @@ fn param_env(param: &str) -> String {
     }
 }
 
+/// The text of an env var bound by `binding`.
+fn parts(binding: &Binding, names: &[String], span: Span) -> Vec<Part> {
+    match binding {
+        Binding::Literal(t) if t.is_empty() => Vec::new(),
+        Binding::Literal(t) => vec![Part::Lit(t.clone())],
+        Binding::Param(p) => vec![Part::Ref(reference(&[p], span))],
+        Binding::Output(from, key) => vec![Part::Ref(reference(&[&names[*from], key], span))],
+    }
+}
+
+fn env(name: &Ident, parts: Vec<Part>, keyword_span: Span, span: Span) -> Directive {
+    let value = Value {
+        kind: ValueKind::Str(Interp { parts, span }),
+        span,
+    };
+    directive(
+        DirectiveKind::Env(Box::new(EnvVar {
+            name: name.clone(),
+            value,
+            span,
+        })),
+        keyword_span,
+        span,
+    )
+}
+
 fn directive(kind: DirectiveKind, keyword_span: Span, value: Span) -> Directive {
     Directive {
         kind,
@@ -1145,17 +1564,6 @@ fn reference(path: &[&str], span: Span) -> Ref {
             })
             .collect(),
         span,
-    }
-}
-
-/// `timeoutMillis` as a duration in the largest unit that keeps it exact.
-fn duration(ms: u64) -> String {
-    if ms.is_multiple_of(3_600_000) {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else {
-        format!("{}s", ms.div_ceil(1000))
     }
 }
 
@@ -1212,13 +1620,5 @@ mod tests {
         assert_eq!(slug("2nd"), "s-2nd");
         assert_eq!(slug("  "), "state");
         assert_eq!(slug("update_elb"), "update_elb");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration(30_000), "30s");
-        assert_eq!(duration(120_000), "2m");
-        assert_eq!(duration(1500), "2s");
-        assert_eq!(duration(7_200_000), "2h");
     }
 }

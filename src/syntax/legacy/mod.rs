@@ -10,6 +10,7 @@
 //! anything. [`crate::syntax::parse_with`] calls [`parse`] for YAML files; it reads the
 //! same bounded tree ([`crate::syntax::yaml_tree`]) as the YAML front end, beside it.
 
+mod executor;
 mod lower;
 mod script;
 mod tree;
@@ -66,6 +67,25 @@ pub(crate) fn parse(
     });
     diags.extend(module.1);
     Some((module.0, diags))
+}
+
+/// The warning for `--context` given with a file that is not a service
+/// manifest: it selects nothing there, and saying nothing would hide a
+/// wrong file name.
+pub(crate) fn contexts_unused(
+    sources: &SourceMap,
+    file: FileId,
+    contexts: &[String],
+) -> Diagnostic {
+    let text = &sources.get(file).text;
+    let first = text.find('\n').unwrap_or(text.len());
+    Diagnostic::warning(
+        codes::LEGACY,
+        Span::new(file, 0, first),
+        format!("`--context {}` is ignored: this file is not a service manifest", contexts.join(" --context ")),
+    )
+    .label("no top-level `deployment_spec` here")
+    .help("contexts select the workflow of a legacy service manifest; remove `--context` for other pipelines")
 }
 
 #[cfg(test)]

@@ -22,6 +22,17 @@ pub(crate) fn interpreter(script: &str) -> Option<Vec<String>> {
     (!words.is_empty()).then_some(words)
 }
 
+/// The env var a manifest's step sets so that the runner waits for its whole
+/// process group (background processes a state started) before the step
+/// ends.
+pub(crate) use crate::run::spec::WAIT_GROUP_ENV;
+
+/// The env var carrying the value an earlier state with the same
+/// `ResultPath` wrote for `key`.
+pub(crate) fn prev_env(key: &str) -> String {
+    format!("TOPSAIL_LEGACY_PREV_{}", key.replace('-', "_"))
+}
+
 /// `cat > FILE <<'DELIM'` + the script + `DELIM`, then the line that runs it
 /// with `prefix` (env assignments) in front.
 fn write_and_run(out: &mut String, dir: &str, script: &str, prefix: &str) {
@@ -39,33 +50,90 @@ fn write_and_run(out: &mut String, dir: &str, script: &str, prefix: &str) {
     out.push('\n');
     let runner = match interpreter(script) {
         Some(words) => words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "),
-        // The old runner handed such files to perl; plain sh is what a
-        // script without a `#!` line most often means (a diagnostic says so).
-        None => "sh".to_string(),
+        // The old runner handed every script to perl (`$^X FILE`), which
+        // runs a file without a `#!` line as Perl.
+        None => "perl".to_string(),
     };
     out.push_str(&format!("{prefix}{runner} {file}\n"));
 }
 
-/// The run text of one state that is a step of its own. `outputs` are the
-/// keys later states read, declared as the step's outputs.
-pub(crate) fn step_run(state: &str, script: &str, outputs: &[String]) -> String {
-    let mut out =
-        format!("# State \"{state}\" of the service manifest, run by its own `#!` line.\n");
+/// The outputs a state declares (the keys later states read), and the
+/// state before it that wrote under the same `ResultPath`, if any.
+pub(crate) struct StepOutputs<'a> {
+    pub keys: &'a [String],
+    pub prev: Option<&'a str>,
+}
+
+/// The run text of one state that is a step of its own.
+pub(crate) fn step_run(state: &str, script: &str, outputs: &StepOutputs<'_>) -> String {
+    let mut out = format!(
+        "# State \"{state}\" of the service manifest, run by its own `#!` line (perl without one).\n"
+    );
+    out.push_str("# The old runner's contracts: KEY=VALUE lines in $OUTPUT_FILE; HOST_TEMPORARY_DIRECTORY is the state's own temp dir.\n");
+    out.push_str(
+        "export OUTPUT_FILE=\"$TMPDIR/legacy-output-file\" HOST_TEMPORARY_DIRECTORY=\"$TMPDIR\"\n",
+    );
     write_and_run(&mut out, "$TMPDIR", script, "");
-    if !outputs.is_empty() {
-        out.push_str(
-            "# The old output contract: each file X with a marker X.type in $TMPDIR holds KEY=VALUE lines.\n",
-        );
-        out.push_str("for marker in \"$TMPDIR\"/*.type; do\n");
-        out.push_str("    if [ -f \"${marker%.type}\" ]; then\n");
-        out.push_str(&format!(
-            "        grep -E '^({})=' \"${{marker%.type}}\" >> \"$TOPSAIL_OUTPUT\" || true\n",
-            outputs.join("|")
-        ));
-        out.push_str("    fi\n");
-        out.push_str("done\n");
+    if !outputs.keys.is_empty() {
+        collect_outputs(&mut out, state, outputs);
     }
     out
+}
+
+/// The old runner's output contract mapped onto `$TOPSAIL_OUTPUT`: each
+/// file X with a marker X.type in `$TMPDIR`, then `$OUTPUT_FILE`, holds
+/// KEY=VALUE lines (a later line wins). When the state wrote any, a key it
+/// did not write is empty; when it wrote none, the values stored under its
+/// `ResultPath` stay those of the state before it. Both with a warning,
+/// never a failure, as the old runner did.
+fn collect_outputs(out: &mut String, state: &str, outputs: &StepOutputs<'_>) {
+    let all = "\"$TMPDIR/legacy-outputs\"";
+    out.push_str("# The old output contract: files X with a marker X.type in $TMPDIR, then $OUTPUT_FILE, hold KEY=VALUE lines.\n");
+    out.push_str(&format!(": > {all}\nlegacy_wrote=\n"));
+    out.push_str("for legacy_file in \"$TMPDIR\"/*.type \"$OUTPUT_FILE.type\"; do\n");
+    out.push_str("    legacy_file=\"${legacy_file%.type}\"\n");
+    out.push_str("    if [ -f \"$legacy_file\" ]; then\n");
+    out.push_str(&format!(
+        "        legacy_wrote=1; cat \"$legacy_file\" >> {all}; echo >> {all}\n"
+    ));
+    out.push_str("    fi\n");
+    out.push_str("done\n");
+    let warn = |text: &str| {
+        format!(
+            "        echo {} >&2\n",
+            quote(&format!("topsail: warning: state \"{state}\" {text}"))
+        )
+    };
+    for key in outputs.keys {
+        let pattern = format!("^{key}=");
+        out.push_str("if [ -n \"$legacy_wrote\" ]; then\n");
+        out.push_str(&format!("    if grep -q '{pattern}' {all}; then\n"));
+        out.push_str(&format!(
+            "        printf '%s=%s\\n' {key} \"$(sed -n 's/{pattern}//p' {all} | tail -n 1)\" >> \"$TOPSAIL_OUTPUT\"\n"
+        ));
+        out.push_str("    else\n");
+        out.push_str(&warn(&format!(
+            "wrote no `{key}`: later states read it empty, as the old runner did"
+        )));
+        out.push_str(&format!("        echo '{key}=' >> \"$TOPSAIL_OUTPUT\"\n"));
+        out.push_str("    fi\n");
+        out.push_str("else\n");
+        if let Some(prev) = outputs.prev {
+            out.push_str(&warn(&format!(
+                    "wrote no outputs: `{key}` keeps the value state \"{prev}\" wrote, as the old runner did"
+                )));
+            out.push_str(&format!(
+                "        printf '%s=%s\\n' {key} \"${}\" >> \"$TOPSAIL_OUTPUT\"\n",
+                prev_env(key)
+            ));
+        } else {
+            out.push_str(&warn(&format!(
+                "wrote no outputs: later states read `{key}` empty, as the old runner did"
+            )));
+            out.push_str(&format!("        echo '{key}=' >> \"$TOPSAIL_OUTPUT\"\n"));
+        }
+        out.push_str("fi\n");
+    }
 }
 
 /// One env var of a state inside a handler's run text.
@@ -100,7 +168,7 @@ pub(crate) fn handler_run(contexts: &[String], states: &[HandlerState]) -> Strin
         text.push_str(
             "legacy_output() { # DIR KEY: the value of KEY in the `.type` outputs in DIR\n",
         );
-        text.push_str("    for marker in \"$1\"/*.type; do\n");
+        text.push_str("    for marker in \"$1\"/*.type \"$1/legacy-output-file.type\"; do\n");
         text.push_str(
             "        if [ -f \"${marker%.type}\" ]; then sed -n \"s/^$2=//p\" \"${marker%.type}\"; fi\n",
         );
@@ -115,7 +183,9 @@ pub(crate) fn handler_run(contexts: &[String], states: &[HandlerState]) -> Strin
         };
         let dir = format!("$TMPDIR/{n}");
         text.push_str(&format!("mkdir -p \"{dir}\"\n"));
-        let mut prefix = format!("TMPDIR=\"{dir}\" ");
+        let mut prefix = format!(
+            "TMPDIR=\"{dir}\" OUTPUT_FILE=\"{dir}/legacy-output-file\" HOST_TEMPORARY_DIRECTORY=\"{dir}\" "
+        );
         for (name, value) in &state.env {
             match value {
                 HandlerValue::Literal(s) => prefix.push_str(&format!("{name}={} ", quote(s))),
@@ -169,7 +239,14 @@ mod tests {
 
     #[test]
     fn delimiter_avoids_the_script() {
-        let run = step_run("S", "#!/bin/sh\nTOPSAIL_LEGACY_SCRIPT\n", &[]);
+        let run = step_run(
+            "S",
+            "#!/bin/sh\nTOPSAIL_LEGACY_SCRIPT\n",
+            &StepOutputs {
+                keys: &[],
+                prev: None,
+            },
+        );
         assert!(run.contains("<<'TOPSAIL_LEGACY_SCRIPT_'\n"));
         assert!(run.ends_with("/bin/sh \"$TMPDIR/legacy-script\"\n"));
     }

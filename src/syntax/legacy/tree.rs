@@ -30,11 +30,14 @@ pub(crate) enum Kind {
 }
 
 impl Node {
-    /// A scalar's text as the old runner (Perl) saw it; `None` for collections.
+    /// A scalar's text as a script gets it (docs/legacy.md: booleans are
+    /// `true`/`false`); `None` for collections.
     pub fn scalar_text(&self) -> Option<String> {
         Some(match &self.kind {
             Kind::Null | Kind::Bad => String::new(),
-            Kind::Bool(b) => if *b { "1" } else { "" }.to_string(),
+            // As written (JSON's spelling), not Perl's `1` / empty: a script
+            // can tell `false` from a value never set.
+            Kind::Bool(b) => b.to_string(),
             Kind::Int(i) => i.to_string(),
             Kind::Float(f) => f.to_string(),
             Kind::Str(s) => s.clone(),
