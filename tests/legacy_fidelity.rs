@@ -238,3 +238,90 @@ fn a_cloud_formation_deployment_spec_is_named_for_what_it_is() {
         .status(1)
         .run();
 }
+
+/// The executor dialect on the emulator: deployed as it is, its tools run
+/// on a worker, and its `Manual_Approval` state waits for `topsail approve`.
+#[test]
+fn the_executor_dialect_runs_on_step_functions_and_waits_for_topsail_approve() {
+    use crate::common::{process::wait_timeout, unique};
+    use crate::support::{Worker, deploy, run, topsail};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let t = Test::new().file("fidelity_tool.yaml", &legacy_manifest("fidelity_tool.yaml"));
+    let dir = t.dir.path();
+    // The tools trace to an absolute path: a worker runs them in a directory of its own.
+    let trace = dir.join("trace.txt");
+    let tools = dir.join("tools");
+    let validate = VALIDATE.replace("trace.txt", &trace.display().to_string());
+    let create = CREATE.replace("trace.txt", &trace.display().to_string());
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::write(tools.join("validate_cloud_spec"), validate).unwrap();
+    std::fs::write(tools.join("create_service"), create).unwrap();
+
+    let machine = unique("executor");
+    let activity = deploy(dir, "fidelity_tool.yaml", &machine);
+    let _w = Worker::start(dir, &activity, "wa", &["--allow-host"]);
+    let exec = unique("ex");
+    let out_path = dir.join("follow.out");
+    let f = std::fs::File::create(&out_path).unwrap();
+    let tool_dir = format!("tool_dir={}", tools.display());
+    let follow = topsail(dir)
+        .args([
+            "start",
+            "fidelity_tool.yaml",
+            "--machine",
+            &machine,
+            "--name",
+            &exec,
+        ])
+        .args([
+            "--param",
+            &tool_dir,
+            "--param",
+            "cloud_spec_json={\"v\":1}",
+            "--follow",
+        ])
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    /// Killed when the test ends, passed or not: no `start --follow` is left behind.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut follow = Reaped(follow);
+    // The gate is listed once both tools have run.
+    let t0 = Instant::now();
+    loop {
+        let (code, out, err) = run(dir, &["approve", "--machine", &machine, "--list"]);
+        assert_eq!(code, 0, "{out}{err}");
+        if out.contains(&exec) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the approval was never listed:\n{out}\n{}",
+            std::fs::read_to_string(&out_path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let have = std::fs::read_to_string(&trace).unwrap_or_default();
+    assert_eq!(
+        have,
+        "validate_cloud_spec --cloud-spec-json {\"v\":1} --context prestaging --context standby --output-file validated.out\ncreate_service --cloud-spec-json {\"checked\":true} --poll-interval 10\n"
+    );
+    let (code, out, err) = run(dir, &["approve", &exec, "manualapproval"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let code = wait_timeout(&mut follow.0, Duration::from_mins(2), || {
+        std::fs::read_to_string(&out_path).unwrap_or_default()
+    });
+    let shown = std::fs::read_to_string(&out_path).unwrap_or_default();
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains(&format!("run {exec} succeeded")), "{shown}");
+}
