@@ -20,11 +20,13 @@
 //!
 //! Shutdown (SIGTERM, Ctrl-C): stop polling, give running tasks `--grace` to
 //! finish, then stop them and report `topsail.WorkerShutdown` (retried on
-//! another worker by the compiled Retry); exit 0. A worker that dies without
-//! answering (SIGKILL) stops heartbeating; Step Functions then fails the task
-//! with `States.HeartbeatTimeout`, which the same Retry sends elsewhere. A
-//! poll cut short by shutdown may have been handed a task on the server
-//! side: that task, too, comes back through its heartbeat timeout.
+//! another worker by the compiled Retry); exit 0. The poll outstanding at
+//! the signal is finished first (up to a minute), and a task it is handed
+//! goes back at once as `topsail.WorkerShutdown`
+//! ([`crate::sfn::stop::finish_poll`]): no task is left with a worker that
+//! is gone. A worker that dies without answering (SIGKILL) stops
+//! heartbeating; Step Functions then fails the task with
+//! `States.HeartbeatTimeout`, which the same Retry sends elsewhere.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -59,10 +61,15 @@ pub struct WorkerOptions {
     /// Host steps' working directory; mounted at /workspace in containers.
     pub dir: PathBuf,
     pub tmp_base: PathBuf,
+    /// Where step lines go in CloudWatch Logs (None: logs off).
+    pub log_group: Option<String>,
 }
 
-/// Lines of stderr kept for a failure's cause.
-const STDERR_TAIL: usize = 10;
+/// Lines of output (stdout and stderr, in order) kept for a failure's cause.
+const OUTPUT_TAIL: usize = 20;
+/// How long a finished step's lines may take to reach CloudWatch Logs
+/// before the task is answered.
+const LOG_FLUSH: Duration = Duration::from_secs(5);
 /// Step Functions limits: `error` 256 characters, `cause` 32768.
 const MAX_ERROR: usize = 256;
 const MAX_CAUSE: usize = 32_768;
@@ -143,9 +150,16 @@ pub async fn serve(
             .activity_arn(&opts.activity_arn)
             .worker_name(&opts.name)
             .send();
+        tokio::pin!(poll);
         let answer = tokio::select! {
-            a = poll => a,
-            () = until(&mut shutdown) => break,
+            a = &mut poll => a,
+            () = until(&mut shutdown) => {
+                // A poll cannot be taken back: Step Functions may hand it a
+                // task after we stop listening, which would then wait for its
+                // heartbeat to time out. Finish it, and hand back what it gets.
+                crate::sfn::stop::finish_poll(&c, &opts.name, poll).await;
+                break;
+            }
         };
         let polled = Instant::now();
         match answer {
@@ -295,6 +309,23 @@ fn joined(worker: &str, r: Result<(), tokio::task::JoinError>) {
     );
 }
 
+/// The attempt's start as a sortable UTC tag (`20261202T070000.123Z`).
+fn chrono_tag() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = crate::run::civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
 /// Resolves once the flag is true; never, if its sender is gone.
 async fn until(flag: &mut watch::Receiver<bool>) {
     if flag.wait_for(|v| *v).await.is_err() {
@@ -396,8 +427,29 @@ impl Task {
         // before Step Functions gives up on this worker. Absent: the default
         // (or none, or an old input), see `TaskInput::heartbeat_seconds`.
         let hb = ti.heartbeat_seconds.unwrap_or(DEFAULT_HEARTBEAT_SECONDS);
+        // At least every few seconds: a stopped execution's step is killed
+        // within that, not at a third of HeartbeatSeconds.
         let every = Duration::from_secs_f64(hb as f64 / 3.0)
-            .clamp(Duration::from_millis(250), Duration::from_secs(20));
+            .clamp(Duration::from_millis(250), crate::sfn::stop::CHECK_EVERY);
+        let mut ship = match (&self.opts.log_group, &ti.values.item) {
+            (None, _) => crate::sfn::logs::ship::Shipper::off(),
+            (Some(group), item) => {
+                let unit = match item {
+                    Some(i) => secrets.mask(&format!("{}[{i}]", ti.step)),
+                    None => ti.step.clone(),
+                };
+                let attempt = format!("{}-{}", chrono_tag(), self.opts.name);
+                crate::sfn::logs::ship::Shipper::start(
+                    self.c.logs.clone(),
+                    group.clone(),
+                    crate::sfn::logs::stream_name(&ti.run_id, &unit, &attempt),
+                )
+            }
+        };
+        ship.push(
+            Stream::System,
+            &format!("started {where_} on worker {}", self.opts.name),
+        );
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let (tx, mut rx) = runtime::line_channel();
         let io = StepIo {
@@ -417,19 +469,20 @@ impl Task {
             tokio::select! {
                 biased;
                 outcome = &mut fut => break outcome,
-                Some(line) = rx.recv() => self.show_all(&unit, masker.push(line), &mut tail),
+                Some(line) = rx.recv() => self.show_all(&unit, masker.push(line), &mut tail, &mut ship),
                 _ = tick.tick(), if lost.is_none() => {
                     if let Err(e) = self.c.sfn.send_task_heartbeat().task_token(&self.token).send().await {
                         let gone = e.as_service_error().is_some_and(|s| {
                             s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
                         });
-                        let msg = err(e);
                         if gone {
-                            log(&self.opts.name, &unit, &format!("the task is no longer ours ({msg}): stopping it"));
+                            let msg = crate::sfn::stop::gone_line(&e);
+                            log(&self.opts.name, &unit, &msg);
+                            ship.push(Stream::System, &msg);
                             lost = Some(msg);
                             let _ = cancel_tx.send(true);
                         } else {
-                            log(&self.opts.name, &unit, &format!("warning: heartbeat failed: {msg}"));
+                            log(&self.opts.name, &unit, &format!("warning: heartbeat failed: {}", err(e)));
                         }
                     }
                 }
@@ -440,13 +493,33 @@ impl Task {
             }
         };
         while let Ok(line) = rx.try_recv() {
-            self.show_all(&unit, masker.push(line), &mut tail);
+            self.show_all(&unit, masker.push(line), &mut tail, &mut ship);
         }
-        self.show_all(&unit, masker.finish(), &mut tail);
+        self.show_all(&unit, masker.finish(), &mut tail, &mut ship);
         let ran = started.elapsed();
         if lost.is_some() {
+            ship.push(
+                Stream::System,
+                &format!("killed and cleaned up in {:.1}s", ran.as_secs_f64()),
+            );
+            self.finish_logs(&unit, ship).await;
             return;
         }
+        match &outcome {
+            Outcome::Succeeded(_) => ship.push(
+                Stream::System,
+                &format!("succeeded in {:.1}s", ran.as_secs_f64()),
+            ),
+            Outcome::Failed { error, cause } => ship.push(
+                Stream::System,
+                &format!(
+                    "failed: {} [{error}]",
+                    secrets.mask(cause.lines().next().unwrap_or(""))
+                ),
+            ),
+            Outcome::Cancelled => ship.push(Stream::System, "stopped: the worker is shutting down"),
+        }
+        self.finish_logs(&unit, ship).await;
         match outcome {
             Outcome::Succeeded(values) => {
                 let out = TaskOutput {
@@ -505,7 +578,7 @@ impl Task {
             Outcome::Failed { error, cause } => {
                 let mut cause = secrets.mask(&cause);
                 if !tail.is_empty() {
-                    cause.push_str("\nlast lines of stderr:\n");
+                    cause.push_str("\nlast lines of output:\n");
                     cause.push_str(&tail.iter().cloned().collect::<Vec<_>>().join("\n"));
                 }
                 log(
@@ -531,24 +604,53 @@ impl Task {
         }
     }
 
-    fn show_all(&self, unit: &str, lines: Vec<(Stream, String)>, tail: &mut VecDeque<String>) {
+    fn show_all(
+        &self,
+        unit: &str,
+        lines: Vec<(Stream, String)>,
+        tail: &mut VecDeque<String>,
+        ship: &mut crate::sfn::logs::ship::Shipper,
+    ) {
         for (stream, text) in lines {
+            ship.push(stream, &text);
             self.show(unit, stream, text, tail);
         }
     }
 
-    /// A masked line to the worker's log (stderr also to the failure's tail).
+    /// A masked line to the worker's log; stdout and stderr also to the
+    /// failure's tail, in the order printed.
     fn show(&self, unit: &str, stream: Stream, text: String, tail: &mut VecDeque<String>) {
         match stream {
-            Stream::Stdout => log(&self.opts.name, unit, &text),
+            Stream::Stdout => {
+                log(&self.opts.name, unit, &text);
+                tail.push_back(text);
+            }
             Stream::Stderr => {
                 log(&self.opts.name, unit, &format!("[stderr] {text}"));
-                tail.push_back(text);
-                if tail.len() > STDERR_TAIL {
-                    tail.pop_front();
-                }
+                tail.push_back(format!("[stderr] {text}"));
             }
             Stream::System => log(&self.opts.name, unit, &format!("> {text}")),
+        }
+        if tail.len() > OUTPUT_TAIL {
+            tail.pop_front();
+        }
+    }
+
+    /// Wait (a bounded while) for the step's lines to reach CloudWatch Logs,
+    /// so that `topsail logs` has them all once the task is answered.
+    async fn finish_logs(&self, unit: &str, ship: crate::sfn::logs::ship::Shipper) {
+        let done = ship.finish(LOG_FLUSH).await;
+        if done.lost > 0 || (done.sent == 0 && done.error.is_some()) {
+            log(
+                &self.opts.name,
+                unit,
+                &format!(
+                    "warning: {} line{} of this step not in CloudWatch Logs ({})",
+                    done.lost,
+                    if done.lost == 1 { "" } else { "s" },
+                    done.error.as_deref().unwrap_or("unknown error")
+                ),
+            );
         }
     }
 
@@ -893,6 +995,7 @@ mod tests {
             grace: Duration::from_secs(1),
             dir: PathBuf::from("."),
             tmp_base: std::env::temp_dir(),
+            log_group: None,
         }
     }
 
