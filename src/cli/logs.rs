@@ -120,6 +120,7 @@ fn failed_at(dir: &std::path::Path, run: &serde_json::Value, only: Option<&str>)
         if let Some(s) = crate::run::failed_at::render(
             &l.pipeline,
             &l.sources,
+            &text(run, "run_id"),
             &text(u, "name"),
             &text(u, "error"),
             &text(u, "cause"),

@@ -12,6 +12,7 @@ use crate::source::SourceMap;
 pub fn render(
     pipeline: &Pipeline,
     sources: &SourceMap,
+    run_id: &str,
     unit: &str,
     error: &str,
     why: &str,
@@ -28,7 +29,7 @@ pub fn render(
     let d = Diagnostic::error(codes::STEP_FAILED, step.span, message)
         .label("this step")
         .help(format!(
-            "its whole output: `topsail logs <run> {step_name}`"
+            "its whole output: `topsail logs {run_id} {step_name}`"
         ));
     Some(d.render(sources, color, width()))
 }
@@ -48,6 +49,7 @@ pub fn render_report(
             render(
                 pipeline,
                 sources,
+                &report.run_id,
                 &u.name,
                 u.error.as_deref().unwrap_or("failed"),
                 u.cause.as_deref().unwrap_or(""),

@@ -37,7 +37,7 @@ pub async fn resolve(c: &Clients, spec: &str, machine: Option<&str>) -> Result<S
         Ok(_) => Ok(arn),
         Err(e)
             if e.as_service_error()
-                .is_some_and(|s| s.is_execution_does_not_exist()) =>
+                .is_some_and(aws_sdk_sfn::operation::describe_execution::DescribeExecutionError::is_execution_does_not_exist) =>
         {
             Err(format!("no execution {arn}"))
         }
@@ -79,7 +79,7 @@ pub fn gone_line<R>(
         .as_service_error()
         .and_then(|s| s.code())
         .unwrap_or("TaskTimedOut");
-    format!("stopped: the execution was stopped or has failed elsewhere ({code}); killing the step")
+    format!("stopped: the execution was stopped or has failed elsewhere ({code})")
 }
 
 /// On shutdown: wait for the outstanding GetActivityTask to return and
@@ -116,7 +116,7 @@ where
         .await;
     match sent {
         Ok(_) => {
-            outln!("[{worker}] handed back a task it got while stopping [topsail.WorkerShutdown]")
+            outln!("[{worker}] handed back a task it got while stopping [topsail.WorkerShutdown]");
         }
         Err(e) => outln!(
             "[{worker}] could not hand back a task it got while stopping: {}",

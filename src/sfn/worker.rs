@@ -133,6 +133,7 @@ pub async fn serve(
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut backoff = Duration::from_millis(500);
     let mut fatal = None;
+    let mut outstanding = None;
     loop {
         while let Some(r) = tasks.try_join_next() {
             joined(&opts.name, r);
@@ -150,14 +151,15 @@ pub async fn serve(
             .activity_arn(&opts.activity_arn)
             .worker_name(&opts.name)
             .send();
-        tokio::pin!(poll);
+        let mut poll = Box::pin(poll);
         let answer = tokio::select! {
             a = &mut poll => a,
             () = until(&mut shutdown) => {
                 // A poll cannot be taken back: Step Functions may hand it a
                 // task after we stop listening, which would then wait for its
-                // heartbeat to time out. Finish it, and hand back what it gets.
-                crate::sfn::stop::finish_poll(&c, &opts.name, poll).await;
+                // heartbeat to time out. Finish it (while the running tasks
+                // drain), and hand back what it gets.
+                outstanding = Some(poll);
                 break;
             }
         };
@@ -215,38 +217,46 @@ pub async fn serve(
             }
         }
     }
-    while let Some(r) = tasks.try_join_next() {
-        joined(&opts.name, r);
-    }
-    let running = tasks.len();
-    if running > 0 {
-        log(
-            &opts.name,
-            "",
-            &format!(
-                "stopping: no new tasks; waiting up to {} for {running} running task{}",
-                format_duration(opts.grace),
-                if running == 1 { "" } else { "s" }
-            ),
-        );
-        let drained = tokio::time::timeout(opts.grace, async {
-            while let Some(r) = tasks.join_next().await {
-                joined(&opts.name, r);
-            }
-        })
-        .await;
-        if drained.is_err() {
+    let handback = async {
+        if let Some(poll) = outstanding {
+            crate::sfn::stop::finish_poll(&c, &opts.name, poll).await;
+        }
+    };
+    let drain = async {
+        while let Some(r) = tasks.try_join_next() {
+            joined(&opts.name, r);
+        }
+        let running = tasks.len();
+        if running > 0 {
             log(
                 &opts.name,
                 "",
-                "grace period over: stopping the tasks still running",
+                &format!(
+                    "stopping: no new tasks; waiting up to {} for {running} running task{}",
+                    format_duration(opts.grace),
+                    if running == 1 { "" } else { "s" }
+                ),
             );
-            let _ = kill_tx.send(true);
-            while let Some(r) = tasks.join_next().await {
-                joined(&opts.name, r);
+            let drained = tokio::time::timeout(opts.grace, async {
+                while let Some(r) = tasks.join_next().await {
+                    joined(&opts.name, r);
+                }
+            })
+            .await;
+            if drained.is_err() {
+                log(
+                    &opts.name,
+                    "",
+                    "grace period over: stopping the tasks still running",
+                );
+                let _ = kill_tx.send(true);
+                while let Some(r) = tasks.join_next().await {
+                    joined(&opts.name, r);
+                }
             }
         }
-    }
+    };
+    tokio::join!(handback, drain);
     runtime::finish_cleanup().await;
     log(&opts.name, "", "stopped");
     fatal.map_or(Ok(()), Err)
@@ -462,7 +472,7 @@ impl Task {
         let mut tail: VecDeque<String> = VecDeque::new();
         // As under `topsail run`: multi-line secrets masked as a unit.
         let mut masker = secrets.step_masker();
-        let mut lost: Option<String> = None;
+        let mut lost: Option<(String, Instant)> = None;
         let mut stopped = false;
         let started = Instant::now();
         let outcome = loop {
@@ -476,10 +486,8 @@ impl Task {
                             s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
                         });
                         if gone {
-                            let msg = crate::sfn::stop::gone_line(&e);
-                            log(&self.opts.name, &unit, &msg);
-                            ship.push(Stream::System, &msg);
-                            lost = Some(msg);
+                            // Said once the step is killed and cleaned up.
+                            lost = Some((crate::sfn::stop::gone_line(&e), Instant::now()));
                             let _ = cancel_tx.send(true);
                         } else {
                             log(&self.opts.name, &unit, &format!("warning: heartbeat failed: {}", err(e)));
@@ -497,11 +505,13 @@ impl Task {
         }
         self.show_all(&unit, masker.finish(), &mut tail, &mut ship);
         let ran = started.elapsed();
-        if lost.is_some() {
-            ship.push(
-                Stream::System,
-                &format!("killed and cleaned up in {:.1}s", ran.as_secs_f64()),
+        if let Some((why, at)) = &lost {
+            let msg = format!(
+                "{why}: killed the step and cleaned up in {:.1}s",
+                at.elapsed().as_secs_f64()
             );
+            log(&self.opts.name, &unit, &msg);
+            ship.push(Stream::System, &msg);
             self.finish_logs(&unit, ship).await;
             return;
         }

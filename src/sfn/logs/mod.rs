@@ -56,14 +56,14 @@ pub async fn ensure_group(
         .log_groups()
         .iter()
         .find(|g| g.log_group_name() == Some(group))
-        .map(|g| g.retention_in_days());
+        .map(aws_sdk_cloudwatchlogs::types::LogGroup::retention_in_days);
     let change = match existing {
         None => {
             match client.create_log_group().log_group_name(group).send().await {
                 Ok(_) => {}
                 Err(e)
                     if e.as_service_error()
-                        .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
+                        .is_some_and(aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError::is_resource_already_exists_exception) => {}
                 Err(e) => return Err(err(e)),
             }
             Change::Created
@@ -221,7 +221,7 @@ impl Reader {
                 Ok(p) => p,
                 Err(e)
                     if e.as_service_error()
-                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                        .is_some_and(aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsError::is_resource_not_found_exception) =>
                 {
                     return Ok(out);
                 }
@@ -251,7 +251,7 @@ impl Reader {
             }
             match page.next_token() {
                 Some(t) if !t.is_empty() && !page.events().is_empty() => {
-                    token = Some(t.to_string())
+                    token = Some(t.to_string());
                 }
                 _ => break,
             }

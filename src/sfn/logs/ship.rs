@@ -58,7 +58,9 @@ pub struct Shipped {
 pub struct Shipper {
     tx: Option<mpsc::UnboundedSender<Event>>,
     buffered: Arc<AtomicUsize>,
+    /// Dropped since the last gap note, and in all.
     dropped: u64,
+    dropped_total: u64,
     last_ms: i64,
     task: Option<JoinHandle<Shipped>>,
 }
@@ -76,6 +78,7 @@ impl Shipper {
             tx: None,
             buffered: Arc::new(AtomicUsize::new(0)),
             dropped: 0,
+            dropped_total: 0,
             last_ms: 0,
             task: None,
         }
@@ -99,6 +102,7 @@ impl Shipper {
             tx: Some(tx),
             buffered,
             dropped: 0,
+            dropped_total: 0,
             last_ms: 0,
             task: Some(task),
         }
@@ -113,6 +117,7 @@ impl Shipper {
             tx: Some(tx),
             buffered,
             dropped: 0,
+            dropped_total: 0,
             last_ms: 0,
             task: Some(task),
         }
@@ -133,6 +138,7 @@ impl Shipper {
         let size = message.len() + EVENT_OVERHEAD;
         if self.buffered.load(Ordering::Relaxed) + size > BUFFER_BYTES {
             self.dropped += 1;
+            self.dropped_total += 1;
             return;
         }
         let ms = now_ms().max(self.last_ms);
@@ -158,7 +164,7 @@ impl Shipper {
 
     /// No more lines: wait up to `within` for what is buffered to be sent.
     pub async fn finish(mut self, within: Duration) -> Shipped {
-        let dropped = self.dropped;
+        let dropped = self.dropped_total;
         self.tx = None;
         let Some(mut task) = self.task.take() else {
             return Shipped::default();
@@ -287,7 +293,7 @@ impl Sink {
                     Ok(_) => Ok(()),
                     Err(e) => {
                         if e.as_service_error()
-                            .is_some_and(|s| s.is_data_already_accepted_exception())
+                            .is_some_and(aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError::is_data_already_accepted_exception)
                         {
                             return Ok(());
                         }
