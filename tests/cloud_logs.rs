@@ -218,19 +218,6 @@ fn a_failed_step_is_shown_at_its_source_with_its_last_lines() {
     assert!(row.contains("failed") && row.ends_with("tests"), "{row}");
 }
 
-#[test]
-fn a_local_run_shows_its_failed_step_at_its_source() {
-    let t = Test::new().file(
-        "p.topsail",
-        "pipeline localsrc\n\nok:\n    run echo fine\n\nboom: ok\n    run:\n        echo \"about to fail\"\n        exit 4\n",
-    );
-    let (code, out, err) = run(t.dir.path(), &["run", "p.topsail"]);
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("topsail::step-failed"), "{out}");
-    assert!(out.contains("p.topsail:6:1"), "{out}");
-    assert!(out.contains("step `boom` failed"), "{out}");
-}
-
 /// Stop a running step's execution; the worker kills it and cleans up
 /// within 10 s, and the marker its script writes after the sleep never
 /// appears.

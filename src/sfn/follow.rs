@@ -92,9 +92,10 @@ pub async fn follow(
     let (status, why, _) = tracker.end.clone().expect("the loop ends only at the end");
     if let Some((p, sources)) = pipeline {
         let report = tracker.report(p, file.to_path_buf(), params);
-        let failed = crate::run::failed_at::render_report(p, sources, &report, want_color());
+        let failed =
+            crate::run::failed_at::render_report(p, sources, &report, crate::cli::stderr_color());
         if !failed.is_empty() {
-            outln!("{failed}");
+            errln!("{failed}");
         }
         if let Some(r) = &record {
             r.flush_log();
