@@ -92,8 +92,10 @@ pub async fn follow(
     let (status, why, _) = tracker.end.clone().expect("the loop ends only at the end");
     if let Some((p, sources)) = pipeline {
         let report = tracker.report(p, file.to_path_buf(), params);
-        let failed =
-            crate::run::failed_at::render_report(p, sources, &report, crate::cli::stderr_color());
+        let failed = crate::run::failed_at::render_report(p, sources, &report, {
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal() && crate::run::ui::color_allowed()
+        });
         if !failed.is_empty() {
             errln!("{failed}");
         }
