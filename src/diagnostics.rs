@@ -56,6 +56,8 @@ pub mod codes {
     pub const ASL_LIMIT: &str = "topsail::asl-limit";
     pub const ASL_PAYLOAD: &str = "topsail::asl-payload";
     pub const LEGACY: &str = "topsail::legacy";
+    /// A step failed when run (shown at its source by `run` and `start --follow`).
+    pub const STEP_FAILED: &str = "topsail::step-failed";
     /// A file could not be read (`check --format json` reports it as a diagnostic).
     pub const READ: &str = "topsail::read";
 }

@@ -4,6 +4,7 @@
 mod asl;
 mod check;
 mod cli_edges;
+mod cloud_logs;
 mod common;
 mod editors;
 mod examples;

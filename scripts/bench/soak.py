@@ -36,6 +36,7 @@ ap.add_argument("--concurrency", type=int, default=2)
 ap.add_argument("--in-flight", type=int, default=20)
 ap.add_argument("--kill-every", type=float, default=5.0)
 ap.add_argument("--host", action="store_true", help="host steps instead of containers")
+ap.add_argument("--no-logs", action="store_true", help="workers ship no step logs (to measure their cost)")
 args = ap.parse_args()
 
 endpoint = open("target/services/sfn.endpoint").read().strip()
@@ -59,6 +60,8 @@ sm = re.search(r"^state machine \w+: (\S+)", out, re.M).group(1)
 
 logs, workers, lock = [], {}, threading.Lock()
 flags = ["--allow-host"] if args.host else ["--allow-image", "topsail-test/*"]
+if args.no_logs:
+    flags.append("--no-logs")
 
 
 def start_worker(i):
@@ -132,6 +135,30 @@ for arn in list(done) + pending:
                           if ev["type"] == "ActivitySucceeded")
     lost += 10 - succeeded_steps
 
+# Step logs (issue 15): every succeeded unit's line must be in CloudWatch Logs.
+log_lost = log_checked = 0
+if not args.no_logs:
+    cwl = boto3.client("logs", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    group = f"/topsail/{machine}"
+    for arn in done:
+        if done[arn] != "SUCCEEDED":
+            continue
+        name = arn.rsplit(":", 1)[1]
+        msgs, token = [], None
+        while True:
+            kw = dict(logGroupName=group, logStreamNamePrefix=f"{name}/")
+            if token:
+                kw["nextToken"] = token
+            page = cwl.filter_log_events(**kw)
+            msgs += [e["message"] for e in page["events"]]
+            token = page.get("nextToken")
+            if not token or not page["events"]:
+                break
+        expected = [f"fan {i} 1" for i in range(8)] + ["joined"]
+        log_checked += len(expected)
+        log_lost += sum(1 for m in expected if m not in msgs)
+
 handled = []
 for name in logs:
     for line in open(name):
@@ -155,6 +182,8 @@ print(f"executions: {len(done) + len(pending)} started, {succeeded} succeeded, "
 print(f"containers left behind by killed workers (removed now): {len(left)}")
 print(f"workers: {args.workers} x concurrency {args.concurrency}; SIGKILLs: {kills}; "
       f"tasks retried after a lost worker: {retried}; tasks lost: {lost}")
+if not args.no_logs:
+    print(f"step log lines checked in CloudWatch Logs: {log_checked}; lost: {log_lost}")
 if handled:
     q = statistics.quantiles(handled, n=20)
     print(f"per task in the worker (poll answered -> SendTaskSuccess answered), "
@@ -162,4 +191,4 @@ if handled:
 if plain:
     print(f"plain `docker run --rm {IMAGE} true`: median {statistics.median(plain):.0f} ms "
           f"-> worker overhead about {statistics.median(handled) - statistics.median(plain):.0f} ms per task")
-sys.exit(0 if succeeded == args.executions and lost == 0 else 1)
+sys.exit(0 if succeeded == args.executions and lost == 0 and log_lost == 0 else 1)

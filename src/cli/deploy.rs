@@ -18,6 +18,9 @@ pub struct Args {
     /// The IAM role the state machine runs as (needed to create it)
     #[arg(long, value_name = "ARN", env = "TOPSAIL_ROLE_ARN")]
     pub role_arn: Option<String>,
+    /// Keep step logs this many days (CloudWatch's periods: 1, 3, 5, 7, 14, 30, 60, 90, ...; 0: for ever)
+    #[arg(long, value_name = "DAYS", default_value_t = crate::sfn::logs::DEFAULT_RETENTION_DAYS)]
+    pub log_retention_days: i32,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]
@@ -31,16 +34,35 @@ pub fn run(args: Args) -> Result<(), Error> {
         super::load_pipeline_with(args.file.as_deref(), &args.context.load_options())?;
     let durations = args.durations.durations(args.file.as_deref(), &pipeline)?;
     let name = crate::sfn::resource_name(args.name.as_deref().unwrap_or(&pipeline.name));
+    let retention = match args.log_retention_days {
+        0 => None,
+        d if crate::sfn::logs::RETENTION_DAYS.contains(&d) => Some(d),
+        d => {
+            return Err(Error::usage(format!(
+                "--log-retention-days {d}: CloudWatch Logs keeps logs for one of {} days (or 0: for ever)",
+                crate::sfn::logs::RETENTION_DAYS
+                    .map(|d| d.to_string())
+                    .join(", ")
+            )));
+        }
+    };
+    let group = crate::sfn::logs::group_name(&name);
     let rt = match crate::sfn::runtime() {
         Ok(rt) => rt,
         Err(e) => return Err(Error::usage(e)),
     };
     let result = rt.block_on(async {
         let c = Clients::new(&args.aws).await?;
-        deploy::deploy(&c, &pipeline, &name, args.role_arn.as_deref(), durations).await
+        let d = deploy::deploy(&c, &pipeline, &name, args.role_arn.as_deref(), durations)
+            .await
+            .map_err(|e| e.to_string())?;
+        let logs = crate::sfn::logs::ensure_group(&c.logs, &group, retention)
+            .await
+            .map_err(|e| format!("cannot create log group {group} for the step logs: {e}"))?;
+        Ok::<_, String>((d, logs))
     });
     match result {
-        Ok(d) => {
+        Ok((d, logs)) => {
             outln!(
                 "state machine {}: {}",
                 d.state_machine.as_str(),
@@ -50,6 +72,11 @@ pub fn run(args: Args) -> Result<(), Error> {
             if let Some((url, change)) = &d.queue_url {
                 outln!("approval queue {}: {url}", change.as_str());
             }
+            outln!(
+                "log group {}: {group} (step logs kept {})",
+                logs.as_str(),
+                retention.map_or("for ever".to_string(), |d| format!("{d} days"))
+            );
             outln!(
                 "run workers with: topsail worker --activity-arn {}",
                 d.activity_arn

@@ -6,6 +6,7 @@
 
 pub mod approve;
 pub mod check;
+pub mod cloud;
 pub mod compile;
 pub mod convert;
 pub mod deploy;
@@ -17,6 +18,7 @@ pub mod lsp;
 pub mod run;
 pub mod runs;
 pub mod start;
+pub mod stop;
 pub mod worker;
 
 use std::io::IsTerminal;
@@ -74,6 +76,8 @@ pub enum Command {
     Worker(worker::Args),
     /// List, approve or reject approval steps waiting on Step Functions
     Approve(approve::Args),
+    /// Stop an execution on Step Functions (its running steps are killed)
+    Stop(stop::Args),
 }
 
 impl Command {
@@ -93,6 +97,7 @@ impl Command {
             Command::Start(_) => "start",
             Command::Worker(_) => "worker",
             Command::Approve(_) => "approve",
+            Command::Stop(_) => "stop",
         }
     }
 }
@@ -130,6 +135,7 @@ pub fn main() -> ExitCode {
         Command::Start(args) => start::run(args),
         Command::Worker(args) => worker::run(args),
         Command::Approve(args) => approve::run(args),
+        Command::Stop(args) => stop::run(args),
     })
 }
 

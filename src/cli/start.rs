@@ -41,10 +41,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
-    let pipeline = if args.state_machine_arn.is_some() {
-        None
+    let (sources, pipeline) = if args.state_machine_arn.is_some() {
+        (None, None)
     } else {
-        Some(super::load_pipeline_with(args.file.as_deref(), &args.context.load_options())?.1)
+        let (checked, p) =
+            super::load_pipeline_with(args.file.as_deref(), &args.context.load_options())?;
+        (Some(checked.sources), Some(p))
     };
     let params = match &pipeline {
         Some(p) => match crate::run::resolve_params(p, &args.params) {
@@ -93,7 +95,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         if !args.follow {
             return Ok(0);
         }
-        let status = follow::follow(&c, &arn, pipeline.as_ref(), &file, &params).await?;
+        let known = pipeline.as_ref().zip(sources.as_ref());
+        let status = follow::follow(&c, &arn, known, &file, &params).await?;
         Ok(u8::from(status != RunStatus::Succeeded))
     });
     code.map_err(Error::Usage).and_then(Error::code)

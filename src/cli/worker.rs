@@ -45,6 +45,12 @@ pub struct Args {
     /// Working directory of host steps, mounted at /workspace for images (default: here)
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Ship step lines to this CloudWatch Logs group (default: the one `deploy` made, /topsail/<state machine>)
+    #[arg(long, value_name = "GROUP", env = "TOPSAIL_LOG_GROUP")]
+    pub log_group: Option<String>,
+    /// Do not ship step lines to CloudWatch Logs (they are still on this worker's output)
+    #[arg(long, conflicts_with = "log_group")]
+    pub no_logs: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -106,6 +112,11 @@ pub fn run(args: Args) -> Result<(), Error> {
         grace,
         dir,
         tmp_base: std::env::temp_dir(),
+        log_group: (!args.no_logs).then(|| {
+            args.log_group
+                .clone()
+                .unwrap_or_else(|| crate::sfn::logs::group_for_activity(&args.activity_arn))
+        }),
     });
     let rt = match crate::sfn::runtime() {
         Ok(rt) => rt,

@@ -15,6 +15,7 @@
 mod approval;
 mod attempt;
 pub mod docker;
+pub mod failed_at;
 pub mod host;
 pub mod outputs;
 pub mod plan;

@@ -13,6 +13,9 @@ pub mod approve;
 pub mod deploy;
 pub mod follow;
 pub mod history;
+pub mod logs;
+pub mod runs;
+pub mod stop;
 pub mod worker;
 
 use std::time::Duration;
@@ -41,6 +44,8 @@ pub const POLL_TIMEOUT: Duration = Duration::from_secs(75);
 pub struct Clients {
     pub sfn: aws_sdk_sfn::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// CloudWatch Logs: step logs ([`logs`]).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Clients {
@@ -64,6 +69,7 @@ impl Clients {
         Ok(Clients {
             sfn: aws_sdk_sfn::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
         })
     }
 }

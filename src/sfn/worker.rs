@@ -20,11 +20,13 @@
 //!
 //! Shutdown (SIGTERM, Ctrl-C): stop polling, give running tasks `--grace` to
 //! finish, then stop them and report `topsail.WorkerShutdown` (retried on
-//! another worker by the compiled Retry); exit 0. A worker that dies without
-//! answering (SIGKILL) stops heartbeating; Step Functions then fails the task
-//! with `States.HeartbeatTimeout`, which the same Retry sends elsewhere. A
-//! poll cut short by shutdown may have been handed a task on the server
-//! side: that task, too, comes back through its heartbeat timeout.
+//! another worker by the compiled Retry); exit 0. The poll outstanding at
+//! the signal is finished first (up to a minute), and a task it is handed
+//! goes back at once as `topsail.WorkerShutdown`
+//! ([`crate::sfn::stop::finish_poll`]): no task is left with a worker that
+//! is gone. A worker that dies without answering (SIGKILL) stops
+//! heartbeating; Step Functions then fails the task with
+//! `States.HeartbeatTimeout`, which the same Retry sends elsewhere.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -59,10 +61,15 @@ pub struct WorkerOptions {
     /// Host steps' working directory; mounted at /workspace in containers.
     pub dir: PathBuf,
     pub tmp_base: PathBuf,
+    /// Where step lines go in CloudWatch Logs (None: logs off).
+    pub log_group: Option<String>,
 }
 
-/// Lines of stderr kept for a failure's cause.
-const STDERR_TAIL: usize = 10;
+/// Lines of output (stdout and stderr, in order) kept for a failure's cause.
+const OUTPUT_TAIL: usize = 20;
+/// How long a finished step's lines may take to reach CloudWatch Logs
+/// before the task is answered.
+const LOG_FLUSH: Duration = Duration::from_secs(5);
 /// Step Functions limits: `error` 256 characters, `cause` 32768.
 const MAX_ERROR: usize = 256;
 const MAX_CAUSE: usize = 32_768;
@@ -126,6 +133,7 @@ pub async fn serve(
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut backoff = Duration::from_millis(500);
     let mut fatal = None;
+    let mut outstanding = None;
     loop {
         while let Some(r) = tasks.try_join_next() {
             joined(&opts.name, r);
@@ -143,9 +151,17 @@ pub async fn serve(
             .activity_arn(&opts.activity_arn)
             .worker_name(&opts.name)
             .send();
+        let mut poll = Box::pin(poll);
         let answer = tokio::select! {
-            a = poll => a,
-            () = until(&mut shutdown) => break,
+            a = &mut poll => a,
+            () = until(&mut shutdown) => {
+                // A poll cannot be taken back: Step Functions may hand it a
+                // task after we stop listening, which would then wait for its
+                // heartbeat to time out. Finish it (while the running tasks
+                // drain), and hand back what it gets.
+                outstanding = Some(poll);
+                break;
+            }
         };
         let polled = Instant::now();
         match answer {
@@ -201,38 +217,46 @@ pub async fn serve(
             }
         }
     }
-    while let Some(r) = tasks.try_join_next() {
-        joined(&opts.name, r);
-    }
-    let running = tasks.len();
-    if running > 0 {
-        log(
-            &opts.name,
-            "",
-            &format!(
-                "stopping: no new tasks; waiting up to {} for {running} running task{}",
-                format_duration(opts.grace),
-                if running == 1 { "" } else { "s" }
-            ),
-        );
-        let drained = tokio::time::timeout(opts.grace, async {
-            while let Some(r) = tasks.join_next().await {
-                joined(&opts.name, r);
-            }
-        })
-        .await;
-        if drained.is_err() {
+    let handback = async {
+        if let Some(poll) = outstanding {
+            crate::sfn::stop::finish_poll(&c, &opts.name, poll).await;
+        }
+    };
+    let drain = async {
+        while let Some(r) = tasks.try_join_next() {
+            joined(&opts.name, r);
+        }
+        let running = tasks.len();
+        if running > 0 {
             log(
                 &opts.name,
                 "",
-                "grace period over: stopping the tasks still running",
+                &format!(
+                    "stopping: no new tasks; waiting up to {} for {running} running task{}",
+                    format_duration(opts.grace),
+                    if running == 1 { "" } else { "s" }
+                ),
             );
-            let _ = kill_tx.send(true);
-            while let Some(r) = tasks.join_next().await {
-                joined(&opts.name, r);
+            let drained = tokio::time::timeout(opts.grace, async {
+                while let Some(r) = tasks.join_next().await {
+                    joined(&opts.name, r);
+                }
+            })
+            .await;
+            if drained.is_err() {
+                log(
+                    &opts.name,
+                    "",
+                    "grace period over: stopping the tasks still running",
+                );
+                let _ = kill_tx.send(true);
+                while let Some(r) = tasks.join_next().await {
+                    joined(&opts.name, r);
+                }
             }
         }
-    }
+    };
+    tokio::join!(handback, drain);
     runtime::finish_cleanup().await;
     log(&opts.name, "", "stopped");
     fatal.map_or(Ok(()), Err)
@@ -293,6 +317,23 @@ fn joined(worker: &str, r: Result<(), tokio::task::JoinError>) {
             "internal error: a task ended abnormally ({why}); Step Functions fails it when its heartbeat times out"
         ),
     );
+}
+
+/// The attempt's start as a sortable UTC tag (`20261202T070000.123Z`).
+fn chrono_tag() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = crate::run::civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
 }
 
 /// Resolves once the flag is true; never, if its sender is gone.
@@ -396,8 +437,29 @@ impl Task {
         // before Step Functions gives up on this worker. Absent: the default
         // (or none, or an old input), see `TaskInput::heartbeat_seconds`.
         let hb = ti.heartbeat_seconds.unwrap_or(DEFAULT_HEARTBEAT_SECONDS);
+        // At least every few seconds: a stopped execution's step is killed
+        // within that, not at a third of HeartbeatSeconds.
         let every = Duration::from_secs_f64(hb as f64 / 3.0)
-            .clamp(Duration::from_millis(250), Duration::from_secs(20));
+            .clamp(Duration::from_millis(250), crate::sfn::stop::CHECK_EVERY);
+        let mut ship = match (&self.opts.log_group, &ti.values.item) {
+            (None, _) => crate::sfn::logs::ship::Shipper::off(),
+            (Some(group), item) => {
+                let unit = match item {
+                    Some(i) => secrets.mask(&format!("{}[{i}]", ti.step)),
+                    None => ti.step.clone(),
+                };
+                let attempt = format!("{}-{}", chrono_tag(), self.opts.name);
+                crate::sfn::logs::ship::Shipper::start(
+                    self.c.logs.clone(),
+                    group.clone(),
+                    crate::sfn::logs::stream_name(&ti.run_id, &unit, &attempt),
+                )
+            }
+        };
+        ship.push(
+            Stream::System,
+            &format!("started {where_} on worker {}", self.opts.name),
+        );
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let (tx, mut rx) = runtime::line_channel();
         let io = StepIo {
@@ -410,26 +472,25 @@ impl Task {
         let mut tail: VecDeque<String> = VecDeque::new();
         // As under `topsail run`: multi-line secrets masked as a unit.
         let mut masker = secrets.step_masker();
-        let mut lost: Option<String> = None;
+        let mut lost: Option<(String, Instant)> = None;
         let mut stopped = false;
         let started = Instant::now();
         let outcome = loop {
             tokio::select! {
                 biased;
                 outcome = &mut fut => break outcome,
-                Some(line) = rx.recv() => self.show_all(&unit, masker.push(line), &mut tail),
+                Some(line) = rx.recv() => self.show_all(&unit, masker.push(line), &mut tail, &mut ship),
                 _ = tick.tick(), if lost.is_none() => {
                     if let Err(e) = self.c.sfn.send_task_heartbeat().task_token(&self.token).send().await {
                         let gone = e.as_service_error().is_some_and(|s| {
                             s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
                         });
-                        let msg = err(e);
                         if gone {
-                            log(&self.opts.name, &unit, &format!("the task is no longer ours ({msg}): stopping it"));
-                            lost = Some(msg);
+                            // Said once the step is killed and cleaned up.
+                            lost = Some((crate::sfn::stop::gone_line(&e), Instant::now()));
                             let _ = cancel_tx.send(true);
                         } else {
-                            log(&self.opts.name, &unit, &format!("warning: heartbeat failed: {msg}"));
+                            log(&self.opts.name, &unit, &format!("warning: heartbeat failed: {}", err(e)));
                         }
                     }
                 }
@@ -440,13 +501,35 @@ impl Task {
             }
         };
         while let Ok(line) = rx.try_recv() {
-            self.show_all(&unit, masker.push(line), &mut tail);
+            self.show_all(&unit, masker.push(line), &mut tail, &mut ship);
         }
-        self.show_all(&unit, masker.finish(), &mut tail);
+        self.show_all(&unit, masker.finish(), &mut tail, &mut ship);
         let ran = started.elapsed();
-        if lost.is_some() {
+        if let Some((why, at)) = &lost {
+            let msg = format!(
+                "{why}: killed the step and cleaned up in {:.1}s",
+                at.elapsed().as_secs_f64()
+            );
+            log(&self.opts.name, &unit, &msg);
+            ship.push(Stream::System, &msg);
+            self.finish_logs(&unit, ship).await;
             return;
         }
+        match &outcome {
+            Outcome::Succeeded(_) => ship.push(
+                Stream::System,
+                &format!("succeeded in {:.1}s", ran.as_secs_f64()),
+            ),
+            Outcome::Failed { error, cause } => ship.push(
+                Stream::System,
+                &format!(
+                    "failed: {} [{error}]",
+                    secrets.mask(cause.lines().next().unwrap_or(""))
+                ),
+            ),
+            Outcome::Cancelled => ship.push(Stream::System, "stopped: the worker is shutting down"),
+        }
+        self.finish_logs(&unit, ship).await;
         match outcome {
             Outcome::Succeeded(values) => {
                 let out = TaskOutput {
@@ -505,7 +588,7 @@ impl Task {
             Outcome::Failed { error, cause } => {
                 let mut cause = secrets.mask(&cause);
                 if !tail.is_empty() {
-                    cause.push_str("\nlast lines of stderr:\n");
+                    cause.push_str("\nlast lines of output:\n");
                     cause.push_str(&tail.iter().cloned().collect::<Vec<_>>().join("\n"));
                 }
                 log(
@@ -531,24 +614,53 @@ impl Task {
         }
     }
 
-    fn show_all(&self, unit: &str, lines: Vec<(Stream, String)>, tail: &mut VecDeque<String>) {
+    fn show_all(
+        &self,
+        unit: &str,
+        lines: Vec<(Stream, String)>,
+        tail: &mut VecDeque<String>,
+        ship: &mut crate::sfn::logs::ship::Shipper,
+    ) {
         for (stream, text) in lines {
+            ship.push(stream, &text);
             self.show(unit, stream, text, tail);
         }
     }
 
-    /// A masked line to the worker's log (stderr also to the failure's tail).
+    /// A masked line to the worker's log; stdout and stderr also to the
+    /// failure's tail, in the order printed.
     fn show(&self, unit: &str, stream: Stream, text: String, tail: &mut VecDeque<String>) {
         match stream {
-            Stream::Stdout => log(&self.opts.name, unit, &text),
+            Stream::Stdout => {
+                log(&self.opts.name, unit, &text);
+                tail.push_back(text);
+            }
             Stream::Stderr => {
                 log(&self.opts.name, unit, &format!("[stderr] {text}"));
-                tail.push_back(text);
-                if tail.len() > STDERR_TAIL {
-                    tail.pop_front();
-                }
+                tail.push_back(format!("[stderr] {text}"));
             }
             Stream::System => log(&self.opts.name, unit, &format!("> {text}")),
+        }
+        if tail.len() > OUTPUT_TAIL {
+            tail.pop_front();
+        }
+    }
+
+    /// Wait (a bounded while) for the step's lines to reach CloudWatch Logs,
+    /// so that `topsail logs` has them all once the task is answered.
+    async fn finish_logs(&self, unit: &str, ship: crate::sfn::logs::ship::Shipper) {
+        let done = ship.finish(LOG_FLUSH).await;
+        if done.lost > 0 || (done.sent == 0 && done.error.is_some()) {
+            log(
+                &self.opts.name,
+                unit,
+                &format!(
+                    "warning: {} line{} of this step not in CloudWatch Logs ({})",
+                    done.lost,
+                    if done.lost == 1 { "" } else { "s" },
+                    done.error.as_deref().unwrap_or("unknown error")
+                ),
+            );
         }
     }
 
@@ -893,6 +1005,7 @@ mod tests {
             grace: Duration::from_secs(1),
             dir: PathBuf::from("."),
             tmp_base: std::env::temp_dir(),
+            log_group: None,
         }
     }
 

@@ -187,5 +187,27 @@ def from_error(self, env, ex):
 
 activity_task.StateTaskActivity._from_error = from_error
 
+# 9. StopExecution only flagged the program as stopped: the interpreter stayed
+#    blocked on the running activity task until its heartbeat ran out, the
+#    execution stayed RUNNING and then failed with States.Timeout. On AWS it
+#    is ABORTED at once and its open task tokens are closed (a heartbeat then
+#    answers TaskTimedOut / InvalidToken). Wake every waiting task so the
+#    interpreter ends the execution now.
+_stop = parser_models.Execution.stop
+
+
+def stop(self, stop_date, error, cause):
+    _stop(self, stop_date, error, cause)
+    worker = getattr(self, "exec_worker", None)
+    pool = worker and worker.env.callback_pool_manager
+    if pool is not None:
+        with COND:
+            for ep in list(pool._pool.values()):
+                ep.interrupt_all()
+            COND.notify_all()
+
+
+parser_models.Execution.stop = stop
+
 if __name__ == "__main__":
     server.main(["-H", "127.0.0.1", "-p", str(PORT)])
