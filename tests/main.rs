@@ -7,6 +7,7 @@ mod cli_edges;
 mod common;
 mod editors;
 mod examples;
+mod fleet;
 mod hostile;
 mod inject;
 mod layers;
