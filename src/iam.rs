@@ -207,7 +207,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.topsail");
         std::fs::write(&path, text).unwrap();
-        let checked = crate::check::load_with(&path, &Default::default()).unwrap();
+        let checked =
+            crate::check::load_with(&path, &crate::check::LoadOptions::default()).unwrap();
         checked.pipeline.clone().unwrap()
     }
 

@@ -587,10 +587,8 @@ fn every_examples_cloudformation_template_lints_and_matches_its_asl() {
             .as_object()
             .unwrap()
             .iter()
-            .filter_map(|(k, v)| {
-                k.starts_with("QueueActivity")
-                    .then(|| v["Description"].as_str().unwrap()["queue ".len()..].to_string())
-            })
+            .filter(|(k, _)| k.starts_with("QueueActivity"))
+            .map(|(_, v)| v["Description"].as_str().unwrap()["queue ".len()..].to_string())
             .collect();
         for (i, q) in queues.iter().enumerate() {
             def = def.replace(
@@ -776,7 +774,7 @@ fn the_worker_image_maps_its_paths_to_the_hosts() {
 
     // Without the directory mounted, the worker refuses to start.
     let mut w = BoxedWorker::start(None, &["--activity-arn", &arn, "--allow-image", IMAGE]);
-    let code = wait_timeout(&mut w.child, Duration::from_secs(60), || "refusal");
+    let code = wait_timeout(&mut w.child, Duration::from_mins(1), || "refusal");
     let log = w.log.text();
     assert_eq!(code, Some(2), "{log}");
     assert!(

@@ -157,7 +157,7 @@ pub async fn serve(
             opts: opts.clone(),
             runtimes: runtimes.clone(),
             token: p.token,
-            polled: p.polled,
+            polled: p.at,
         };
         let kill = kill_rx.clone();
         let (input, permit) = (p.input, p.permit);
@@ -270,7 +270,7 @@ struct Polled {
     token: String,
     input: String,
     permit: tokio::sync::OwnedSemaphorePermit,
-    polled: Instant,
+    at: Instant,
 }
 
 /// Poll one activity until `stop`: take a slot, long-poll, hand the task
@@ -341,7 +341,7 @@ async fn poll_activity(
                     token: token.to_string(),
                     input: input.to_string(),
                     permit,
-                    polled,
+                    at: polled,
                 };
                 if got.send(p).await.is_err() {
                     return None;

@@ -18,10 +18,10 @@ use crate::sfn::AwsArgs;
 pub const AWS_CREDENTIALS: &str = "topsail.AwsCredentials";
 
 /// STS limits on a role session: 15 minutes to 12 hours.
-pub const MIN_SESSION: Duration = Duration::from_secs(900);
-pub const MAX_SESSION: Duration = Duration::from_secs(12 * 3600);
+pub const MIN_SESSION: Duration = Duration::from_mins(15);
+pub const MAX_SESSION: Duration = Duration::from_hours(12);
 /// A session for a step without a timeout: STS's own default.
-pub const DEFAULT_SESSION: Duration = Duration::from_secs(3600);
+pub const DEFAULT_SESSION: Duration = Duration::from_hours(1);
 
 /// Where credentials come from: the runner's own configuration.
 #[derive(Clone, Debug)]
@@ -235,8 +235,8 @@ mod tests {
     #[test]
     fn sessions_are_bounded_by_the_timeout_and_sts() {
         assert_eq!(session_seconds(None), 3600);
-        assert_eq!(session_seconds(Some(Duration::from_secs(60))), 900);
-        assert_eq!(session_seconds(Some(Duration::from_secs(1800))), 1800);
+        assert_eq!(session_seconds(Some(Duration::from_mins(1))), 900);
+        assert_eq!(session_seconds(Some(Duration::from_mins(30))), 1800);
         assert_eq!(session_seconds(Some(Duration::from_secs(100_000))), 43_200);
     }
 }
