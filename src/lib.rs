@@ -16,6 +16,7 @@ pub mod check;
 pub mod cli;
 pub mod diagnostics;
 pub mod graph;
+pub mod iam;
 pub mod lsp;
 pub mod model;
 pub mod run;

@@ -8,6 +8,7 @@ mod cloud_logs;
 mod common;
 mod editors;
 mod examples;
+mod fleet;
 mod hostile;
 mod inject;
 mod layers;

@@ -29,14 +29,14 @@ WS = r"[ \t]"
 IND = r"^([ \t]+)"  # a body line (directive); group 1 is its indentation
 TYPES = ["string", "int", "bool", "duration", "list"]
 DURATION_UNITS = ["ms", "s", "m", "h", "d"]
-DECLARATIONS = ["pipeline", "param", "secret", "image", "env", "import", "template"]
+DECLARATIONS = ["pipeline", "param", "secret", "image", "env", "import", "template", "queue"]
 # Every directive of LANGUAGE.md section 4.
 DIRECTIVES = [
     "image", "run", "shell", "env", "workdir", "output", "secret", "timeout",
-    "heartbeat", "retry", "when", "foreach", "approval", "catch", "use",
+    "heartbeat", "retry", "when", "foreach", "approval", "catch", "use", "queue", "aws",
 ]
 # Directives whose value is just literals (strings, durations, numbers).
-VALUE_DIRECTIVES = ["image", "shell", "workdir", "approval", "timeout", "heartbeat"]
+VALUE_DIRECTIVES = ["image", "shell", "workdir", "approval", "timeout", "heartbeat", "queue", "aws"]
 MAX_INDENT = 16  # deepest `run:` block indentation recognised
 SHELL_TM = "source.shell"  # VS Code's shellscript grammar
 SHELL_SUBLIME = "scope:source.shell.bash"  # Sublime's and bat's Bash syntax
@@ -179,6 +179,8 @@ REPO = {
          "captures": cap(S["decl"].format("secret"), S["secret"])},
         {"begin": r"^(image)\b", "end": "$",
          "beginCaptures": cap(S["decl"].format("image")), "patterns": ["values", "comment"]},
+        {"begin": r"^(queue)\b", "end": "$",
+         "beginCaptures": cap(S["decl"].format("queue")), "patterns": ["values", "comment"]},
         {"begin": rf"^(env)\b(?:{WS}+({ENV_NAME}))?", "end": "$",
          "beginCaptures": cap(S["decl"].format("env"), S["env"]),
          "patterns": ["assign", "values", "comment"]},

@@ -55,6 +55,7 @@ mod names;
 mod task_state;
 
 pub mod analyse;
+pub mod cloudformation;
 pub mod sp;
 pub mod synth;
 pub mod task;
@@ -93,7 +94,11 @@ pub const WORKER_LOST_ATTEMPTS: u32 = 10;
 
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The activity of steps without a `queue`.
     pub activity_arn: String,
+    /// The activity of each queue (`deploy` fills it with what it created);
+    /// a queue missing here gets [`queue_activity_arn`] of `activity_arn`.
+    pub queue_arns: std::collections::BTreeMap<String, String>,
     pub approval_queue_url: String,
     /// Expected duration of each step in seconds (indexed by `StepId`;
     /// `None` or missing: unknown), e.g. measured in an earlier run
@@ -106,10 +111,30 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             activity_arn: ACTIVITY_ARN_PLACEHOLDER.into(),
+            queue_arns: std::collections::BTreeMap::new(),
             approval_queue_url: APPROVAL_QUEUE_PLACEHOLDER.into(),
             durations: Vec::new(),
         }
     }
+}
+
+impl Options {
+    /// The activity serving a step of `queue` (`None`: the pipeline's own).
+    pub fn activity_for(&self, queue: Option<&str>) -> std::borrow::Cow<'_, str> {
+        match queue {
+            None => self.activity_arn.as_str().into(),
+            Some(q) => match self.queue_arns.get(q) {
+                Some(arn) => arn.as_str().into(),
+                None => queue_activity_arn(&self.activity_arn, q).into(),
+            },
+        }
+    }
+}
+
+/// A queue's activity: the pipeline's activity name, `--`, the queue
+/// (`topsail-release--gpu`), as `deploy` names it.
+pub fn queue_activity_arn(activity_arn: &str, queue: &str) -> String {
+    format!("{activity_arn}--{queue}")
 }
 
 #[derive(Clone, Debug)]

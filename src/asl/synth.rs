@@ -89,6 +89,8 @@ pub fn dag_pipeline(n: usize, edges: &[(usize, usize)]) -> Pipeline {
                 foreach: None,
                 catch: None,
                 is_handler: false,
+                queue: None,
+                aws: None,
             }
         })
         .collect();

@@ -17,6 +17,7 @@
 //!   "workdir": "/src",                      // absent: /workspace
 //!   "outputs": [{"name": "VERSION"}, {"name": "image-id", "key": "image_id"}],  // absent: none
 //!   "secrets": ["REGISTRY_TOKEN"],          // names only; values from the worker's env, if it allows them (--secret); absent: none
+//!   "aws": {"role": "arn:aws:iam::123456789012:role/publisher"},  // `aws` ({}) or `aws role`; absent: no AWS credentials
 //!   "timeout_seconds": 1200,                // absent: none (Step Functions enforces it too)
 //!   "heartbeat_seconds": 30,                // the state's HeartbeatSeconds; absent: 60 or none
 //!   "loop_var": "r",                        // the foreach variable; absent: none
@@ -86,6 +87,10 @@ pub struct TaskInput {
     pub outputs: Vec<OutputDecl>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// `aws` (`{}`: the worker's own credentials) or `aws role` (`{"role":
+    /// ARN}`: assumed through STS); absent: the step gets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<crate::model::Aws>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
     /// Absent: the state's HeartbeatSeconds is the default 60 s

@@ -258,7 +258,7 @@ fn script_task(out: &mut dyn Out, t: &ScriptTask) {
     let step = t.step;
     out.begin_obj();
     out.field("Type", "Task");
-    out.field("Resource", &t.o.activity_arn);
+    out.field("Resource", &t.o.activity_for(step.queue.as_deref()));
     out.key(&["Parameters"]);
     task_input(out, t.p, t.n, step, &t.uses, t.in_map, t.failed);
     if t.store && stores_outputs(step) {
@@ -362,6 +362,14 @@ fn task_input<'s>(
             out.str(s);
         }
         out.end_arr();
+    }
+    if let Some(aws) = &step.aws {
+        out.key(&["aws"]);
+        out.begin_obj();
+        if let Some(role) = &aws.role {
+            out.field("role", role);
+        }
+        out.end_obj();
     }
     if let Some(t) = step.timeout {
         out.key(&["timeout_seconds"]);

@@ -26,6 +26,7 @@ use super::values::{
 /// The file-level `image` and `env` that apply to a step.
 pub(super) struct StepDefaults<'a> {
     pub image: Option<&'a ast::Interp>,
+    pub queue: Option<&'a ast::Interp>,
     pub env: &'a [&'a ast::EnvVar],
 }
 
@@ -72,6 +73,10 @@ pub(super) fn lower_step(
     let mut foreach = None;
     let mut approval: Option<(&ast::Directive, Text)> = None;
     let mut catch = None;
+    let mut queue = defaults
+        .queue
+        .and_then(|q| super::fleet::check_queue(q, &mut Vec::new()));
+    let mut aws = None;
     for x in body {
         match &x.kind {
             DirectiveKind::Image(i) => {
@@ -174,6 +179,8 @@ pub(super) fn lower_step(
             DirectiveKind::Approval(m) => approval = Some((x, text(m, diags))),
             DirectiveKind::Catch(c) => catch = Some(c),
             DirectiveKind::Use(_) => {}
+            DirectiveKind::Queue(q) => queue = super::fleet::check_queue(q, diags),
+            DirectiveKind::Aws(role) => aws = super::fleet::lower_aws(role.as_ref(), diags),
         }
     }
     unrequested_secrets(d, &run_parts, secrets, &step_secrets, diags);
@@ -262,6 +269,8 @@ pub(super) fn lower_step(
             .and_then(|c| env.step_index(&c.name, Some(i)))
             .map(|c| env.steps[c].name.clone()),
         is_handler,
+        queue,
+        aws,
     })
 }
 

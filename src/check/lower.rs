@@ -31,6 +31,7 @@ use super::values::{bad_env_name, check_image, check_name, literal};
 /// A file's own `image` and `env`, the defaults of its steps.
 struct Defaults {
     image: Option<ast::Interp>,
+    queue: Option<ast::Interp>,
     env: Vec<ast::EnvVar>,
 }
 
@@ -121,6 +122,7 @@ fn declarations<'a>(units: &'a [Unit], diags: &mut Vec<Diagnostic>) -> Declarati
     let mut defaults: Vec<Defaults> = Vec::new();
     for (u, unit) in units.iter().enumerate() {
         let mut image: Option<&ast::Interp> = None;
+        let mut queue: Option<&ast::Interp> = None;
         let mut env: Vec<ast::EnvVar> = Vec::new();
         for item in &unit.module.items {
             match item {
@@ -196,6 +198,14 @@ fn declarations<'a>(units: &'a [Unit], diags: &mut Vec<Diagnostic>) -> Declarati
                         image = Some(i);
                     }
                 }
+                Item::Queue(q) => {
+                    super::fleet::check_queue(q, diags);
+                    if let Some(first) = queue {
+                        diags.push(duplicate_decl("queue", q.span, first.span));
+                    } else {
+                        queue = Some(q);
+                    }
+                }
                 Item::Env(e) => {
                     if !is_env_name(&e.name.name) {
                         diags.push(bad_env_name(&e.name.name, e.name.span, "env"));
@@ -238,6 +248,7 @@ fn declarations<'a>(units: &'a [Unit], diags: &mut Vec<Diagnostic>) -> Declarati
         }
         defaults.push(Defaults {
             image: image.cloned(),
+            queue: queue.cloned(),
             env,
         });
     }
@@ -332,6 +343,7 @@ fn lower_steps(
     // A module's own defaults apply to its steps; the root's fill the gaps.
     let root_defaults = Defaults {
         image: defaults.first().and_then(|d| d.image.clone()),
+        queue: defaults.first().and_then(|d| d.queue.clone()),
         env: defaults.first().map(|d| d.env.clone()).unwrap_or_default(),
     };
     let handlers: HashSet<usize> = bodies
@@ -369,6 +381,10 @@ fn lower_steps(
             body,
             &StepDefaults {
                 image: image_default,
+                queue: unit_defaults
+                    .queue
+                    .as_ref()
+                    .or(root_defaults.queue.as_ref()),
                 env: &env_defaults,
             },
             env,

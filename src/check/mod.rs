@@ -12,6 +12,7 @@
 
 mod dag;
 mod directives;
+mod fleet;
 mod lower;
 mod refs;
 mod scope;

@@ -210,6 +210,8 @@ fn substitute(x: &ast::Directive, args: &HashMap<String, ast::Value>) -> ast::Di
         DirectiveKind::Shell(i) => DirectiveKind::Shell(sub(i)),
         DirectiveKind::Workdir(i) => DirectiveKind::Workdir(sub(i)),
         DirectiveKind::Approval(i) => DirectiveKind::Approval(sub(i)),
+        DirectiveKind::Queue(i) => DirectiveKind::Queue(sub(i)),
+        DirectiveKind::Aws(Some(i)) => DirectiveKind::Aws(Some(sub(i))),
         DirectiveKind::Env(e) => DirectiveKind::Env(Box::new(ast::EnvVar {
             value: subst_value(&e.value, args),
             ..(**e).clone()

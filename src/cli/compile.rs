@@ -43,6 +43,10 @@ pub enum Target {
     Dot,
     /// The DAG as a Mermaid flowchart
     Mermaid,
+    /// Least-privilege IAM policies: the state machine's role, workers, starters
+    Iam,
+    /// A CloudFormation template: state machine, activities, queues, log group, bucket, roles
+    Cloudformation,
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
@@ -51,10 +55,35 @@ pub fn run(args: Args) -> Result<(), Error> {
     let text = match args.to {
         Target::Dot => crate::graph::dot(&pipeline),
         Target::Mermaid => crate::graph::mermaid(&pipeline),
+        Target::Iam => {
+            let scope = crate::iam::Scope::new(&crate::sfn::resource_name(&pipeline.name));
+            let mut text = serde_json::to_string_pretty(&crate::iam::policies(&pipeline, &scope))
+                .map_err(Error::usage)?;
+            text.push('\n');
+            text
+        }
+        Target::Cloudformation => {
+            let durations = args.durations.durations(args.file.as_deref(), &pipeline)?;
+            match asl::cloudformation::template(&pipeline, durations) {
+                Ok((t, compiled)) => {
+                    render(&checked, &compiled.diagnostics);
+                    let mut text = serde_json::to_string_pretty(&t).map_err(Error::usage)?;
+                    text.push('\n');
+                    text
+                }
+                Err(diags) => {
+                    render(&checked, &diags);
+                    return Err(Error::failed(
+                        "the pipeline cannot be compiled for Step Functions",
+                    ));
+                }
+            }
+        }
         Target::Asl | Target::AslYaml => {
             let durations = args.durations.durations(args.file.as_deref(), &pipeline)?;
             let options = asl::Options {
                 activity_arn: args.activity_arn,
+                queue_arns: std::collections::BTreeMap::new(),
                 approval_queue_url: args.approval_queue_url,
                 durations,
             };

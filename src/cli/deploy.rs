@@ -69,6 +69,9 @@ pub fn run(args: Args) -> Result<(), Error> {
                 d.state_machine_arn
             );
             outln!("activity {}: {}", d.activity.as_str(), d.activity_arn);
+            for (queue, arn, change) in &d.queue_activities {
+                outln!("queue {queue} activity {}: {arn}", change.as_str());
+            }
             if let Some((url, change)) = &d.queue_url {
                 outln!("approval queue {}: {url}", change.as_str());
             }
@@ -81,6 +84,14 @@ pub fn run(args: Args) -> Result<(), Error> {
                 "run workers with: topsail worker --activity-arn {}",
                 d.activity_arn
             );
+            if !d.queue_activities.is_empty() {
+                outln!(
+                    "and for each queue: topsail worker {} --queue NAME",
+                    args.file
+                        .as_deref()
+                        .map_or_else(|| "FILE".into(), |f| f.display().to_string())
+                );
+            }
             Ok(())
         }
         Err(e) => Err(Error::failed(e)),

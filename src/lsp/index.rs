@@ -146,7 +146,7 @@ impl Index {
                     span: t.span,
                 }),
                 ast::Item::Step(s) => self.steps.push(step_info(s)),
-                ast::Item::Pipeline(_) | ast::Item::Env(_) => {}
+                ast::Item::Pipeline(_) | ast::Item::Env(_) | ast::Item::Queue(_) => {}
             }
         }
         for item in &module.items {
@@ -158,7 +158,7 @@ impl Index {
                     }
                 }
                 ast::Item::Secret(s) => self.def(s.span, Target::Secret(s.name.clone())),
-                ast::Item::Image(i) => self.interp(i, &Scope::Top),
+                ast::Item::Image(i) | ast::Item::Queue(i) => self.interp(i, &Scope::Top),
                 ast::Item::Env(e) => self.value(&e.value, &Scope::Top),
                 ast::Item::Template(t) => {
                     self.def(t.name.span, Target::Template(t.name.name.clone()));
@@ -200,7 +200,10 @@ impl Index {
             | DirectiveKind::Run(i)
             | DirectiveKind::Shell(i)
             | DirectiveKind::Workdir(i)
-            | DirectiveKind::Approval(i) => self.interp(i, scope),
+            | DirectiveKind::Approval(i)
+            | DirectiveKind::Queue(i)
+            | DirectiveKind::Aws(Some(i)) => self.interp(i, scope),
+            DirectiveKind::Aws(None) => {}
             DirectiveKind::Env(e) => self.value(&e.value, scope),
             DirectiveKind::Output(o) => {
                 if let Scope::Step { name, .. } = scope {

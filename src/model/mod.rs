@@ -378,6 +378,19 @@ pub struct Step {
     pub catch: Option<String>,
     /// True when some step names this one in `catch`: it runs only as a handler.
     pub is_handler: bool,
+    /// The worker queue that serves the step on Step Functions (`queue`,
+    /// or the file's default); `None`: the pipeline's own activity.
+    pub queue: Option<String>,
+    /// AWS credentials for the step (`aws` / `aws role "ARN"`).
+    pub aws: Option<Aws>,
+}
+
+/// `aws` (the runner's own credentials) or `aws role "ARN"` (short-lived
+/// ones for that role, assumed by whoever runs the step).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Aws {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 fn ser_step_names<S: Serializer>(ids: &[StepId], s: S) -> Result<S::Ok, S::Error> {

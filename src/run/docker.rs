@@ -49,7 +49,13 @@ pub struct DockerRuntime {
     present: Mutex<HashSet<String>>,
     /// A memory limit for every container, in bytes (swap included).
     memory_limit: Option<i64>,
+    /// For a worker in a container: the host's path of one of its own
+    /// paths, for the engine's bind mounts (`crate::sfn::fleet::paths`).
+    host_path: Option<HostPath>,
 }
+
+/// Maps a path of this process to the same directory's path on the host.
+pub type HostPath = Arc<dyn Fn(&std::path::Path) -> std::path::PathBuf + Send + Sync>;
 
 impl Runtime for DockerRuntime {
     fn run_step<'a>(
@@ -86,6 +92,21 @@ pub async fn connect() -> Result<Docker, String> {
 }
 
 impl DockerRuntime {
+    /// Bind mounts name host paths through `map` (a worker in a container).
+    pub fn with_host_paths(map: HostPath) -> DockerRuntime {
+        DockerRuntime {
+            host_path: Some(map),
+            ..DockerRuntime::default()
+        }
+    }
+
+    fn host(&self, p: &std::path::Path) -> String {
+        match &self.host_path {
+            Some(map) => map(p).display().to_string(),
+            None => p.display().to_string(),
+        }
+    }
+
     /// Containers limited to `bytes` of memory (swap included): for a
     /// worker that must bound its steps, and for testing out-of-memory kills.
     pub fn with_memory_limit(bytes: i64) -> DockerRuntime {
@@ -158,8 +179,8 @@ impl DockerRuntime {
             tty: Some(false),
             host_config: Some(HostConfig {
                 binds: Some(vec![
-                    format!("{}:/workspace", spec.pipeline_dir.display()),
-                    format!("{root}:{root}"),
+                    format!("{}:/workspace", self.host(&spec.pipeline_dir)),
+                    format!("{}:{root}", self.host(&dir.root)),
                 ]),
                 memory: self.memory_limit,
                 memory_swap: self.memory_limit,

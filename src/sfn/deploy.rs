@@ -33,6 +33,8 @@ pub struct Deployed {
     pub state_machine: Change,
     pub activity_arn: String,
     pub activity: Change,
+    /// One activity per `queue` the pipeline's steps name: (queue, ARN, change).
+    pub queue_activities: Vec<(String, String, Change)>,
     pub queue_url: Option<(String, Change)>,
 }
 
@@ -80,6 +82,12 @@ pub async fn deploy(
     durations: Vec<Option<f64>>,
 ) -> Result<Deployed, DeployError> {
     let (activity_arn, activity) = ensure_activity(c, &activity_name(name)).await?;
+    let mut queue_activities = Vec::new();
+    for q in crate::sfn::fleet::queues(pipeline) {
+        let (arn, change) =
+            ensure_activity(c, &crate::sfn::fleet::queue_activity_name(name, &q)).await?;
+        queue_activities.push((q, arn, change));
+    }
     let queue_url = if has_approvals(pipeline) {
         Some(ensure_queue(c, &queue_name(name)).await?)
     } else {
@@ -87,6 +95,10 @@ pub async fn deploy(
     };
     let options = asl::Options {
         activity_arn: activity_arn.clone(),
+        queue_arns: queue_activities
+            .iter()
+            .map(|(q, arn, _)| (q.clone(), arn.clone()))
+            .collect(),
         approval_queue_url: queue_url
             .as_ref()
             .map_or_else(|| asl::APPROVAL_QUEUE_PLACEHOLDER.into(), |q| q.0.clone()),
@@ -142,6 +154,7 @@ pub async fn deploy(
         state_machine,
         activity_arn,
         activity,
+        queue_activities,
         queue_url,
     })
 }

@@ -11,6 +11,7 @@
 
 pub mod approve;
 pub mod deploy;
+pub mod fleet;
 pub mod follow;
 pub mod history;
 pub mod logs;

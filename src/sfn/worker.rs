@@ -45,11 +45,12 @@ use crate::model::{Text, format_duration, script_problems};
 use crate::run::runtime::{Outcome, StepIo, StepSpec, Stream};
 use crate::run::spec::{self, Place, Policy, StepError, StepView};
 use crate::run::{Runtimes, Secrets, runtime};
-use crate::sfn::{Clients, err};
+use crate::sfn::{Clients, err, fleet};
 
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
-    pub activity_arn: String,
+    /// The activities served (several pipelines or queues), one poller each.
+    pub activities: Vec<String>,
     pub name: String,
     pub concurrency: usize,
     pub allow_host: bool,
@@ -61,8 +62,14 @@ pub struct WorkerOptions {
     /// Host steps' working directory; mounted at /workspace in containers.
     pub dir: PathBuf,
     pub tmp_base: PathBuf,
-    /// Where step lines go in CloudWatch Logs (None: logs off).
+    /// Whether step lines go to CloudWatch Logs (`--no-logs`: not).
+    pub logs: bool,
+    /// `--log-group`: the group for every task; else each task's lines go
+    /// to its pipeline's group, named after the activity it came from
+    /// ([`crate::sfn::logs::group_for_activity`]).
     pub log_group: Option<String>,
+    /// Queues, credentials, `--pass-env`, `--once`, `--idle-timeout`.
+    pub fleet: crate::sfn::fleet::FleetOptions,
 }
 
 /// Lines of output (stdout and stderr, in order) kept for a failure's cause.
@@ -87,6 +94,10 @@ pub enum ServeError {
 /// what makes serving impossible (GetActivityTask fails in a way no retry
 /// mends: no such activity, access denied), after draining the running
 /// tasks; a failing task is reported, not returned.
+///
+/// Each activity has its own poller; all share one concurrency limit (a
+/// poller holds a slot while it polls, so a task is never taken without
+/// room for it). `--once` and `--idle-timeout` end serving like a shutdown.
 pub async fn serve(
     c: Clients,
     opts: Arc<WorkerOptions>,
@@ -98,7 +109,7 @@ pub async fn serve(
         "",
         &format!(
             "polling {} (concurrency {}, host steps {}, images: {}, secrets: {})",
-            opts.activity_arn,
+            opts.activities.join(" "),
             opts.concurrency,
             if opts.allow_host {
                 "allowed"
@@ -128,39 +139,186 @@ pub async fn serve(
             }
         ),
     );
-    let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    // `--once`: one slot, so that no second task is taken meanwhile.
+    let slots = if opts.fleet.once {
+        1
+    } else {
+        opts.concurrency.max(1)
+    };
+    let slots = Arc::new(Semaphore::new(slots));
     let (kill_tx, kill_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (got_tx, mut got_rx) = tokio::sync::mpsc::channel::<Polled>(opts.activities.len().max(1));
+    let mut pollers: JoinSet<Option<ServeError>> = JoinSet::new();
+    for arn in &opts.activities {
+        pollers.spawn(poll_activity(
+            c.clone(),
+            opts.clone(),
+            arn.clone(),
+            slots.clone(),
+            stop_rx.clone(),
+            got_tx.clone(),
+        ));
+    }
+    drop(got_tx);
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let mut backoff = Duration::from_millis(500);
+    let spawn = |tasks: &mut JoinSet<()>, p: Polled| {
+        let task = Task {
+            c: c.clone(),
+            opts: opts.clone(),
+            runtimes: runtimes.clone(),
+            activity: p.activity,
+            token: p.token,
+            polled: p.at,
+        };
+        let kill = kill_rx.clone();
+        let (input, permit) = (p.input, p.permit);
+        tasks.spawn(async move {
+            task.handle(&input, kill).await;
+            drop(permit);
+        });
+    };
     let mut fatal = None;
-    let mut outstanding = None;
+    let mut busy_until = Instant::now();
     loop {
-        while let Some(r) = tasks.try_join_next() {
+        let idle_at = opts
+            .fleet
+            .idle_timeout
+            .filter(|_| tasks.is_empty())
+            .map(|d| tokio::time::Instant::from_std(busy_until + d));
+        tokio::select! {
+            got = got_rx.recv() => {
+                let Some(p) = got else { break };
+                spawn(&mut tasks, p);
+                busy_until = Instant::now();
+                if opts.fleet.once {
+                    log(&opts.name, "", "--once: took a task; no more polling");
+                    break;
+                }
+            }
+            Some(r) = tasks.join_next(), if !tasks.is_empty() => {
+                joined(&opts.name, r);
+                busy_until = Instant::now();
+            }
+            Some(r) = pollers.join_next(), if !pollers.is_empty() => {
+                if let Ok(Some(e)) = r {
+                    fatal = Some(e);
+                    break;
+                }
+            }
+            () = async {
+                match idle_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                log(
+                    &opts.name,
+                    "",
+                    &format!(
+                        "idle for {}: stopping (--idle-timeout)",
+                        opts.fleet.idle_timeout.map(format_duration).unwrap_or_default()
+                    ),
+                );
+                break;
+            }
+            () = until(&mut shutdown) => break,
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(r) = pollers.join_next().await {
+        if let Ok(Some(e)) = r {
+            fatal.get_or_insert(e);
+        }
+    }
+    // A task a poller took just before the stop is ours: run it too.
+    while let Ok(p) = got_rx.try_recv() {
+        spawn(&mut tasks, p);
+    }
+    while let Some(r) = tasks.try_join_next() {
+        joined(&opts.name, r);
+    }
+    let running = tasks.len();
+    if running > 0 && opts.fleet.once && !*shutdown.borrow() {
+        // `--once` is not a shutdown: the task runs to its end.
+        while let Some(r) = tasks.join_next().await {
             joined(&opts.name, r);
         }
+    } else if running > 0 {
+        log(
+            &opts.name,
+            "",
+            &format!(
+                "stopping: no new tasks; waiting up to {} for {running} running task{}",
+                format_duration(opts.grace),
+                if running == 1 { "" } else { "s" }
+            ),
+        );
+        let drained = tokio::time::timeout(opts.grace, async {
+            while let Some(r) = tasks.join_next().await {
+                joined(&opts.name, r);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            log(
+                &opts.name,
+                "",
+                "grace period over: stopping the tasks still running",
+            );
+            let _ = kill_tx.send(true);
+            while let Some(r) = tasks.join_next().await {
+                joined(&opts.name, r);
+            }
+        }
+    }
+    runtime::finish_cleanup().await;
+    log(&opts.name, "", "stopped");
+    fatal.map_or(Ok(()), Err)
+}
+
+/// A task a poller took, with the slot it holds.
+struct Polled {
+    /// The activity it came from (a worker may serve several).
+    activity: String,
+    token: String,
+    input: String,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    at: Instant,
+}
+
+/// Poll one activity until `stop`: take a slot, long-poll, hand the task
+/// (with its slot) to [`serve`]. Ends with the error that makes polling
+/// this activity impossible, if that is why it ended.
+async fn poll_activity(
+    c: Clients,
+    opts: Arc<WorkerOptions>,
+    arn: String,
+    slots: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    got: tokio::sync::mpsc::Sender<Polled>,
+) -> Option<ServeError> {
+    let mut backoff = Duration::from_millis(500);
+    loop {
         let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = until(&mut shutdown) => break,
+            p = slots.clone().acquire_owned() => p.ok()?,
+            () = until(&mut stop) => return None,
         };
         let poll = c
             .sfn
             .get_activity_task()
-            .activity_arn(&opts.activity_arn)
+            .activity_arn(&arn)
             .worker_name(&opts.name)
             .send();
         let mut poll = Box::pin(poll);
         let answer = tokio::select! {
             a = &mut poll => a,
-            () = until(&mut shutdown) => {
+            () = until(&mut stop) => {
                 // A poll cannot be taken back: Step Functions may hand it a
                 // task after we stop listening, which would then wait for its
-                // heartbeat to time out. Finish it (while the running tasks
-                // drain), and hand back what it gets.
-                outstanding = Some(poll);
-                break;
+                // heartbeat to time out. Finish it, and hand back what it gets.
+                crate::sfn::stop::finish_poll(&c, &opts.name, poll).await;
+                return None;
             }
         };
         let polled = Instant::now();
@@ -169,15 +327,14 @@ pub async fn serve(
                 log(
                     &opts.name,
                     "",
-                    &format!("GetActivityTask failed: {why}; no retry can mend that: stopping"),
+                    &format!(
+                        "GetActivityTask on {arn} failed: {why}; no retry can mend that: stopping"
+                    ),
                 );
-                fatal = Some(ServeError::CannotPoll {
-                    activity: opts.activity_arn.clone(),
-                    why,
-                });
-                break;
+                return Some(ServeError::CannotPoll { activity: arn, why });
             }
             Err(e) => {
+                drop(permit);
                 log(
                     &opts.name,
                     "",
@@ -189,7 +346,7 @@ pub async fn serve(
                 );
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
-                    () = until(&mut shutdown) => break,
+                    () = until(&mut stop) => return None,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
@@ -201,65 +358,19 @@ pub async fn serve(
                 if token.is_empty() {
                     continue;
                 }
-                let task = Task {
-                    c: c.clone(),
-                    opts: opts.clone(),
-                    runtimes: runtimes.clone(),
+                let p = Polled {
+                    activity: arn.clone(),
                     token: token.to_string(),
-                    polled,
+                    input: input.to_string(),
+                    permit,
+                    at: polled,
                 };
-                let input = input.to_string();
-                let kill = kill_rx.clone();
-                tasks.spawn(async move {
-                    task.handle(&input, kill).await;
-                    drop(permit);
-                });
+                if got.send(p).await.is_err() {
+                    return None;
+                }
             }
         }
     }
-    let handback = async {
-        if let Some(poll) = outstanding {
-            crate::sfn::stop::finish_poll(&c, &opts.name, poll).await;
-        }
-    };
-    let drain = async {
-        while let Some(r) = tasks.try_join_next() {
-            joined(&opts.name, r);
-        }
-        let running = tasks.len();
-        if running > 0 {
-            log(
-                &opts.name,
-                "",
-                &format!(
-                    "stopping: no new tasks; waiting up to {} for {running} running task{}",
-                    format_duration(opts.grace),
-                    if running == 1 { "" } else { "s" }
-                ),
-            );
-            let drained = tokio::time::timeout(opts.grace, async {
-                while let Some(r) = tasks.join_next().await {
-                    joined(&opts.name, r);
-                }
-            })
-            .await;
-            if drained.is_err() {
-                log(
-                    &opts.name,
-                    "",
-                    "grace period over: stopping the tasks still running",
-                );
-                let _ = kill_tx.send(true);
-                while let Some(r) = tasks.join_next().await {
-                    joined(&opts.name, r);
-                }
-            }
-        }
-    };
-    tokio::join!(handback, drain);
-    runtime::finish_cleanup().await;
-    log(&opts.name, "", "stopped");
-    fatal.map_or(Ok(()), Err)
 }
 
 /// GetActivityTask errors that no retry mends, said plainly (the error's
@@ -369,6 +480,7 @@ struct Task {
     c: Clients,
     opts: Arc<WorkerOptions>,
     runtimes: Runtimes,
+    activity: String,
     token: String,
     polled: Instant,
 }
@@ -376,7 +488,7 @@ struct Task {
 impl Task {
     async fn handle(&self, input: &str, mut kill: watch::Receiver<bool>) {
         // The version first: an input this worker cannot read says why.
-        let ti = match TaskInput::read(input) {
+        let mut ti = match TaskInput::read(input) {
             Ok(t) => t,
             Err(msg) => {
                 log(&self.opts.name, "?", &msg);
@@ -401,7 +513,21 @@ impl Task {
         // The label goes to the worker's log on every line: an item may hold
         // control characters (a terminal's escapes) or a secret's value.
         let unit = printable(&unit);
-        let secrets = match task_secrets(&ti, &self.opts) {
+        // `aws` steps: credentials as secrets, if the operator allows them.
+        let aws = match fleet::creds::task_aws(&self.opts.fleet, &self.opts.name, &ti).await {
+            Ok(a) => a,
+            Err(cause) => {
+                let error = fleet::creds::AWS_CREDENTIALS;
+                log(
+                    &self.opts.name,
+                    &unit,
+                    &format!("refused: {cause} [{error}]"),
+                );
+                self.fail(&unit, error, &cause).await;
+                return;
+            }
+        };
+        let secrets = match task_secrets(&ti, &self.opts, aws.secrets.clone()) {
             Ok(s) => s,
             Err(cause) => {
                 let error = errors::SECRET_NOT_ALLOWED;
@@ -415,8 +541,15 @@ impl Task {
             }
         };
         let unit = secrets.mask(&unit);
+        ti.secrets
+            .extend(aws.secrets.iter().map(|(name, _)| name.clone()));
         let spec = match build_spec(&ti, &self.opts, &secrets) {
-            Ok(s) => s,
+            Ok(mut s) => {
+                fleet::add_env(&mut s.env, aws.plain);
+                let passed = fleet::pass_env(&self.opts.fleet, &s.env);
+                fleet::add_env(&mut s.env, passed);
+                s
+            }
             Err(StepError { error, cause }) => {
                 log(
                     &self.opts.name,
@@ -441,7 +574,13 @@ impl Task {
         // within that, not at a third of HeartbeatSeconds.
         let every = Duration::from_secs_f64(hb as f64 / 3.0)
             .clamp(Duration::from_millis(250), crate::sfn::stop::CHECK_EVERY);
-        let mut ship = match (&self.opts.log_group, &ti.values.item) {
+        let group = self.opts.logs.then(|| {
+            self.opts
+                .log_group
+                .clone()
+                .unwrap_or_else(|| crate::sfn::logs::group_for_activity(&self.activity))
+        });
+        let mut ship = match (&group, &ti.values.item) {
             (None, _) => crate::sfn::logs::ship::Shipper::off(),
             (Some(group), item) => {
                 let unit = match item {
@@ -696,7 +835,11 @@ impl Task {
 /// allowed (`--secret`), from the worker's environment; or why not, naming
 /// the secret, never a value. A secret allowed but not set is left out:
 /// [`build_spec`] reports it as `topsail.SecretMissing`.
-fn task_secrets(ti: &TaskInput, opts: &WorkerOptions) -> Result<Secrets, String> {
+fn task_secrets(
+    ti: &TaskInput,
+    opts: &WorkerOptions,
+    aws: Vec<(String, String)>,
+) -> Result<Secrets, String> {
     if let Some(name) = ti.secrets.iter().find(|n| !opts.secrets.contains(n)) {
         return Err(format!(
             "the task asks for secret `{name}`, which worker {} does not serve ({}); \
@@ -710,9 +853,12 @@ fn task_secrets(ti: &TaskInput, opts: &WorkerOptions) -> Result<Secrets, String>
             }
         ));
     }
-    Ok(Secrets::new(ti.secrets.iter().filter_map(|n| {
-        std::env::var(n).ok().map(|v| (n.clone(), v))
-    })))
+    Ok(Secrets::new(
+        ti.secrets
+            .iter()
+            .filter_map(|n| std::env::var(n).ok().map(|v| (n.clone(), v)))
+            .chain(aws),
+    ))
 }
 
 /// Whether `s` is a name of the language: `[A-Za-z_][A-Za-z0-9_-]*`
@@ -996,7 +1142,7 @@ mod tests {
 
     fn opts(host: bool, images: &[&str]) -> WorkerOptions {
         WorkerOptions {
-            activity_arn: "a".into(),
+            activities: vec!["a".into()],
             name: "w".into(),
             concurrency: 1,
             allow_host: host,
@@ -1005,7 +1151,9 @@ mod tests {
             grace: Duration::from_secs(1),
             dir: PathBuf::from("."),
             tmp_base: std::env::temp_dir(),
+            logs: false,
             log_group: None,
+            fleet: crate::sfn::fleet::FleetOptions::default(),
         }
     }
 
@@ -1039,7 +1187,7 @@ mod tests {
     fn only_the_secrets_the_operator_named_are_read() {
         let mut ti = input(None);
         ti.secrets = vec!["PATH".into()];
-        let e = task_secrets(&ti, &opts(true, &[])).unwrap_err();
+        let e = task_secrets(&ti, &opts(true, &[]), Vec::new()).unwrap_err();
         assert!(
             e.contains("secret `PATH`") && e.contains("--secret PATH"),
             "{e}"
@@ -1047,7 +1195,7 @@ mod tests {
         assert!(e.contains("it serves no secret"), "{e}");
         let mut o = opts(true, &[]);
         o.secrets = vec!["PATH".into()];
-        let s = task_secrets(&ti, &o).unwrap();
+        let s = task_secrets(&ti, &o, Vec::new()).unwrap();
         assert_eq!(s.get("PATH"), std::env::var("PATH").ok().as_deref());
     }
 

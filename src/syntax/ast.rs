@@ -44,6 +44,8 @@ pub enum Item {
     Secret(Ident),
     /// `image "REF"` (pipeline default)
     Image(Interp),
+    /// `queue "NAME"` (pipeline default, LANGUAGE.md section 9)
+    Queue(Interp),
     /// `env NAME = VALUE` (pipeline default)
     Env(EnvVar),
     /// `import "std/MOD" [as ALIAS]`
@@ -59,7 +61,7 @@ impl Item {
         match self {
             Item::Pipeline(i) | Item::Secret(i) => i.span,
             Item::Param(p) => p.span,
-            Item::Image(s) => s.span,
+            Item::Image(s) | Item::Queue(s) => s.span,
             Item::Env(e) => e.span,
             Item::Import(i) => i.span,
             Item::Template(t) => t.span,
@@ -142,6 +144,10 @@ pub enum DirectiveKind {
     Approval(Interp),
     Catch(Ident),
     Use(Use),
+    /// `queue "NAME"`: the worker queue serving the step on Step Functions.
+    Queue(Interp),
+    /// `aws` (None) or `aws role "ARN"`: AWS credentials for the step.
+    Aws(Option<Interp>),
 }
 
 impl DirectiveKind {
@@ -169,6 +175,8 @@ impl DirectiveKind {
             DirectiveKind::Approval(_) => Keyword::Approval,
             DirectiveKind::Catch(_) => Keyword::Catch,
             DirectiveKind::Use(_) => Keyword::Use,
+            DirectiveKind::Queue(_) => Keyword::Queue,
+            DirectiveKind::Aws(_) => Keyword::Aws,
         }
     }
 }
@@ -176,7 +184,7 @@ impl DirectiveKind {
 /// The words that start a top-level declaration in `.topsail` (LANGUAGE.md
 /// section 3); every other top-level line is a step header.
 pub const DECLARATIONS: &[&str] = &[
-    "pipeline", "param", "secret", "image", "env", "import", "template",
+    "pipeline", "param", "secret", "image", "env", "import", "template", "queue",
 ];
 
 /// The directives of a step or template body (LANGUAGE.md section 4): the one
@@ -199,12 +207,14 @@ pub enum Keyword {
     Approval,
     Catch,
     Use,
+    Queue,
+    Aws,
 }
 
 impl Keyword {
     /// Every directive, in the order the language documents them (and in which
     /// "the directives are ..." help lists them).
-    pub const ALL: [Keyword; 15] = [
+    pub const ALL: [Keyword; 17] = [
         Keyword::Image,
         Keyword::Run,
         Keyword::Shell,
@@ -220,6 +230,8 @@ impl Keyword {
         Keyword::Approval,
         Keyword::Catch,
         Keyword::Use,
+        Keyword::Queue,
+        Keyword::Aws,
     ];
 
     /// The `.topsail` keyword, the YAML key, and what it takes (shown by the
@@ -292,6 +304,16 @@ impl Keyword {
                 "use",
                 "use",
                 "use TEMPLATE(ARG = VALUE, ...): fill the body from a template",
+            ),
+            Keyword::Queue => (
+                "queue",
+                "queue",
+                "queue \"NAME\": served by the workers of that queue on Step Functions",
+            ),
+            Keyword::Aws => (
+                "aws",
+                "aws",
+                "aws [role \"ARN\"]: AWS credentials for the step (secrets)",
             ),
         }
     }

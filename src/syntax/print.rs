@@ -84,7 +84,7 @@ fn group(item: &Item) -> Group {
     match item {
         Item::Pipeline(_) => Group::Pipeline,
         Item::Param(_) | Item::Secret(_) => Group::Params,
-        Item::Image(_) | Item::Env(_) => Group::Defaults,
+        Item::Image(_) | Item::Queue(_) | Item::Env(_) => Group::Defaults,
         Item::Import(_) => Group::Imports,
         Item::Template(_) | Item::Step(_) => Group::Block,
     }
@@ -162,6 +162,7 @@ fn header(item: &Item) -> String {
         Item::Param(p) => format!("param {}", param(p)),
         Item::Secret(name) => format!("secret {}", name.name),
         Item::Image(s) => format!("image {}", string(s)),
+        Item::Queue(s) => format!("queue {}", string(s)),
         Item::Env(e) => format!("env {} = {}", e.name.name, value(&e.value)),
         Item::Import(i) => {
             let mut s = format!("import \"{}\"", escape(&i.path));
@@ -233,6 +234,9 @@ fn directive_text(d: &Directive, has_comment: bool, line: &mut dyn FnMut(&str, b
         DirectiveKind::Shell(s) => format!("shell {}", string(s)),
         DirectiveKind::Workdir(s) => format!("workdir {}", string(s)),
         DirectiveKind::Approval(s) => format!("approval {}", string(s)),
+        DirectiveKind::Queue(s) => format!("queue {}", string(s)),
+        DirectiveKind::Aws(None) => "aws".to_string(),
+        DirectiveKind::Aws(Some(role)) => format!("aws role {}", string(role)),
         DirectiveKind::Env(e) => format!("env {} = {}", e.name.name, value(&e.value)),
         DirectiveKind::Output(n) => format!("output {}", n.name),
         DirectiveKind::Secret(n) => format!("secret {}", n.name),
@@ -393,7 +397,7 @@ fn zero_module(m: &mut Module) {
         match item {
             Item::Pipeline(i) | Item::Secret(i) => zero(&mut i.span),
             Item::Param(p) => zero_param(p),
-            Item::Image(s) => zero_interp(s),
+            Item::Image(s) | Item::Queue(s) => zero_interp(s),
             Item::Env(e) => zero_env(e),
             Item::Import(i) => {
                 zero(&mut i.span);
@@ -483,7 +487,10 @@ fn zero_directive(d: &mut Directive) {
         | DirectiveKind::Run(s)
         | DirectiveKind::Shell(s)
         | DirectiveKind::Workdir(s)
-        | DirectiveKind::Approval(s) => zero_interp(s),
+        | DirectiveKind::Approval(s)
+        | DirectiveKind::Queue(s)
+        | DirectiveKind::Aws(Some(s)) => zero_interp(s),
+        DirectiveKind::Aws(None) => {}
         DirectiveKind::Env(e) => zero_env(e),
         DirectiveKind::Output(i) | DirectiveKind::Secret(i) | DirectiveKind::Catch(i) => {
             zero(&mut i.span);

@@ -27,13 +27,14 @@ pub fn emit(module: &Module) -> String {
         Item::Param(_) => ("params", true),
         Item::Secret(_) => ("secrets", true),
         Item::Image(_) => ("image", false),
+        Item::Queue(_) => ("queue", false),
         Item::Env(_) => ("env", true),
         Item::Import(_) => ("imports", true),
         Item::Template(_) => ("templates", true),
         Item::Step(_) => ("steps", true),
     }) {
         match key {
-            "pipeline" | "image" => {
+            "pipeline" | "image" | "queue" => {
                 for item in items {
                     match item {
                         Item::Pipeline(name) => {
@@ -41,6 +42,9 @@ pub fn emit(module: &Module) -> String {
                         }
                         Item::Image(i) => {
                             let _ = writeln!(out, "image: {}", string(&interp_text(i), 0));
+                        }
+                        Item::Queue(i) => {
+                            let _ = writeln!(out, "queue: {}", string(&interp_text(i), 0));
                         }
                         _ => {}
                     }
@@ -234,7 +238,10 @@ fn single_directive(kind: &DirectiveKind) -> String {
         | DirectiveKind::Run(i)
         | DirectiveKind::Shell(i)
         | DirectiveKind::Workdir(i)
-        | DirectiveKind::Approval(i) => string(&interp_text(i), 4),
+        | DirectiveKind::Approval(i)
+        | DirectiveKind::Queue(i) => string(&interp_text(i), 4),
+        DirectiveKind::Aws(None) => "true".to_string(),
+        DirectiveKind::Aws(Some(role)) => format!("{{role: {}}}", scalar(&interp_text(role), true)),
         DirectiveKind::Timeout(v) | DirectiveKind::Heartbeat(v) => value_text(v, false),
         DirectiveKind::Retry(r) => retry_text(r),
         DirectiveKind::When(e) => scalar(&expr_text(e), false),

@@ -28,7 +28,7 @@ syntax keyword topsailBoolean true false
 syntax match topsailOperator "==\|!=\|&&\|||\|!"
 
 " top-level declarations (column 0)
-syntax match topsailDecl "^\%(pipeline\|param\|secret\|image\|env\|import\|template\)\>" nextgroup=topsailDeclName skipwhite
+syntax match topsailDecl "^\%(pipeline\|param\|secret\|image\|env\|import\|template\|queue\)\>" nextgroup=topsailDeclName skipwhite
 syntax match topsailDeclName contained "[A-Za-z_][A-Za-z0-9_-]*"
 syntax match topsailType ":\s*\zs\%(string\|int\|bool\|duration\|list\)\>"
 syntax match topsailAs "\<as\>" nextgroup=topsailDeclName skipwhite
@@ -40,7 +40,7 @@ syntax match topsailNeeds contained ".*" contains=topsailNeed,topsailComment
 syntax match topsailNeed contained "[A-Za-z_][A-Za-z0-9_-]*"
 
 " directives (indented)
-syntax match topsailDirective "^\s\+\zs\%(image\|shell\|workdir\|timeout\|heartbeat\|approval\)\>"
+syntax match topsailDirective "^\s\+\zs\%(image\|shell\|workdir\|timeout\|heartbeat\|approval\|queue\|aws\)\>"
 syntax match topsailDirective "^\s\+\zs\%(env\|secret\)\>" nextgroup=topsailEnvName skipwhite
 syntax match topsailEnvName contained "[A-Za-z_][A-Za-z0-9_]*"
 syntax match topsailDirective "^\s\+\zsoutput\>" nextgroup=topsailOutput skipwhite

@@ -28,9 +28,16 @@ pub fn group_name(state_machine: &str) -> String {
 
 /// The log group a worker serving `activity_arn` writes to: the activity is
 /// `topsail-<state machine>` ([`crate::sfn::activity_name`]).
+/// A queue's activity, `topsail-<state machine>--<queue>`
+/// ([`crate::sfn::fleet::queue_activity_name`]), writes to its state
+/// machine's group too.
 pub fn group_for_activity(activity_arn: &str) -> String {
     let name = activity_arn.rsplit(':').next().unwrap_or(activity_arn);
-    group_name(name.strip_prefix("topsail-").unwrap_or(name))
+    let name = name.strip_prefix("topsail-").unwrap_or(name);
+    let name = name
+        .rsplit_once("--")
+        .map_or(name, |(machine, _queue)| machine);
+    group_name(name)
 }
 
 /// The retention periods CloudWatch Logs accepts, in days.

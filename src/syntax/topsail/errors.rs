@@ -239,7 +239,10 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | Rule::kw_foreach
         | Rule::kw_approval
         | Rule::kw_catch
-        | Rule::kw_use => return None,
+        | Rule::kw_use
+        | Rule::kw_queue
+        | Rule::kw_aws => return None,
+        Rule::kw_role => "`role`",
         Rule::EOI => "the end of the line",
         Rule::pipeline_name => "the pipeline's name",
         Rule::param_name => "a parameter name",
@@ -310,7 +313,9 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | Rule::foreach_line
         | Rule::approval_line
         | Rule::catch_line
-        | Rule::use_line => "a line",
+        | Rule::use_line
+        | Rule::queue_line
+        | Rule::aws_line => "a line",
     })
 }
 

@@ -142,6 +142,7 @@ impl<'t> FileParser<'t> {
             "param" => (Rule::param_line, "`param NAME[: TYPE] [= DEFAULT]`"),
             "secret" => (Rule::secret_line, "`secret NAME`"),
             "image" => (Rule::image_line, "`image \"REF\"`"),
+            "queue" => (Rule::queue_line, "`queue \"NAME\"`"),
             "env" => (Rule::env_line, "`env NAME = VALUE`"),
             "import" => (Rule::import_line, "`import \"std/MOD\" [as NAME]`"),
             _ => {
@@ -558,6 +559,8 @@ impl<'t> FileParser<'t> {
             Keyword::Approval => (Rule::approval_line, "`approval \"MESSAGE\"`"),
             Keyword::Catch => (Rule::catch_line, "`catch STEP`"),
             Keyword::Use => (Rule::use_line, "`use TEMPLATE(ARG = VALUE, ...)`"),
+            Keyword::Queue => (Rule::queue_line, "`queue \"NAME\"`"),
+            Keyword::Aws => (Rule::aws_line, "`aws` or `aws role \"ARN\"`"),
         };
         let directive = self
             .directive_line(rule, cstart, content, usage)

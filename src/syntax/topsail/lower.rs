@@ -61,6 +61,8 @@ impl Build<'_> {
                 | Rule::kw_approval
                 | Rule::kw_catch
                 | Rule::kw_use
+                | Rule::kw_queue
+                | Rule::kw_aws
                 | Rule::colon
                 | Rule::equals
                 | Rule::comma
@@ -123,6 +125,7 @@ impl Build<'_> {
             }
             Rule::secret_line => ast::Item::Secret(self.env_ident(next(), "secret")),
             Rule::image_line => ast::Item::Image(self.string(next())),
+            Rule::queue_line => ast::Item::Queue(self.string(next())),
             Rule::env_line => {
                 let name = self.env_ident(next(), "environment variable");
                 let value = self.value(next());
@@ -158,6 +161,9 @@ impl Build<'_> {
             Rule::shell_line => DirectiveKind::Shell(self.string(next())),
             Rule::workdir_line => DirectiveKind::Workdir(self.string(next())),
             Rule::approval_line => DirectiveKind::Approval(self.string(next())),
+            Rule::queue_line => DirectiveKind::Queue(self.string(next())),
+            // `aws` alone, or `aws role "ARN"` (the `role` keyword is a part).
+            Rule::aws_line => DirectiveKind::Aws(parts.nth(1).map(|p| self.string(p))),
             Rule::env_line => {
                 let name = self.env_ident(next(), "environment variable");
                 let value = self.value(next());

@@ -72,6 +72,7 @@ fn parses_the_language_example() {
             Item::Param(_) => "param",
             Item::Secret(_) => "secret",
             Item::Image(_) => "image",
+            Item::Queue(_) => "queue",
             Item::Env(_) => "env",
             Item::Import(_) => "import",
             Item::Template(_) => "template",

@@ -3,7 +3,7 @@
 
 use super::scalars::NameKind;
 use super::text::TextMap;
-use super::{Cx, FOREACH_KEYS, RETRY_KEYS, USE_KEYS};
+use super::{AWS_KEYS, Cx, FOREACH_KEYS, RETRY_KEYS, USE_KEYS};
 use crate::source::Span;
 use crate::syntax::ast::{
     Arg, Directive, DirectiveKind, Expr, Foreach, ForeachItems, Ident, Keyword, Retry, Use, Value,
@@ -122,8 +122,44 @@ impl Cx<'_> {
                     push(DirectiveKind::Use(u), whole);
                 }
             }
+            Keyword::Queue => {
+                if let Some(i) = self.interp(v, "write the queue's name, e.g. `queue: gpu`") {
+                    push(DirectiveKind::Queue(i), whole);
+                }
+            }
+            Keyword::Aws => {
+                if let Some(kind) = self.aws(v) {
+                    push(kind, whole);
+                }
+            }
         }
         true
+    }
+
+    /// `aws: true` (the runner's own credentials), `aws: {role: ARN}`, or
+    /// `aws: false` (none: no directive at all).
+    fn aws(&mut self, v: &Node) -> Option<DirectiveKind> {
+        const HELP: &str =
+            "write `aws: true` or `aws: {role: arn:aws:iam::123456789012:role/NAME}`";
+        if matches!(v.kind, Kind::Map(_)) {
+            let mut role = None;
+            for (_, _, fv) in self.fields(v, AWS_KEYS, "in `aws`") {
+                role = self.interp(&fv, HELP);
+            }
+            if role.is_none() {
+                self.shape(v.span, "`aws` without `role`", HELP);
+                return None;
+            }
+            return Some(DirectiveKind::Aws(role));
+        }
+        match self.value(v)?.kind {
+            ValueKind::Bool(true) => Some(DirectiveKind::Aws(None)),
+            ValueKind::Bool(false) => None,
+            _ => {
+                self.expected(v, "`true` or `{role: ARN}`", HELP);
+                None
+            }
+        }
     }
 
     fn retry(&mut self, v: &Node) -> Option<Retry> {

@@ -65,6 +65,11 @@ impl Cx<'_> {
                     items.push(Item::Image(i));
                 }
             }
+            "queue" => {
+                if let Some(i) = self.interp(v, "write the queue's name, e.g. `queue: gpu`") {
+                    items.push(Item::Queue(i));
+                }
+            }
             "env" => {
                 for (ek, ev) in self.map_entries(
                     v,

@@ -36,6 +36,7 @@ const TOP_KEYS: &[&str] = &[
     "params",
     "secrets",
     "image",
+    "queue",
     "env",
     "imports",
     "templates",
@@ -53,6 +54,7 @@ const PARAM_KEYS: &[&str] = &["type", "default"];
 const RETRY_KEYS: &[&str] = &["attempts", "every", "backoff"];
 const FOREACH_KEYS: &[&str] = &["var", "in"];
 const USE_KEYS: &[&str] = &["template", "with"];
+const AWS_KEYS: &[&str] = &["role"];
 const IMPORT_KEYS: &[&str] = &["path", "as"];
 
 /// Parse the YAML file `file` of `sources`.

@@ -73,6 +73,7 @@ fn full_example_maps_every_key() {
             Item::Param(p) => format!("param {}", p.name.name),
             Item::Secret(n) => format!("secret {}", n.name),
             Item::Image(_) => "image".into(),
+            Item::Queue(_) => "queue".into(),
             Item::Env(e) => format!("env {}", e.name.name),
             Item::Import(i) => {
                 format!("import {} {:?}", i.path, i.alias.as_ref().map(|a| &a.name))
@@ -302,7 +303,7 @@ fn unknown_keys_suggest_the_closest_valid_key() {
             (codes::UNKNOWN_KEY, "did you mean `every`?"),
             (
                 codes::UNKNOWN_KEY,
-                "the keys allowed in a step are: needs, image, run, shell, env, workdir, outputs, secrets, timeout, heartbeat, retry, when, foreach, approval, catch, use"
+                "the keys allowed in a step are: needs, image, run, shell, env, workdir, outputs, secrets, timeout, heartbeat, retry, when, foreach, approval, catch, use, queue, aws"
             ),
         ]
     );
