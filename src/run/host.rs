@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::watch;
 
+use crate::run::direct;
 use crate::run::runtime::{
     AttemptDir, BoxFuture, Exit, LineSplitter, Runtime, StepIo, StepSpec, Stream,
 };
@@ -72,13 +73,6 @@ impl Runtime for HostRuntime {
 }
 
 async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool) -> Exit {
-    let words = match dir.command(spec) {
-        Ok(w) => w,
-        Err(e) => return Exit::Error(format!("cannot write the step's script: {e}")),
-    };
-    let Some((program, args)) = words.split_first() else {
-        return Exit::Error("the step's `shell` is empty".into());
-    };
     let cwd = workdir(&spec.pipeline_dir, spec.workdir.as_deref());
     if !cwd.is_dir() {
         return Exit::Error(format!(
@@ -92,36 +86,38 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool)
             }
         ));
     }
-    let mut cmd = match resolve(program, spec) {
-        Some(path) => Command::new(path),
-        None => Command::new(program),
-    };
-    cmd.args(args)
-        .current_dir(&cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    if clean_env {
-        cmd.env_clear();
-        for name in BASE_ENV {
-            if let Some(v) = std::env::var_os(name) {
-                cmd.env(name, v);
-            }
-        }
-        if std::env::var_os("PATH").is_none() {
-            cmd.env("PATH", DEFAULT_PATH);
+    // Without a shell when that means the same (see `direct`); if the
+    // program cannot be started, the shell runs the script and says why.
+    let direct = spec
+        .shell
+        .is_none()
+        .then(|| direct::words(&spec.script, &spec.env))
+        .flatten();
+    let mut spawned = None;
+    if let Some((program, args)) = direct.as_ref().and_then(|w| w.split_first()) {
+        let path = resolve(program, spec);
+        if direct::program_allowed(program, path.as_deref()) {
+            let path = path.unwrap_or_else(|| PathBuf::from(program));
+            spawned = command(&path, args, spec, dir, &cwd, clean_env)
+                .spawn()
+                .ok();
         }
     }
-    for name in &spec.env_remove {
-        cmd.env_remove(name);
-    }
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    cmd.envs(dir.builtin_env(spec));
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return Exit::Error(format!("cannot start `{program}`: {e}")),
+    let mut child = if let Some(c) = spawned {
+        c
+    } else {
+        let words = match dir.command(spec) {
+            Ok(w) => w,
+            Err(e) => return Exit::Error(format!("cannot write the step's script: {e}")),
+        };
+        let Some((program, args)) = words.split_first() else {
+            return Exit::Error("the step's `shell` is empty".into());
+        };
+        let path = resolve(program, spec).unwrap_or_else(|| PathBuf::from(program));
+        match command(&path, args, spec, dir, &cwd, clean_env).spawn() {
+            Ok(c) => c,
+            Err(e) => return Exit::Error(format!("cannot start `{program}`: {e}")),
+        }
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     let (exited_tx, exited) = watch::channel(false);
@@ -181,6 +177,43 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool)
         }
     }
     exit
+}
+
+/// `program ARGS` set up as a step's process: in `cwd`, in a process group
+/// of its own, with the step's environment (see the module doc).
+fn command(
+    program: &Path,
+    args: &[String],
+    spec: &StepSpec,
+    dir: &AttemptDir,
+    cwd: &Path,
+    clean_env: bool,
+) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if clean_env {
+        cmd.env_clear();
+        for name in BASE_ENV {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+        if std::env::var_os("PATH").is_none() {
+            cmd.env("PATH", DEFAULT_PATH);
+        }
+    }
+    for name in &spec.env_remove {
+        cmd.env_remove(name);
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(dir.builtin_env(spec));
+    cmd
 }
 
 /// Where a host step runs: its `workdir` relative to the pipeline's
