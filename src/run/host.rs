@@ -230,13 +230,11 @@ pub fn workdir(pipeline_dir: &Path, workdir: Option<&str>) -> PathBuf {
 /// running outside its process group. Only processes created since the
 /// step's first one (pid `first`, up to the last pid the kernel handed out,
 /// `/proc/loadavg`) are looked at: a no-op step does not pay for reading
-/// every process's environment. The number killed.
+/// every process's environment, nor, when few were created, for listing
+/// /proc. The number killed.
 fn kill_escapees(marker: &[u8], first: u32) -> usize {
     use std::os::unix::fs::MetadataExt;
     let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
-        return 0;
-    };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
     // Pids are handed out in increasing order and wrap around: `first..=last`,
@@ -244,30 +242,36 @@ fn kill_escapees(marker: &[u8], first: u32) -> usize {
     let last: Option<u32> = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().nth(4).and_then(|p| p.parse().ok()));
-    let recent = |pid: u32| match last {
-        Some(last) if last >= first => (first..=last).contains(&pid),
-        Some(last) => pid >= first || pid <= last,
-        None => true,
+    let pids: Vec<u32> = match last {
+        // Few pids handed out since: look at those, not at a listing of
+        // every process (the common case, a step that started one or two).
+        Some(last) if last >= first && last - first < PROBE_MAX => (first..=last).collect(),
+        _ => {
+            let recent = |pid: u32| match last {
+                Some(last) if last >= first => (first..=last).contains(&pid),
+                Some(last) => pid >= first || pid <= last,
+                None => true,
+            };
+            let Ok(entries) = std::fs::read_dir("/proc") else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+                .filter(|pid| recent(*pid))
+                .collect()
+        }
     };
     let mut killed = 0;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !recent(pid)
-            || pid == std::process::id()
-            || entry.metadata().map(|m| m.uid()).ok() != Some(me)
-        {
+    for pid in pids {
+        let dir = PathBuf::from(format!("/proc/{pid}"));
+        if pid == std::process::id() || std::fs::metadata(&dir).map(|m| m.uid()).ok() != Some(me) {
             continue;
         }
         let Ok(pid) = i32::try_from(pid) else {
             continue;
         };
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+        let Ok(env) = std::fs::read(dir.join("environ")) else {
             continue;
         };
         if env.split(|b| *b == 0).any(|var| var == marker)
@@ -278,6 +282,10 @@ fn kill_escapees(marker: &[u8], first: u32) -> usize {
     }
     killed
 }
+
+/// Up to this many pids handed out since a step's first process, the
+/// escapee scan looks at each instead of listing /proc.
+const PROBE_MAX: u32 = 256;
 
 /// `program` looked up in the runner's `PATH` once per run instead of once
 /// per step (a no-op step spent more on failed `execve`s along `PATH` than
