@@ -125,3 +125,30 @@ fn builtins_keep_their_meaning() {
         r.show()
     );
 }
+
+/// `sh` exports `PWD` as the step's directory (not the runner's): so does a
+/// step started directly, through a symlink too.
+#[test]
+fn a_plain_command_sees_the_pwd_the_shell_would_give() {
+    let pwd = "#!/bin/sh\nprintf '%s' \"$PWD\" > \"$1\"\n";
+    let t = executable(Test::new(), "sub/pwd.sh", pwd).write(
+        "sub/pipeline.topsail",
+        r"
+        direct:
+            run ./pwd.sh direct.txt
+        shell:
+            run ./pwd.sh shell.txt; true
+        ",
+    );
+    std::os::unix::fs::symlink(t.path("sub"), t.path("link")).expect("symlink");
+    let outside = t.dir.path().display().to_string();
+    let mut t = t.env("PWD", &outside);
+    for dir in ["sub", "link"] {
+        let file = format!("{dir}/pipeline.topsail");
+        t = t.next().args(&["run", &file, "--jobs", "1"]).status(0);
+        let r = t.run();
+        let direct = read(&t, "sub/direct.txt");
+        assert_eq!(direct, read(&t, "sub/shell.txt"), "{dir}: {}", r.show());
+        assert!(direct.ends_with("/sub"), "{dir}: {direct}");
+    }
+}

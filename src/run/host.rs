@@ -98,9 +98,11 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool)
         let path = resolve(program, spec);
         if direct::program_allowed(program, path.as_deref()) {
             let path = path.unwrap_or_else(|| PathBuf::from(program));
-            spawned = command(&path, args, spec, dir, &cwd, clean_env)
-                .spawn()
-                .ok();
+            let mut cmd = command(&path, args, spec, dir, &cwd, clean_env);
+            if let Some(pwd) = shell_pwd(spec, &cwd, clean_env) {
+                cmd.env("PWD", pwd);
+            }
+            spawned = cmd.spawn().ok();
         }
     }
     let mut child = if let Some(c) = spawned {
@@ -214,6 +216,25 @@ fn command(
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     cmd.envs(dir.builtin_env(spec));
     cmd
+}
+
+/// The `PWD` that `sh` would export to the command it runs (dash always
+/// exports one): the inherited `PWD` when it names the working directory
+/// (a path through a symlink stays), else the physical path.
+fn shell_pwd(spec: &StepSpec, cwd: &Path, clean_env: bool) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let inherited = match spec.env.iter().rev().find(|(k, _)| k == "PWD") {
+        Some((_, v)) => Some(PathBuf::from(v)),
+        None if clean_env => None,
+        None => std::env::var_os("PWD").map(PathBuf::from),
+    };
+    let here = std::fs::metadata(cwd).ok()?;
+    if let Some(p) = inherited.filter(|p| p.is_absolute())
+        && std::fs::metadata(&p).is_ok_and(|m| m.dev() == here.dev() && m.ino() == here.ino())
+    {
+        return Some(p);
+    }
+    std::fs::canonicalize(cwd).ok()
 }
 
 /// Where a host step runs: its `workdir` relative to the pipeline's
