@@ -23,6 +23,10 @@
 //! If starting the program fails (not found, not executable, a script
 //! without `#!`), the caller runs the shell instead, which fails (or runs
 //! it) with its own message and exit status: the result is the shell's.
+//!
+//! One edge: where `/bin/sh` is bash, a function exported in the runner's
+//! environment (`export -f cc`) would shadow a program under `sh` but not
+//! here. dash, Debian's and Ubuntu's `sh`, imports no functions.
 
 /// Shell builtins and reserved words (POSIX, dash and bash): a command that
 /// starts with one of these must go through the shell.
