@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 BIN="$(realpath "${1:-target/release/topsail}")"
 ROUNDS="${2:-5}"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT INT TERM
 
 {
     echo "pipeline bench-host"
