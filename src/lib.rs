@@ -12,6 +12,7 @@
 mod out;
 
 pub mod asl;
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod diagnostics;

@@ -2,6 +2,7 @@
 //! user would. One test binary (`autotests = false`), one module per area.
 
 mod asl;
+mod cache;
 mod check;
 mod cli_edges;
 mod cloud_logs;

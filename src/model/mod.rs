@@ -14,8 +14,8 @@ pub mod limits;
 pub mod text;
 
 pub use eval::{
-    EvalError, HoleProblem, Place, RenderedScript, Scope, env_value_fits, place_holes,
-    render_script, render_text, script_problems, truthy,
+    EvalError, HOLE_VAR_PREFIX, HoleProblem, Place, RenderedScript, Scope, env_value_fits,
+    place_holes, render_script, render_text, script_problems, truthy,
 };
 
 use std::fmt;

@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::watch;
 
+use crate::run::direct;
 use crate::run::runtime::{
     AttemptDir, BoxFuture, Exit, LineSplitter, Runtime, StepIo, StepSpec, Stream,
 };
@@ -72,13 +73,6 @@ impl Runtime for HostRuntime {
 }
 
 async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool) -> Exit {
-    let words = match dir.command(spec) {
-        Ok(w) => w,
-        Err(e) => return Exit::Error(format!("cannot write the step's script: {e}")),
-    };
-    let Some((program, args)) = words.split_first() else {
-        return Exit::Error("the step's `shell` is empty".into());
-    };
     let cwd = workdir(&spec.pipeline_dir, spec.workdir.as_deref());
     if !cwd.is_dir() {
         return Exit::Error(format!(
@@ -92,36 +86,40 @@ async fn run(spec: &StepSpec, dir: &AttemptDir, mut io: StepIo, clean_env: bool)
             }
         ));
     }
-    let mut cmd = match resolve(program, spec) {
-        Some(path) => Command::new(path),
-        None => Command::new(program),
-    };
-    cmd.args(args)
-        .current_dir(&cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    if clean_env {
-        cmd.env_clear();
-        for name in BASE_ENV {
-            if let Some(v) = std::env::var_os(name) {
-                cmd.env(name, v);
+    // Without a shell when that means the same (see `direct`); if the
+    // program cannot be started, the shell runs the script and says why.
+    let direct = spec
+        .shell
+        .is_none()
+        .then(|| direct::words(&spec.script, &spec.env))
+        .flatten();
+    let mut spawned = None;
+    if let Some((program, args)) = direct.as_ref().and_then(|w| w.split_first()) {
+        let path = resolve(program, spec);
+        if direct::program_allowed(program, path.as_deref()) {
+            let path = path.unwrap_or_else(|| PathBuf::from(program));
+            let mut cmd = command(&path, args, spec, dir, &cwd, clean_env);
+            if let Some(pwd) = shell_pwd(spec, &cwd, clean_env) {
+                cmd.env("PWD", pwd);
             }
-        }
-        if std::env::var_os("PATH").is_none() {
-            cmd.env("PATH", DEFAULT_PATH);
+            spawned = cmd.spawn().ok();
         }
     }
-    for name in &spec.env_remove {
-        cmd.env_remove(name);
-    }
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    cmd.envs(dir.builtin_env(spec));
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return Exit::Error(format!("cannot start `{program}`: {e}")),
+    let mut child = if let Some(c) = spawned {
+        c
+    } else {
+        let words = match dir.command(spec) {
+            Ok(w) => w,
+            Err(e) => return Exit::Error(format!("cannot write the step's script: {e}")),
+        };
+        let Some((program, args)) = words.split_first() else {
+            return Exit::Error("the step's `shell` is empty".into());
+        };
+        let path = resolve(program, spec).unwrap_or_else(|| PathBuf::from(program));
+        match command(&path, args, spec, dir, &cwd, clean_env).spawn() {
+            Ok(c) => c,
+            Err(e) => return Exit::Error(format!("cannot start `{program}`: {e}")),
+        }
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     let (exited_tx, exited) = watch::channel(false);
@@ -200,6 +198,62 @@ async fn group_exited(pgid: Pid) {
     }
 }
 
+/// `program ARGS` set up as a step's process: in `cwd`, in a process group
+/// of its own, with the step's environment (see the module doc).
+fn command(
+    program: &Path,
+    args: &[String],
+    spec: &StepSpec,
+    dir: &AttemptDir,
+    cwd: &Path,
+    clean_env: bool,
+) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if clean_env {
+        cmd.env_clear();
+        for name in BASE_ENV {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+        if std::env::var_os("PATH").is_none() {
+            cmd.env("PATH", DEFAULT_PATH);
+        }
+    }
+    for name in &spec.env_remove {
+        cmd.env_remove(name);
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(dir.builtin_env(spec));
+    cmd
+}
+
+/// The `PWD` that `sh` would export to the command it runs (dash always
+/// exports one): the inherited `PWD` when it names the working directory
+/// (a path through a symlink stays), else the physical path.
+fn shell_pwd(spec: &StepSpec, cwd: &Path, clean_env: bool) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let inherited = match spec.env.iter().rev().find(|(k, _)| k == "PWD") {
+        Some((_, v)) => Some(PathBuf::from(v)),
+        None if clean_env => None,
+        None => std::env::var_os("PWD").map(PathBuf::from),
+    };
+    let here = std::fs::metadata(cwd).ok()?;
+    if let Some(p) = inherited.filter(|p| p.is_absolute())
+        && std::fs::metadata(&p).is_ok_and(|m| m.dev() == here.dev() && m.ino() == here.ino())
+    {
+        return Some(p);
+    }
+    std::fs::canonicalize(cwd).ok()
+}
+
 /// Where a host step runs: its `workdir` relative to the pipeline's
 /// directory (an absolute one as it is), else the pipeline's directory.
 pub fn workdir(pipeline_dir: &Path, workdir: Option<&str>) -> PathBuf {
@@ -214,13 +268,11 @@ pub fn workdir(pipeline_dir: &Path, workdir: Option<&str>) -> PathBuf {
 /// running outside its process group. Only processes created since the
 /// step's first one (pid `first`, up to the last pid the kernel handed out,
 /// `/proc/loadavg`) are looked at: a no-op step does not pay for reading
-/// every process's environment. The number killed.
+/// every process's environment, nor, when few were created, for listing
+/// /proc. The number killed.
 fn kill_escapees(marker: &[u8], first: u32) -> usize {
     use std::os::unix::fs::MetadataExt;
     let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
-        return 0;
-    };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
     // Pids are handed out in increasing order and wrap around: `first..=last`,
@@ -228,30 +280,36 @@ fn kill_escapees(marker: &[u8], first: u32) -> usize {
     let last: Option<u32> = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().nth(4).and_then(|p| p.parse().ok()));
-    let recent = |pid: u32| match last {
-        Some(last) if last >= first => (first..=last).contains(&pid),
-        Some(last) => pid >= first || pid <= last,
-        None => true,
+    let pids: Vec<u32> = match last {
+        // Few pids handed out since: look at those, not at a listing of
+        // every process (the common case, a step that started one or two).
+        Some(last) if last >= first && last - first < PROBE_MAX => (first..=last).collect(),
+        _ => {
+            let recent = |pid: u32| match last {
+                Some(last) if last >= first => (first..=last).contains(&pid),
+                Some(last) => pid >= first || pid <= last,
+                None => true,
+            };
+            let Ok(entries) = std::fs::read_dir("/proc") else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+                .filter(|pid| recent(*pid))
+                .collect()
+        }
     };
     let mut killed = 0;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !recent(pid)
-            || pid == std::process::id()
-            || entry.metadata().map(|m| m.uid()).ok() != Some(me)
-        {
+    for pid in pids {
+        let dir = PathBuf::from(format!("/proc/{pid}"));
+        if pid == std::process::id() || std::fs::metadata(&dir).map(|m| m.uid()).ok() != Some(me) {
             continue;
         }
         let Ok(pid) = i32::try_from(pid) else {
             continue;
         };
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+        let Ok(env) = std::fs::read(dir.join("environ")) else {
             continue;
         };
         if env.split(|b| *b == 0).any(|var| var == marker)
@@ -262,6 +320,10 @@ fn kill_escapees(marker: &[u8], first: u32) -> usize {
     }
     killed
 }
+
+/// Up to this many pids handed out since a step's first process, the
+/// escapee scan looks at each instead of listing /proc.
+const PROBE_MAX: u32 = 256;
 
 /// `program` looked up in the runner's `PATH` once per run instead of once
 /// per step (a no-op step spent more on failed `execve`s along `PATH` than
