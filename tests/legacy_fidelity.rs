@@ -239,6 +239,42 @@ fn a_cloud_formation_deployment_spec_is_named_for_what_it_is() {
         .run();
 }
 
+#[test]
+fn yaml_the_old_reader_took_is_read_with_a_warning_and_spaces_survive_conversion() {
+    let t = dir("fidelity_yaml.yaml", &[]);
+    // The dedented `}` closes the flow map as PyYAML closed it; the heredoc
+    // keeps its whitespace-only line (three spaces and the line break).
+    let want = "Flow: hello\nSpaces: 4\n";
+    let (have, r) = traced(&t, &["run", "fidelity_yaml.yaml", "--context", "deploy"]);
+    assert_eq!(have, want, "{}", r.show());
+    assert_eq!(r.status, 0, "{}", r.show());
+    assert!(
+        r.stderr
+            .contains("this closing bracket is indented left of the key it belongs to"),
+        "{}",
+        r.show()
+    );
+    same_when_converted(&t, "fidelity_yaml.yaml", &["deploy"], &[], want, 0);
+    // The converted file keeps the spaces, and so does formatting it again.
+    let text = std::fs::read_to_string(t.path("converted.topsail")).expect("converted");
+    assert!(text.contains("a\n           \n"), "{text}");
+    let r = t.run_with(&["fmt", "--check", "converted.topsail"]);
+    assert_eq!(r.status, 0, "{}", r.show());
+}
+
+#[test]
+fn a_dedented_closer_is_still_an_error_in_topsails_own_yaml() {
+    Test::new()
+        .file(
+            "p.yaml",
+            "pipeline: p\nsteps:\n  a:\n    env: {X: \"1\"\n  }\n    run: echo $X\n",
+        )
+        .args(&["check", "p.yaml"])
+        .stderr_contains("invalid YAML")
+        .status(1)
+        .run();
+}
+
 /// The executor dialect on the emulator: deployed as it is, its tools run
 /// on a worker, and its `Manual_Approval` state waits for `topsail approve`.
 #[test]

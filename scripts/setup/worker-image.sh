@@ -10,9 +10,15 @@ set -euo pipefail
 
 IMAGE="${TOPSAIL_WORKER_IMAGE:-topsail-test/worker:latest}"
 cd "$(dirname "$0")/../.."
-BIN="${1:-target/debug/topsail}"
+BIN="${1:-}"
+if [ -z "$BIN" ]; then
+    # The default binary is the one the tests use: build it (a no-op when it
+    # is up to date) so that a clean clone gets an image of what it tests.
+    cargo build --locked --quiet --bin topsail
+    BIN=target/debug/topsail
+fi
 
-[ -x "$BIN" ] || { echo "worker-image.sh: $BIN missing: cargo build first" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "worker-image.sh: $BIN missing" >&2; exit 1; }
 docker info >/dev/null 2>&1 || { echo "worker-image.sh: no Docker engine reachable" >&2; exit 1; }
 
 sum="$(sha256sum "$BIN" | cut -d' ' -f1)"

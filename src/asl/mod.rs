@@ -55,7 +55,6 @@ mod names;
 mod task_state;
 
 pub mod analyse;
-pub mod cloudformation;
 pub mod sp;
 pub mod synth;
 pub mod task;

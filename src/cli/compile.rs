@@ -64,7 +64,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
         Target::Cloudformation => {
             let durations = args.durations.durations(args.file.as_deref(), &pipeline)?;
-            match asl::cloudformation::template(&pipeline, durations) {
+            match crate::sfn::cloudformation::template(&pipeline, durations) {
                 Ok((t, compiled)) => {
                     render(&checked, &compiled.diagnostics);
                     let mut text = serde_json::to_string_pretty(&t).map_err(Error::usage)?;

@@ -10,6 +10,7 @@
 //! `--endpoint-url` / `AWS_ENDPOINT_URL` for a local emulator.
 
 pub mod approve;
+pub mod cloudformation;
 pub mod deploy;
 pub mod fleet;
 pub mod follow;

@@ -226,51 +226,63 @@ pub async fn serve(
         }
     }
     let _ = stop_tx.send(true);
-    while let Some(r) = pollers.join_next().await {
-        if let Ok(Some(e)) = r {
-            fatal.get_or_insert(e);
+    // The pollers finish their outstanding polls (up to a minute, handing
+    // back what they get) while the running tasks drain within the grace.
+    let pollers_done = async {
+        let mut first = None;
+        while let Some(r) = pollers.join_next().await {
+            if let Ok(Some(e)) = r {
+                first.get_or_insert(e);
+            }
         }
-    }
-    // A task a poller took just before the stop is ours: run it too.
-    while let Ok(p) = got_rx.try_recv() {
-        spawn(&mut tasks, p);
-    }
-    while let Some(r) = tasks.try_join_next() {
-        joined(&opts.name, r);
-    }
-    let running = tasks.len();
-    if running > 0 && opts.fleet.once && !*shutdown.borrow() {
-        // `--once` is not a shutdown: the task runs to its end.
-        while let Some(r) = tasks.join_next().await {
+        first
+    };
+    let drain = async {
+        // A task a poller took just before the stop is ours: run it too.
+        while let Ok(p) = got_rx.try_recv() {
+            spawn(&mut tasks, p);
+        }
+        while let Some(r) = tasks.try_join_next() {
             joined(&opts.name, r);
         }
-    } else if running > 0 {
-        log(
-            &opts.name,
-            "",
-            &format!(
-                "stopping: no new tasks; waiting up to {} for {running} running task{}",
-                format_duration(opts.grace),
-                if running == 1 { "" } else { "s" }
-            ),
-        );
-        let drained = tokio::time::timeout(opts.grace, async {
+        let running = tasks.len();
+        if running > 0 && opts.fleet.once && !*shutdown.borrow() {
+            // `--once` is not a shutdown: the task runs to its end.
             while let Some(r) = tasks.join_next().await {
                 joined(&opts.name, r);
             }
-        })
-        .await;
-        if drained.is_err() {
+        } else if running > 0 {
             log(
                 &opts.name,
                 "",
-                "grace period over: stopping the tasks still running",
+                &format!(
+                    "stopping: no new tasks; waiting up to {} for {running} running task{}",
+                    format_duration(opts.grace),
+                    if running == 1 { "" } else { "s" }
+                ),
             );
-            let _ = kill_tx.send(true);
-            while let Some(r) = tasks.join_next().await {
-                joined(&opts.name, r);
+            let drained = tokio::time::timeout(opts.grace, async {
+                while let Some(r) = tasks.join_next().await {
+                    joined(&opts.name, r);
+                }
+            })
+            .await;
+            if drained.is_err() {
+                log(
+                    &opts.name,
+                    "",
+                    "grace period over: stopping the tasks still running",
+                );
+                let _ = kill_tx.send(true);
+                while let Some(r) = tasks.join_next().await {
+                    joined(&opts.name, r);
+                }
             }
         }
+    };
+    let (poll_error, ()) = tokio::join!(pollers_done, drain);
+    if let Some(e) = poll_error {
+        fatal.get_or_insert(e);
     }
     runtime::finish_cleanup().await;
     log(&opts.name, "", "stopped");

@@ -46,6 +46,18 @@ pub fn parse_with(
                 all.append(&mut diags);
                 return (module, all);
             }
+            // The first topsail's manifests were read by PyYAML, which
+            // takes a flow collection's closers dedented below their key.
+            if tree.root.is_err()
+                && let Some((lenient, moved)) = yaml_tree::read_lenient(text, file)
+                && let Ok(Some(root)) = &lenient.root
+                && let Some((module, mut diags)) = legacy::parse(sources, file, root, contexts)
+            {
+                let mut all = lenient.diags;
+                all.extend(moved.into_iter().map(legacy::dedented_closer));
+                all.append(&mut diags);
+                return (module, all);
+            }
             yaml_form::parse_tree(text, tree)
         }
     };

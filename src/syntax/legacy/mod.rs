@@ -88,5 +88,17 @@ pub(crate) fn contexts_unused(
     .help("contexts select the workflow of a legacy service manifest; remove `--context` for other pipelines")
 }
 
+/// The warning for a flow collection's closers written left of their key,
+/// which the manifest's old reader (PyYAML) took and saphyr does not.
+pub(crate) fn dedented_closer(span: Span) -> Diagnostic {
+    Diagnostic::warning(
+        codes::LEGACY,
+        span,
+        "this closing bracket is indented left of the key it belongs to",
+    )
+    .label("read as if it ended the line above, as the first topsail's YAML reader did")
+    .help("indent it deeper than its key (or put it at the end of the line above); YAML 1.2 readers refuse it")
+}
+
 #[cfg(test)]
 mod tests;

@@ -720,8 +720,15 @@ impl<'t> FileParser<'t> {
             if m > k + 1 {
                 script.push('\n');
             }
+            // A whitespace-only line keeps its spaces beyond the block's
+            // indentation, as in a YAML literal block (a heredoc or a Python
+            // script may mean them).
             let from = if line.kind == Kind::Blank {
-                line.end
+                if line.tab.is_none() && line.ws > common {
+                    line.start + common
+                } else {
+                    line.end
+                }
             } else {
                 line.start + line.spaces.min(common)
             };
