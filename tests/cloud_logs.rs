@@ -218,6 +218,29 @@ fn a_failed_step_is_shown_at_its_source_with_its_last_lines() {
     assert!(row.contains("failed") && row.ends_with("tests"), "{row}");
 }
 
+#[test]
+fn a_local_run_shows_its_failed_step_at_its_source() {
+    let t = Test::new().file(
+        "p.topsail",
+        "pipeline localsrc\n\nok:\n    run echo fine\n\nboom: ok\n    run:\n        echo \"about to fail\"\n        exit 4\n",
+    );
+    let r = t.run_with(&["run", "p.topsail"]);
+    assert_eq!(r.status, 1, "{}", r.show());
+    // On stderr, as `topsail check` shows a diagnostic: the code, the
+    // step's line in the file, and where its whole output is.
+    assert!(r.stderr.contains("topsail::step-failed"), "{}", r.show());
+    assert!(r.stderr.contains("p.topsail:6:1"), "{}", r.show());
+    assert!(r.stderr.contains("step `boom` failed"), "{}", r.show());
+    assert!(r.stderr.contains("topsail logs "), "{}", r.show());
+    assert!(!r.stdout.contains("topsail::step-failed"), "{}", r.show());
+    // A run that succeeds shows no snippet.
+    let ok = Test::new()
+        .file("p.topsail", "pipeline fine\n\nok:\n    run echo fine\n")
+        .run_with(&["run", "p.topsail"]);
+    assert_eq!(ok.status, 0, "{}", ok.show());
+    assert!(!ok.stderr.contains("step-failed"), "{}", ok.show());
+}
+
 /// Stop a running step's execution; the worker kills it and cleans up
 /// within 10 s, and the marker its script writes after the sleep never
 /// appears.

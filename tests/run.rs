@@ -125,7 +125,8 @@ fn run_missing_declared_output_fails_the_step() {
             record: [DIR]/.topsail/runs/[RUN]
             "#,
         )
-        .stderr("")
+        .stderr_contains("step `a` failed: declared output `V` not set")
+        .stderr_contains("[topsail.OutputMissing]")
         .status(1);
     t.run();
     assert_eq!(unit(&run_json(&t), "a")["error"], "topsail.OutputMissing");

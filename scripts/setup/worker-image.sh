@@ -12,9 +12,11 @@ IMAGE="${TOPSAIL_WORKER_IMAGE:-topsail-test/worker:latest}"
 cd "$(dirname "$0")/../.."
 BIN="${1:-}"
 if [ -z "$BIN" ]; then
-    # The default binary is the one the tests use: build it (a no-op when it
-    # is up to date) so that a clean clone gets an image of what it tests.
-    cargo build --locked --quiet --bin topsail
+    # The default binary is the one the tests use: build it as `cargo test`
+    # does (a no-op when it is up to date; `cargo build` would build the
+    # dependencies a second time, with other features), so that a clean
+    # clone gets an image of what it tests.
+    cargo test --locked --no-run --quiet
     BIN=target/debug/topsail
 fi
 

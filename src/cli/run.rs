@@ -256,6 +256,7 @@ async fn main_async(
             .pipeline_dir
             .join(run::record::RUNS_DIR)
             .join(&report.run_id);
+        failed_at(&file, args, &report);
         ui.summary(&report, Some(&record_dir));
         if *sig.borrow() {
             return 130;
@@ -304,6 +305,30 @@ async fn main_async(
                 c = s.next_change() => if c.is_none() { return 1 },
             }
         }
+    }
+}
+
+/// Each failed step at its source ([`run::failed_at`]) on stderr, as
+/// `topsail check` shows a diagnostic; the file is read again as it is now,
+/// and only when something failed.
+fn failed_at(file: &Path, args: &Args, report: &run::report::RunReport) {
+    if !report
+        .steps
+        .iter()
+        .any(|u| u.status == run::report::Status::Failed)
+    {
+        return;
+    }
+    let Ok(mut checked) = crate::check::load_with(file, &args.context.load_options()) else {
+        return;
+    };
+    let Some(p) = checked.pipeline.take() else {
+        return;
+    };
+    let text =
+        run::failed_at::render_report(&p, &checked.sources, report, crate::cli::stderr_color());
+    if !text.is_empty() {
+        errln!("{text}");
     }
 }
 

@@ -31,7 +31,48 @@ pub fn render(
         .help(format!(
             "its whole output: `topsail logs {run_id} {step_name}`"
         ));
-    Some(d.render(sources, color, width()))
+    let width = width();
+    let text = d.render(sources, color, width);
+    if text.lines().all(|l| visible_width(l) <= width) {
+        return Some(text);
+    }
+    // A source line wider than the terminal would wrap the snippet's frame:
+    // name the place instead, and wrap the words.
+    let (line, column) = sources.line_col(step.span.file, step.span.start);
+    let file = &sources.get(step.span.file).name;
+    let mut out = String::new();
+    for (first, rest) in [
+        (
+            format!("error[{}]: ", codes::STEP_FAILED),
+            d.message.as_str(),
+        ),
+        ("  --> ".to_string(), &format!("{file}:{line}:{column}")),
+        ("  help: ".to_string(), d.help.as_str()),
+    ] {
+        let opts = textwrap::Options::new(width.max(20))
+            .initial_indent(&first)
+            .subsequent_indent("    ");
+        for l in textwrap::wrap(rest, opts) {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    Some(out)
+}
+
+/// Columns a rendered line takes on screen (ANSI escapes take none).
+fn visible_width(line: &str) -> usize {
+    let mut n = 0;
+    let mut escape = false;
+    for c in line.chars() {
+        match (escape, c) {
+            (false, '\x1b') => escape = true,
+            (true, c) if c.is_ascii_alphabetic() => escape = false,
+            (true, _) => {}
+            (false, _) => n += 1,
+        }
+    }
+    n
 }
 
 /// Every failed unit of `report`, each at its source (empty: none failed).
@@ -60,9 +101,20 @@ pub fn render_report(
         .join("\n")
 }
 
+/// The width to render for: stderr's terminal when it is one, else
+/// `$COLUMNS`, else 100.
 fn width() -> usize {
+    use std::io::IsTerminal;
+    let err = std::io::stderr();
+    if err.is_terminal()
+        && let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(&err)
+        && w > 0
+    {
+        return usize::from(w);
+    }
     std::env::var("COLUMNS")
         .ok()
-        .and_then(|c| c.parse().ok())
+        .and_then(|c| c.trim().parse().ok())
+        .filter(|&w: &usize| w > 0)
         .unwrap_or(100)
 }
