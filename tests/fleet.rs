@@ -334,6 +334,112 @@ fn one_worker_serves_two_pipelines_then_idles_out() {
     assert!(w.log().contains("idle for 10s: stopping"), "{}", w.log());
 }
 
+/// `GET path` on the worker's metrics endpoint: the status line and body.
+fn scrape(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("the metrics endpoint answers");
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn metrics_count_the_tasks_run_and_the_log_is_json_lines() {
+    let p = "pipeline fmetrics\n\nfine:\n    run echo fine\n\nbad: fine\n    run exit 3\n";
+    let t = Test::new().file("p.topsail", p);
+    let dir = t.dir.path();
+    let machine = unique("fmetrics");
+    deploy_out(dir, "p.topsail", &machine);
+    let w = FleetWorker::start(
+        dir,
+        &[
+            "p.topsail",
+            "--state-machine",
+            &machine,
+            "--name",
+            "w-metrics",
+            "--allow-host",
+            "--metrics",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+    );
+    w.wait_for("polling", Duration::from_secs(20));
+    let log = w.log();
+    let addr = log
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("the endpoint's address is logged")
+        .to_string();
+    assert_eq!(
+        scrape(&addr, "/healthz"),
+        ("HTTP/1.1 200 OK".to_string(), "ok\n".to_string())
+    );
+    let (code, out) = follow(dir, "p.topsail", &machine, &unique("em"));
+    assert_ne!(code, 0, "{out}\n{}", w.log());
+    // The failed task is answered before the execution fails.
+    let (status, text) = scrape(&addr, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for want in [
+        "topsail_worker_tasks_finished_total{outcome=\"succeeded\",error=\"\"} 1",
+        "topsail_worker_tasks_finished_total{outcome=\"failed\",error=\"topsail.ScriptFailed\"} 1",
+        "topsail_worker_tasks_in_flight 0",
+        "topsail_worker_task_seconds_count 2",
+    ] {
+        assert!(text.contains(want), "`{want}` missing:\n{text}");
+    }
+    let polls: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("topsail_worker_poll_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a poll count");
+    assert!(polls >= 2, "{text}");
+    assert_eq!(scrape(&addr, "/nope").0, "HTTP/1.1 404 Not Found");
+    // `--log-format json`: every line of the worker's output is one JSON
+    // object, its own events and its steps' lines alike.
+    let log = w.log();
+    drop(w);
+    let mut lines = 0;
+    let mut step_line = false;
+    for line in log.lines().filter(|l| !l.is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["fields"]["worker"], "w-metrics", "{line}");
+        assert!(v["fields"]["message"].is_string(), "{line}");
+        assert_eq!(v["level"], "INFO", "{line}");
+        step_line |= v["fields"]["unit"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(" fine"))
+            && v["fields"]["message"] == "fine";
+        lines += 1;
+    }
+    assert!(step_line, "the step's line is in the log: {log}");
+    assert!(lines >= 2, "{log}");
+}
+
+#[test]
+fn metrics_listen_on_loopback_only() {
+    let t = Test::new();
+    let (code, _, err) = run(
+        t.dir.path(),
+        &[
+            "worker",
+            "--activity-arn",
+            "arn:aws:states:us-east-1:123456789012:activity:x",
+            "--metrics",
+            "0.0.0.0:9464",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a loopback address"), "{err}");
+}
+
 #[test]
 fn once_serves_one_task_then_exits() {
     let p = "pipeline fonce\n\none:\n    run echo first\n\ntwo: one\n    run echo second\n";

@@ -73,7 +73,7 @@ pub enum Command {
     /// Start an execution on Step Functions (and follow it)
     Start(start::Args),
     /// Serve a pipeline's Step Functions activity: run its steps here
-    Worker(worker::Args),
+    Worker(Box<worker::Args>),
     /// List, approve or reject approval steps waiting on Step Functions
     Approve(approve::Args),
     /// Stop an execution on Step Functions (its running steps are killed)
@@ -133,7 +133,7 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => compile::run(args),
         Command::Deploy(args) => deploy::run(args),
         Command::Start(args) => start::run(args),
-        Command::Worker(args) => worker::run(args),
+        Command::Worker(args) => worker::run(*args),
         Command::Approve(args) => approve::run(args),
         Command::Stop(args) => stop::run(args),
     })

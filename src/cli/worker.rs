@@ -84,6 +84,12 @@ pub struct Args {
     /// Do not ship step lines to CloudWatch Logs (they are still on this worker's output)
     #[arg(long, conflicts_with = "log_group")]
     pub no_logs: bool,
+    /// Serve Prometheus metrics (`/metrics`) and a health answer (`/healthz`) on this loopback address, e.g. 127.0.0.1:9464
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// The worker's own log on stdout: `text` lines or `json` objects (for log shippers)
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: crate::sfn::worker::LogFormat,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -121,6 +127,13 @@ pub fn run(args: Args) -> Result<(), Error> {
             )));
         }
     };
+    if let Some(addr) = args.metrics
+        && !addr.ip().is_loopback()
+    {
+        return Err(Error::usage(
+            crate::sfn::fleet::metrics::EndpointError::NotLoopback(addr).to_string(),
+        ));
+    }
     if args.state_machine.is_some() && args.files.len() != 1 {
         return Err(Error::usage("--state-machine needs exactly one FILE"));
     }
@@ -174,7 +187,18 @@ pub fn run(args: Args) -> Result<(), Error> {
         Ok(rt) => rt,
         Err(e) => return Err(Error::usage(e)),
     };
+    crate::sfn::worker::install_log(args.log_format);
     let result = rt.block_on(async {
+        if let Some(addr) = args.metrics {
+            let bound = crate::sfn::fleet::metrics::serve(addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            crate::sfn::worker::log(
+                &opts.name,
+                "",
+                &format!("metrics on http://{bound}/metrics (health: /healthz)"),
+            );
+        }
         let c = Clients::new(&args.aws).await?;
         let mut activities =
             crate::sfn::fleet::activities_for(&c, &pipelines, &args.queues).await?;

@@ -97,8 +97,10 @@ where
             >,
         >,
 {
-    outln!(
-        "[{worker}] stopping: finishing the outstanding poll first (up to a minute), so that no task is left with a stopped worker"
+    crate::sfn::worker::log(
+        worker,
+        "",
+        "stopping: finishing the outstanding poll first (up to a minute), so that no task is left with a stopped worker",
     );
     let Ok(out) = poll.await else { return };
     let Some(token) = out.task_token().filter(|t| !t.is_empty()) else {
@@ -115,12 +117,18 @@ where
         .send()
         .await;
     match sent {
-        Ok(_) => {
-            outln!("[{worker}] handed back a task it got while stopping [topsail.WorkerShutdown]");
-        }
-        Err(e) => outln!(
-            "[{worker}] could not hand back a task it got while stopping: {}",
-            err(e)
+        Ok(_) => crate::sfn::worker::log(
+            worker,
+            "",
+            "handed back a task it got while stopping [topsail.WorkerShutdown]",
+        ),
+        Err(e) => crate::sfn::worker::log(
+            worker,
+            "",
+            &format!(
+                "could not hand back a task it got while stopping: {}",
+                err(e)
+            ),
         ),
     }
 }

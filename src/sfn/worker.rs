@@ -170,11 +170,15 @@ pub async fn serve(
             activity: p.activity,
             token: p.token,
             polled: p.at,
+            answer: std::sync::Mutex::new(("unanswered", String::new())),
         };
         let kill = kill_rx.clone();
         let (input, permit) = (p.input, p.permit);
+        fleet::metrics::task_taken();
         tasks.spawn(async move {
             task.handle(&input, kill).await;
+            let (outcome, error) = task.answer.lock().map(|a| a.clone()).unwrap_or_default();
+            fleet::metrics::finished(outcome, &error, task.polled.elapsed());
             drop(permit);
         });
     };
@@ -323,8 +327,12 @@ async fn poll_activity(
             .worker_name(&opts.name)
             .send();
         let mut poll = Box::pin(poll);
+        let asked = Instant::now();
         let answer = tokio::select! {
-            a = &mut poll => a,
+            a = &mut poll => {
+                fleet::metrics::polled(asked.elapsed());
+                a
+            }
             () = until(&mut stop) => {
                 // A poll cannot be taken back: Step Functions may hand it a
                 // task after we stop listening, which would then wait for its
@@ -480,11 +488,101 @@ pub(crate) fn printable(text: &str) -> String {
     out
 }
 
-fn log(worker: &str, unit: &str, text: &str) {
-    if unit.is_empty() {
-        outln!("[{worker}] {text}");
+/// One line of the worker's log: its own events and its steps' lines. They
+/// go through `tracing` (target `topsail::worker`, fields `worker`, `unit`)
+/// to the subscriber `topsail worker` installs ([`install_log`]), as text or
+/// as JSON; without one (a library caller), straight to stdout as text.
+pub(crate) fn log(worker: &str, unit: &str, text: &str) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::info!(target: "topsail::worker", worker, unit, "{text}");
     } else {
-        outln!("[{worker}] {unit} | {text}");
+        outln!("{}", plain_line(worker, unit, text));
+    }
+}
+
+fn plain_line(worker: &str, unit: &str, text: &str) -> String {
+    if unit.is_empty() {
+        format!("[{worker}] {text}")
+    } else {
+        format!("[{worker}] {unit} | {text}")
+    }
+}
+
+/// The worker's log format (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `[worker] unit | text`, one line each
+    Text,
+    /// One JSON object a line (`timestamp`, `level`, `fields.message`,
+    /// `fields.worker`, `fields.unit`), for log shippers
+    Json,
+}
+
+/// Install the worker's log subscriber on stdout: only topsail's own
+/// events (the SDK's are left out: they would dump requests), at info.
+pub fn install_log(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::new("topsail=info");
+    let _ = match format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
+            .with_ansi(false)
+            .event_format(PlainFormat)
+            .try_init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
+            .with_ansi(false)
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_target(false)
+            .try_init(),
+    };
+}
+
+/// The text format: exactly the worker's historical `[worker] unit | text`.
+struct PlainFormat;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for PlainFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut f = LineFields::default();
+        event.record(&mut f);
+        writeln!(writer, "{}", plain_line(&f.worker, &f.unit, &f.message))
+    }
+}
+
+#[derive(Default)]
+struct LineFields {
+    worker: String,
+    unit: String,
+    message: String,
+}
+
+impl tracing::field::Visit for LineFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "worker" => self.worker = value.to_string(),
+            "unit" => self.unit = value.to_string(),
+            "message" => self.message = value.to_string(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        }
     }
 }
 
@@ -495,6 +593,9 @@ struct Task {
     activity: String,
     token: String,
     polled: Instant,
+    /// How the task was answered, for the metrics: the outcome and the
+    /// error name.
+    answer: std::sync::Mutex<(&'static str, String)>,
 }
 
 impl Task {
@@ -664,6 +765,7 @@ impl Task {
             log(&self.opts.name, &unit, &msg);
             ship.push(Stream::System, &msg);
             self.finish_logs(&unit, ship).await;
+            self.answered("stopped", "");
             return;
         }
         match &outcome {
@@ -719,16 +821,19 @@ impl Task {
                     .send()
                     .await
                 {
-                    Ok(_) => log(
-                        &self.opts.name,
-                        &unit,
-                        &format!(
-                            "succeeded in {:.1}s (handled in {} ms, run {} ms)",
-                            ran.as_secs_f64(),
-                            self.polled.elapsed().as_millis(),
-                            ran.as_millis()
-                        ),
-                    ),
+                    Ok(_) => {
+                        self.answered("succeeded", "");
+                        log(
+                            &self.opts.name,
+                            &unit,
+                            &format!(
+                                "succeeded in {:.1}s (handled in {} ms, run {} ms)",
+                                ran.as_secs_f64(),
+                                self.polled.elapsed().as_millis(),
+                                ran.as_millis()
+                            ),
+                        );
+                    }
                     Err(e) => log(
                         &self.opts.name,
                         &unit,
@@ -815,6 +920,12 @@ impl Task {
         }
     }
 
+    fn answered(&self, outcome: &'static str, error: &str) {
+        if let Ok(mut a) = self.answer.lock() {
+            *a = (outcome, error.to_string());
+        }
+    }
+
     async fn fail(&self, unit: &str, error: &str, cause: &str) {
         let cause: String = if cause.len() > MAX_CAUSE {
             let mut s: String = cause.chars().take(MAX_CAUSE - 20).collect();
@@ -824,6 +935,7 @@ impl Task {
             cause.to_string()
         };
         let error: String = error.chars().take(MAX_ERROR).collect();
+        self.answered("failed", &error);
         if let Err(e) = self
             .c
             .sfn

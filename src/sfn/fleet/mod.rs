@@ -9,6 +9,7 @@
 //! through small hooks.
 
 pub mod creds;
+pub mod metrics;
 pub mod paths;
 
 use std::collections::BTreeSet;
