@@ -591,6 +591,34 @@ fn aws_role_steps_get_their_roles_credentials_and_nothing_shows() {
     assert!(!everything.contains("worker-secret-value"));
 }
 
+/// `topsail run` gives `aws` steps credentials as a worker does: a role's
+/// from STS (the emulator's), or the runner's own chain, masked everywhere.
+#[test]
+fn a_local_run_gives_aws_steps_their_credentials_masked() {
+    crate::common::require_docker();
+    let p = format!(
+        "{CREDS}\nown:\n    aws\n    output LEN\n    run echo \"LEN=${{#AWS_ACCESS_KEY_ID}}\" >> \"$TOPSAIL_OUTPUT\"\n\nkeep: role_host\n    run printf %s \"$AWS_SECRET_ACCESS_KEY\" > role-secret.txt\n    aws role \"arn:aws:iam::123456789012:role/publisher\"\n"
+    );
+    let t = Test::new().file("p.topsail", &p);
+    let dir = t.dir.path();
+    let (code, out, err) = run(dir, &["run", "p.topsail"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = crate::common::records::run_json(&t);
+    assert_eq!(unit(&r, "role_host")["outputs"]["KEY"], "ASIA", "{r:#}");
+    assert_eq!(unit(&r, "role_host")["outputs"]["TOKEN"], "set");
+    assert_eq!(unit(&r, "role_host")["outputs"]["REGION"], "us-east-1");
+    assert_eq!(unit(&r, "role_box")["outputs"]["KEY"], "ASIA", "{r:#}");
+    // No role: the runner's own credentials (the test's static `testing`).
+    assert_eq!(unit(&r, "own")["outputs"]["LEN"], "7", "{r:#}");
+    let secret = std::fs::read_to_string(dir.join("role-secret.txt")).unwrap();
+    assert!(secret.len() >= 16 && secret != "testing", "{secret}");
+    for line in out.lines().filter(|l| l.contains("leak:")) {
+        assert!(line.ends_with("leak: ***"), "{line}");
+    }
+    let everything = format!("{out}{err}{}", serde_json::to_string(&r).unwrap());
+    assert!(!everything.contains(&secret), "the role's secret key shows");
+}
+
 #[test]
 fn roles_and_own_credentials_need_the_operators_leave() {
     let own = format!(

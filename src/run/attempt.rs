@@ -24,6 +24,10 @@ pub(super) struct Shared {
     pub(super) record: Option<Record>,
     /// Attempt directories of host steps, reused across steps of this run.
     pub(super) dirs: runtime::AttemptPool,
+    /// The AWS credentials of each `aws` step (by step name), resolved when
+    /// the run starts, or why none could be had.
+    pub(super) aws:
+        std::collections::HashMap<String, Result<crate::sfn::fleet::creds::StepAws, String>>,
 }
 
 pub(super) async fn run_with_retries(

@@ -211,11 +211,21 @@ pub const MIN_MASKED_LINE: usize = 3;
 
 impl Secrets {
     pub fn from_env(pipeline: &Pipeline) -> Secrets {
+        Secrets::with_extra(pipeline, std::iter::empty())
+    }
+
+    /// The pipeline's secrets from the environment, and `extra` values to
+    /// mask as well (a step's AWS credentials).
+    pub fn with_extra(
+        pipeline: &Pipeline,
+        extra: impl IntoIterator<Item = (String, String)>,
+    ) -> Secrets {
         Secrets::new(
             pipeline
                 .secrets
                 .keys()
-                .filter_map(|n| std::env::var(n).ok().map(|v| (n.clone(), v))),
+                .filter_map(|n| std::env::var(n).ok().map(|v| (n.clone(), v)))
+                .chain(extra),
         )
     }
 

@@ -80,7 +80,19 @@ pub async fn execute(
             None
         }
     };
-    let secrets = Secrets::from_env(&pipeline);
+    let aws = step_credentials(&pipeline, &run_id).await;
+    // The credentials are masked like the pipeline's secrets (under names
+    // no secret can have).
+    let secrets = Secrets::with_extra(
+        &pipeline,
+        aws.iter()
+            .filter_map(|(step, a)| a.as_ref().ok().map(|a| (step, a)))
+            .flat_map(|(step, a)| {
+                a.secrets
+                    .iter()
+                    .map(move |(name, value)| (format!("aws {step} {name}"), value.clone()))
+            }),
+    );
     for name in secrets.short_lines() {
         ui.error(&format!(
             "warning: secret `{name}` has lines shorter than {} characters: they are masked \
@@ -96,9 +108,35 @@ pub async fn execute(
         ui,
         record,
         dirs: runtime::AttemptPool::default(),
+        aws,
     });
     let mut s = Scheduler::new(pipeline, shared, runtimes, cancel);
     s.run().await
+}
+
+/// The credentials of every `aws` step, as a worker gives them
+/// ([`crate::sfn::fleet::creds`]): the runner's own (aws-config's standard
+/// chain: env, profile, SSO, instance or task role) or a role's, assumed
+/// through STS for the step's timeout. Nothing is loaded for a pipeline
+/// without `aws` steps.
+async fn step_credentials(
+    pipeline: &Pipeline,
+    run_id: &str,
+) -> HashMap<String, Result<crate::sfn::fleet::creds::StepAws, String>> {
+    let mut out = HashMap::new();
+    let steps: Vec<_> = pipeline.steps.iter().filter(|s| s.aws.is_some()).collect();
+    if steps.is_empty() {
+        return out;
+    }
+    let source = crate::sfn::fleet::creds::Source::new(&crate::sfn::AwsArgs::default()).await;
+    for step in steps {
+        let Some(aws) = &step.aws else { continue };
+        let got = source
+            .for_step(aws, &pipeline.name, &step.name, run_id, step.timeout)
+            .await;
+        out.insert(step.name.clone(), got);
+    }
+    out
 }
 
 struct Scheduler {
@@ -518,7 +556,33 @@ impl Scheduler {
                 .collect(),
             pipeline_dir: self.sh.opts.pipeline_dir.clone(),
         };
-        spec::build(&view, &self.scope(unit), place, &Checked)
+        let mut spec = spec::build(&view, &self.scope(unit), place, &Checked)?;
+        // `aws`: the step's credentials, as secrets (masked, never recorded).
+        if step.aws.is_some() {
+            match self.sh.aws.get(&step.name) {
+                Some(Ok(a)) => {
+                    for (name, value) in &a.secrets {
+                        spec.env.retain(|(k, _)| k != name);
+                        spec.env.push((name.clone(), value.clone()));
+                        spec.secret_names.push(name.clone());
+                    }
+                    crate::sfn::fleet::add_env(&mut spec.env, a.plain.clone());
+                    // A host step inherits the runner's environment: no
+                    // session token of other keys may stay beside these.
+                    if !a.secrets.iter().any(|(k, _)| k == "AWS_SESSION_TOKEN") {
+                        spec.env_remove.push("AWS_SESSION_TOKEN".to_string());
+                    }
+                }
+                Some(Err(cause)) => {
+                    return Err(StepError::new(
+                        crate::sfn::fleet::creds::AWS_CREDENTIALS,
+                        cause.clone(),
+                    ));
+                }
+                None => {}
+            }
+        }
+        Ok(spec)
     }
 
     /// A unit that fails before anything ran (bad value, missing secret).
