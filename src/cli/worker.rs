@@ -217,7 +217,13 @@ pub fn run(args: Args) -> Result<(), Error> {
             ));
         }
         if opts.fleet.allow_own_aws || !opts.fleet.allow_roles.is_empty() {
-            opts.fleet.creds = Some(crate::sfn::fleet::creds::Source::new(&args.aws).await);
+            opts.fleet.creds = Some(
+                crate::sfn::fleet::creds::Source::new(
+                    args.aws.endpoint_url.as_deref(),
+                    args.aws.region.as_deref(),
+                )
+                .await,
+            );
         }
         let opts = Arc::new(opts);
         let (tx, rx) = watch::channel(false);

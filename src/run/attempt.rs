@@ -26,8 +26,7 @@ pub(super) struct Shared {
     pub(super) dirs: runtime::AttemptPool,
     /// The AWS credentials of each `aws` step (by step name), resolved when
     /// the run starts, or why none could be had.
-    pub(super) aws:
-        std::collections::HashMap<String, Result<crate::sfn::fleet::creds::StepAws, String>>,
+    pub(super) aws: std::collections::HashMap<String, Result<crate::run::aws::StepAws, String>>,
 }
 
 pub(super) async fn run_with_retries(

@@ -14,6 +14,7 @@
 
 mod approval;
 mod attempt;
+pub mod aws;
 pub mod direct;
 pub mod docker;
 pub mod failed_at;

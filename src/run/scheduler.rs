@@ -122,13 +122,13 @@ pub async fn execute(
 async fn step_credentials(
     pipeline: &Pipeline,
     run_id: &str,
-) -> HashMap<String, Result<crate::sfn::fleet::creds::StepAws, String>> {
+) -> HashMap<String, Result<crate::run::aws::StepAws, String>> {
     let mut out = HashMap::new();
     let steps: Vec<_> = pipeline.steps.iter().filter(|s| s.aws.is_some()).collect();
     if steps.is_empty() {
         return out;
     }
-    let source = crate::sfn::fleet::creds::Source::new(&crate::sfn::AwsArgs::default()).await;
+    let source = crate::run::aws::Source::new(None, None).await;
     for step in steps {
         let Some(aws) = &step.aws else { continue };
         let got = source
@@ -566,7 +566,11 @@ impl Scheduler {
                         spec.env.push((name.clone(), value.clone()));
                         spec.secret_names.push(name.clone());
                     }
-                    crate::sfn::fleet::add_env(&mut spec.env, a.plain.clone());
+                    for (name, value) in &a.plain {
+                        if !spec.env.iter().any(|(k, _)| k == name) {
+                            spec.env.push((name.clone(), value.clone()));
+                        }
+                    }
                     // A host step inherits the runner's environment: no
                     // session token of other keys may stay beside these.
                     if !a.secrets.iter().any(|(k, _)| k == "AWS_SESSION_TOKEN") {
@@ -575,7 +579,7 @@ impl Scheduler {
                 }
                 Some(Err(cause)) => {
                     return Err(StepError::new(
-                        crate::sfn::fleet::creds::AWS_CREDENTIALS,
+                        crate::run::aws::AWS_CREDENTIALS,
                         cause.clone(),
                     ));
                 }
