@@ -8,8 +8,10 @@ Usage: .venv/bin/python scripts/bench/log_latency.py TOPSAIL [--lines N] [--runs
 """
 
 import argparse
+import atexit
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +29,8 @@ endpoint = open("target/services/sfn.endpoint").read().strip()
 env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
            AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1", NO_COLOR="1")
 work = tempfile.mkdtemp(prefix="topsail-latency-")
+# Removed however the script ends (a failed deploy, an interrupt).
+atexit.register(shutil.rmtree, work, True)
 open(f"{work}/p.topsail", "w").write(
     "pipeline latency\n\ntalk:\n    run:\n"
     f"        for i in $(seq {args.lines}); do echo \"LAT $(date +%s%N)\"; sleep 0.25; done\n")

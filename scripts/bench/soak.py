@@ -13,10 +13,12 @@ Usage: .venv/bin/python scripts/bench/soak.py TOPSAIL [--executions N]
 """
 
 import argparse
+import atexit
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -45,6 +47,8 @@ env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
 sfn = boto3.client("stepfunctions", endpoint_url=endpoint, region_name="us-east-1",
                    aws_access_key_id="testing", aws_secret_access_key="testing")
 work = tempfile.mkdtemp(prefix="topsail-soak-")
+# Removed however the script ends (a failed deploy, an interrupt).
+atexit.register(shutil.rmtree, work, True)
 image = "" if args.host else f'image "{IMAGE}"\n'
 steps = ["first:\n    heartbeat 3s\n    output V\n    run echo \"V=1\" >> \"$TOPSAIL_OUTPUT\"\n"]
 for i in range(8):
