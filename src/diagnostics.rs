@@ -213,19 +213,7 @@ impl Diagnostic {
     /// name) is left out: the place is given as `file:line:column` instead.
     pub fn render(&self, sources: &SourceMap, color: bool, width: usize) -> String {
         if !snippet_fits(sources, self.span) {
-            let file = sources.get(self.span.file);
-            let (line, column) = sources.line_col(self.span.file, self.span.start);
-            let mut out = format!(
-                "{}[{}]: {}\n  --> {}:{line}:{column} (the line is too long to show)\n",
-                self.severity, self.code, self.message, file.name
-            );
-            if !self.label.is_empty() {
-                let _ = writeln!(out, "  = {}", self.label);
-            }
-            if !self.help.is_empty() {
-                let _ = writeln!(out, "  help: {}", self.help);
-            }
-            return out;
+            return self.render_place(sources, " (the line is too long to show)", None);
         }
         let theme = if color {
             GraphicalTheme::unicode()
@@ -240,6 +228,58 @@ impl Diagnostic {
         if handler.render_report(&mut out, &report).is_err() {
             // Rendering into a String cannot fail for I/O reasons; fall back to the plain form.
             out = self.to_string();
+        }
+        out
+    }
+
+    /// As [`Diagnostic::render`], but no line wider than `width` columns
+    /// (a terminal's): when the snippet's frame would be (a source line
+    /// wider than the terminal), the place is given as `file:line:column`
+    /// and the words are wrapped.
+    pub fn render_within(&self, sources: &SourceMap, color: bool, width: usize) -> String {
+        let text = self.render(sources, color, width);
+        if text.lines().all(|l| visible_width(l) <= width) {
+            return text;
+        }
+        self.render_place(sources, "", Some(width))
+    }
+
+    /// The diagnostic without a snippet: its place as `file:line:column`
+    /// (followed by `note`), its label and help; wrapped at `wrap` columns.
+    fn render_place(&self, sources: &SourceMap, note: &str, wrap: Option<usize>) -> String {
+        let file = sources.get(self.span.file);
+        let (line, column) = sources.line_col(self.span.file, self.span.start);
+        let mut parts = vec![
+            (
+                format!("{}[{}]: ", self.severity, self.code),
+                self.message.clone(),
+            ),
+            (
+                "  --> ".to_string(),
+                format!("{}:{line}:{column}{note}", file.name),
+            ),
+        ];
+        if !self.label.is_empty() {
+            parts.push(("  = ".to_string(), self.label.clone()));
+        }
+        if !self.help.is_empty() {
+            parts.push(("  help: ".to_string(), self.help.clone()));
+        }
+        let mut out = String::new();
+        for (first, rest) in parts {
+            match wrap {
+                None => {
+                    let _ = writeln!(out, "{first}{rest}");
+                }
+                Some(width) => {
+                    let opts = textwrap::Options::new(width.max(20))
+                        .initial_indent(&first)
+                        .subsequent_indent("    ");
+                    for l in textwrap::wrap(&rest, opts) {
+                        let _ = writeln!(out, "{l}");
+                    }
+                }
+            }
         }
         out
     }
@@ -349,6 +389,21 @@ fn bounded(text: String) -> String {
 
 /// Whether the snippet of `span` (its lines and one on each side, as the
 /// renderer shows them) is small enough to print.
+/// Columns a rendered line takes on screen (ANSI escapes take none).
+fn visible_width(line: &str) -> usize {
+    let mut n = 0;
+    let mut escape = false;
+    for c in line.chars() {
+        match (escape, c) {
+            (false, '\x1b') => escape = true,
+            (true, c) if c.is_ascii_alphabetic() => escape = false,
+            (true, _) => {}
+            (false, _) => n += 1,
+        }
+    }
+    n
+}
+
 fn snippet_fits(sources: &SourceMap, span: Span) -> bool {
     let text = &sources.get(span.file).text;
     let start = span.start.min(text.len());
@@ -537,6 +592,32 @@ fn levenshtein(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diagnostic_rendered_within_a_width_never_exceeds_it() {
+        let mut sources = SourceMap::new();
+        let text = format!(
+            "a-step-with-a-long-name: {}\n    run true\n",
+            "b ".repeat(40)
+        );
+        let file = sources.add("p.topsail", None, text, crate::source::Format::Topsail);
+        let d = Diagnostic::error(
+            codes::STEP_FAILED,
+            Span::new(file, 0, 23),
+            "step `a-step-with-a-long-name` failed",
+        )
+        .label("this step")
+        .help("its whole output: `topsail logs RUN a-step-with-a-long-name`");
+        // Wide enough: the usual snippet.
+        let wide = d.render_within(&sources, false, 200);
+        assert!(wide.contains("╭─[p.topsail:1:1]"), "{wide}");
+        // Narrower than the source line: the place, the words wrapped.
+        let narrow = d.render_within(&sources, true, 40);
+        assert!(narrow.lines().all(|l| visible_width(l) <= 40), "{narrow}");
+        assert!(narrow.contains("--> p.topsail:1:1"), "{narrow}");
+        assert!(narrow.contains("topsail::step-failed"), "{narrow}");
+        assert!(narrow.contains("help: "), "{narrow}");
+    }
 
     #[test]
     fn suggests_close_names_only() {

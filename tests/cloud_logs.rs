@@ -5,79 +5,16 @@
 //! stop` kills host and container steps within 10 s; no task lost when a
 //! worker is stopped (SIGTERM) or killed (SIGKILL).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::process::{Lines, wait_timeout};
+use crate::common::process::Lines;
 use crate::common::records::record;
 use crate::common::{Test, unique, unit};
-use crate::support::{Worker, deploy, run, topsail};
+use crate::support::{Follow, Worker, deploy, run, topsail};
 
 const IMAGE: &str = "topsail-test/busybox:latest";
-
-/// `topsail start --follow` in the background, its output in a file.
-struct Follow {
-    child: Child,
-    out: PathBuf,
-}
-
-impl Follow {
-    fn start(dir: &Path, file: &str, machine: &str, exec: &str) -> Follow {
-        let out = dir.join(format!("{exec}.out"));
-        let f = std::fs::File::create(&out).unwrap();
-        let child = topsail(dir)
-            .args([
-                "start",
-                file,
-                "--machine",
-                machine,
-                "--name",
-                exec,
-                "--follow",
-            ])
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        Follow { child, out }
-    }
-
-    fn text(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn wait_for(&self, text: &str, timeout: Duration) {
-        let t0 = Instant::now();
-        while !self.text().contains(text) {
-            assert!(
-                t0.elapsed() < timeout,
-                "start --follow did not print `{text}` within {timeout:?}:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn finish(mut self, timeout: Duration) -> (i32, String) {
-        let out = self.out.clone();
-        let code = wait_timeout(&mut self.child, timeout, || {
-            format!(
-                "start --follow did not end:\n{}",
-                std::fs::read_to_string(&out).unwrap_or_default()
-            )
-        });
-        (code.unwrap_or(-1), self.text())
-    }
-}
-
-impl Drop for Follow {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A worker with a secret in its environment (the support Worker has none).
 struct SecretWorker {
@@ -132,7 +69,7 @@ fn step_lines_are_live_in_follow_and_in_logs_and_never_a_secret() {
     let activity = deploy(dir, "p.topsail", &machine);
     let w = SecretWorker::start(dir, &activity, "wl", ("TOKEN", &secret));
     let exec = unique("ex");
-    let follow = Follow::start(dir, "p.topsail", &machine, &exec);
+    let follow = Follow::start(dir, "p.topsail", &machine, &exec, &[]);
     // Both markers on screen while the step still sleeps.
     follow.wait_for(&out_mark, Duration::from_mins(1));
     follow.wait_for(&err_mark, Duration::from_secs(10));
@@ -196,7 +133,7 @@ fn a_failed_step_is_shown_at_its_source_with_its_last_lines() {
     let _w = Worker::start(dir, &activity, "wf", &["--allow-host"]);
     let exec = unique("ex");
     let (code, out) =
-        Follow::start(dir, "p.topsail", &machine, &exec).finish(Duration::from_mins(2));
+        Follow::start(dir, "p.topsail", &machine, &exec, &[]).finish(Duration::from_mins(2));
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("topsail::step-failed"), "{out}");
     assert!(out.contains("p.topsail:6:1"), "the step's line:\n{out}");
@@ -249,7 +186,7 @@ fn stop_kills(t: &Test, machine: &str, worker_args: &[&str], marker: &Path) {
     let activity = deploy(dir, "p.topsail", machine);
     let w = Worker::start(dir, &activity, "ws", worker_args);
     let exec = unique("ex");
-    let follow = Follow::start(dir, "p.topsail", machine, &exec);
+    let follow = Follow::start(dir, "p.topsail", machine, &exec, &[]);
     follow.wait_for("STEP-IS-SLEEPING", Duration::from_mins(1));
     let t0 = Instant::now();
     let (code, out, err) = run(
@@ -341,7 +278,7 @@ fn a_worker_stopped_with_sigterm_loses_none_of_the_next_ten_executions() {
     for i in 0..10 {
         let exec = unique(&format!("ex{i}"));
         let (code, out) =
-            Follow::start(dir, "p.topsail", &machine, &exec).finish(Duration::from_mins(2));
+            Follow::start(dir, "p.topsail", &machine, &exec, &[]).finish(Duration::from_mins(2));
         assert_eq!(
             code,
             0,
@@ -377,7 +314,7 @@ fn a_task_of_a_sigkilled_worker_is_retried_and_succeeds() {
     let activity = deploy(dir, "p.topsail", &machine);
     let mut a = Worker::start(dir, &activity, "wa", &["--allow-host"]);
     let exec = unique("ex");
-    let follow = Follow::start(dir, "p.topsail", &machine, &exec);
+    let follow = Follow::start(dir, "p.topsail", &machine, &exec, &[]);
     // Killed once its first line is out (shipped within LINGER, 200 ms).
     a.wait_for("work | attempt on", Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(1500));

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::common::process::{Lines, wait_timeout};
 use crate::common::records::record;
 use crate::common::{Test, unique, unit};
-use crate::support::{ROLE, run, topsail};
+use crate::support::{Follow, ROLE, run, topsail};
 
 const IMAGE: &str = "topsail-test/busybox:latest";
 const PUBLISHER: &str = "arn:aws:iam::123456789012:role/publisher";
@@ -82,33 +82,7 @@ fn deploy_out(dir: &Path, file: &str, machine: &str) -> String {
 
 /// `start --follow`: exit code and output.
 fn follow(dir: &Path, file: &str, machine: &str, exec: &str) -> (i32, String) {
-    let out_path = dir.join(format!("{exec}.out"));
-    let f = std::fs::File::create(&out_path).unwrap();
-    let mut child = topsail(dir)
-        .args([
-            "start",
-            file,
-            "--machine",
-            machine,
-            "--name",
-            exec,
-            "--follow",
-        ])
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let code = wait_timeout(&mut child, Duration::from_mins(3), || {
-        format!(
-            "start --follow did not end:\n{}",
-            std::fs::read_to_string(&out_path).unwrap_or_default()
-        )
-    });
-    (
-        code.unwrap_or(-1),
-        std::fs::read_to_string(&out_path).unwrap_or_default(),
-    )
+    Follow::start(dir, file, machine, exec, &[]).finish(Duration::from_mins(3))
 }
 
 fn compile(dir: &Path, file: &str) -> Value {
@@ -448,22 +422,7 @@ fn once_serves_one_task_then_exits() {
     let machine = unique("fonce");
     deploy_out(dir, "p.topsail", &machine);
     let exec = unique("ex");
-    let out_path = dir.join("follow.out");
-    let f = std::fs::File::create(&out_path).unwrap();
-    let mut follow = topsail(dir)
-        .args([
-            "start",
-            "p.topsail",
-            "--machine",
-            &machine,
-            "--name",
-            &exec,
-            "--follow",
-        ])
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .unwrap();
+    let follow = Follow::start(dir, "p.topsail", &machine, &exec, &[]);
     let mut first = FleetWorker::start(
         dir,
         &[
@@ -494,13 +453,8 @@ fn once_serves_one_task_then_exits() {
     );
     assert_eq!(second.wait(Duration::from_mins(2)), 0, "{}", second.log());
     second.wait_for("two | succeeded", Duration::from_secs(10));
-    let code = wait_timeout(&mut follow, Duration::from_mins(2), || "follow");
-    assert_eq!(
-        code,
-        Some(0),
-        "{}",
-        std::fs::read_to_string(&out_path).unwrap_or_default()
-    );
+    let (code, out) = follow.finish(Duration::from_mins(2));
+    assert_eq!(code, 0, "{out}");
 }
 
 const CREDS: &str = "pipeline fcreds

@@ -5,68 +5,11 @@
 //! sfn_same.rs.
 
 use std::fmt::Write as _;
-use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::process::wait_timeout;
 use crate::common::records::record;
 use crate::common::{Test, repo, unique, unit};
-use crate::support::{Worker, deploy, run, topsail};
-
-/// `topsail start --follow` in the background.
-struct Follow {
-    child: Child,
-    out: std::path::PathBuf,
-}
-
-impl Follow {
-    fn start(dir: &Path, file: &str, machine: &str, exec: &str, params: &[&str]) -> Follow {
-        let out = dir.join(format!("{exec}.out"));
-        let f = std::fs::File::create(&out).unwrap();
-        let mut cmd = topsail(dir);
-        cmd.args([
-            "start",
-            file,
-            "--machine",
-            machine,
-            "--name",
-            exec,
-            "--follow",
-        ]);
-        for p in params {
-            cmd.args(["--param", p]);
-        }
-        let child = cmd
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        Follow { child, out }
-    }
-
-    fn finish(mut self, timeout: Duration) -> (i32, String) {
-        let out = &self.out;
-        let code = wait_timeout(&mut self.child, timeout, || {
-            format!(
-                "start --follow did not end:\n{}",
-                std::fs::read_to_string(out).unwrap_or_default()
-            )
-        });
-        (
-            code.unwrap_or(-1),
-            std::fs::read_to_string(&self.out).unwrap_or_default(),
-        )
-    }
-}
-
-impl Drop for Follow {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{Follow, Worker, deploy, run};
 
 fn host_worker(t: &Test, activity: &str, name: &str, extra: &[&str]) -> Worker {
     let mut args = vec!["--allow-host"];

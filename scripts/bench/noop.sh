@@ -13,35 +13,7 @@ ROUNDS="${2:-5}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT INT TERM
 
-{
-    echo "pipeline bench-host"
-    for layer in $(seq 0 19); do
-        for i in $(seq 0 49); do
-            if [ "$layer" -eq 0 ]; then
-                printf 's%d_%d:\n    run true\n' "$layer" "$i"
-            else
-                printf 's%d_%d: s%d_%d\n    run true\n' "$layer" "$i" $((layer - 1)) "$i"
-            fi
-        done
-    done
-} >"$work/pipeline.topsail"
-{
-    all=""
-    for layer in $(seq 0 19); do
-        for i in $(seq 0 49); do all="$all s${layer}_$i"; done
-    done
-    echo ".PHONY: all$all"
-    echo "all:$all"
-    for layer in $(seq 0 19); do
-        for i in $(seq 0 49); do
-            if [ "$layer" -eq 0 ]; then
-                printf 's%d_%d:\n\t@true\n' "$layer" "$i"
-            else
-                printf 's%d_%d: s%d_%d\n\t@true\n' "$layer" "$i" $((layer - 1)) "$i"
-            fi
-        done
-    done
-} >"$work/Makefile"
+scripts/bench/noop_dag.sh "$work"
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

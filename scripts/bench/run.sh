@@ -17,38 +17,7 @@ now() { date +%s.%N; }
 elapsed() { echo "$(now) - $1" | bc; }
 
 # (a) ------------------------------------------------------------------
-mkdir -p "$work/a"
-{
-    echo "pipeline bench-host"
-    for layer in $(seq 0 19); do
-        for i in $(seq 0 49); do
-            if [ "$layer" -eq 0 ]; then
-                printf 's%d_%d:\n    run true\n' "$layer" "$i"
-            else
-                printf 's%d_%d: s%d_%d\n    run true\n' "$layer" "$i" $((layer - 1)) "$i"
-            fi
-        done
-    done
-} >"$work/a/pipeline.topsail"
-{
-    all=""
-    for layer in $(seq 0 19); do
-        for i in $(seq 0 49); do
-            all="$all s${layer}_$i"
-        done
-    done
-    echo ".PHONY: all$all"
-    echo "all:$all"
-    for layer in $(seq 0 19); do
-        for i in $(seq 0 49); do
-            if [ "$layer" -eq 0 ]; then
-                printf 's%d_%d:\n\t@true\n' "$layer" "$i"
-            else
-                printf 's%d_%d: s%d_%d\n\t@true\n' "$layer" "$i" $((layer - 1)) "$i"
-            fi
-        done
-    done
-} >"$work/a/Makefile"
+scripts/bench/noop_dag.sh "$work/a"
 
 (cd "$work/a" && "$BIN" check pipeline.topsail >/dev/null)
 t=$(now); (cd "$work/a" && CI=1 "$BIN" run --jobs 2 >/dev/null); ts=$(elapsed "$t")

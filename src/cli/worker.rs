@@ -127,13 +127,6 @@ pub fn run(args: Args) -> Result<(), Error> {
             )));
         }
     };
-    if let Some(addr) = args.metrics
-        && !addr.ip().is_loopback()
-    {
-        return Err(Error::usage(
-            crate::sfn::fleet::metrics::EndpointError::NotLoopback(addr).to_string(),
-        ));
-    }
     if args.state_machine.is_some() && args.files.len() != 1 {
         return Err(Error::usage("--state-machine needs exactly one FILE"));
     }

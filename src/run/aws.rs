@@ -146,6 +146,16 @@ pub fn session_seconds(timeout: Option<Duration>) -> i32 {
     i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
 }
 
+/// Add `extra` to a step's environment where the step does not set the
+/// name itself (its own `env` wins over what the runner adds).
+pub fn add_env(env: &mut Vec<(String, String)>, extra: Vec<(String, String)>) {
+    for (k, v) in extra {
+        if !env.iter().any(|(n, _)| *n == k) {
+            env.push((k, v));
+        }
+    }
+}
+
 fn err<E: std::error::Error>(e: E) -> String {
     aws_sdk_sts::error::DisplayErrorContext(e).to_string()
 }

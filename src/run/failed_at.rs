@@ -31,48 +31,7 @@ pub fn render(
         .help(format!(
             "its whole output: `topsail logs {run_id} {step_name}`"
         ));
-    let width = width();
-    let text = d.render(sources, color, width);
-    if text.lines().all(|l| visible_width(l) <= width) {
-        return Some(text);
-    }
-    // A source line wider than the terminal would wrap the snippet's frame:
-    // name the place instead, and wrap the words.
-    let (line, column) = sources.line_col(step.span.file, step.span.start);
-    let file = &sources.get(step.span.file).name;
-    let mut out = String::new();
-    for (first, rest) in [
-        (
-            format!("error[{}]: ", codes::STEP_FAILED),
-            d.message.as_str(),
-        ),
-        ("  --> ".to_string(), &format!("{file}:{line}:{column}")),
-        ("  help: ".to_string(), d.help.as_str()),
-    ] {
-        let opts = textwrap::Options::new(width.max(20))
-            .initial_indent(&first)
-            .subsequent_indent("    ");
-        for l in textwrap::wrap(rest, opts) {
-            out.push_str(&l);
-            out.push('\n');
-        }
-    }
-    Some(out)
-}
-
-/// Columns a rendered line takes on screen (ANSI escapes take none).
-fn visible_width(line: &str) -> usize {
-    let mut n = 0;
-    let mut escape = false;
-    for c in line.chars() {
-        match (escape, c) {
-            (false, '\x1b') => escape = true,
-            (true, c) if c.is_ascii_alphabetic() => escape = false,
-            (true, _) => {}
-            (false, _) => n += 1,
-        }
-    }
-    n
+    Some(d.render_within(sources, color, width()))
 }
 
 /// Every failed unit of `report`, each at its source (empty: none failed).

@@ -566,11 +566,7 @@ impl Scheduler {
                         spec.env.push((name.clone(), value.clone()));
                         spec.secret_names.push(name.clone());
                     }
-                    for (name, value) in &a.plain {
-                        if !spec.env.iter().any(|(k, _)| k == name) {
-                            spec.env.push((name.clone(), value.clone()));
-                        }
-                    }
+                    crate::run::aws::add_env(&mut spec.env, a.plain.clone());
                     // A host step inherits the runner's environment: no
                     // session token of other keys may stay beside these.
                     if !a.secrets.iter().any(|(k, _)| k == "AWS_SESSION_TOKEN") {

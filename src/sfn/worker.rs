@@ -611,12 +611,7 @@ impl Task {
         };
         // Names next: they reach paths, the environment and container labels.
         if let Err(msg) = check_identifiers(&ti) {
-            log(
-                &self.opts.name,
-                "?",
-                &format!("refused: {msg} [{}]", errors::BAD_INPUT),
-            );
-            self.fail("?", errors::BAD_INPUT, &msg).await;
+            self.refuse("?", errors::BAD_INPUT, &msg).await;
             return;
         }
         let unit = match &ti.values.item {
@@ -630,26 +625,15 @@ impl Task {
         let aws = match fleet::creds::task_aws(&self.opts.fleet, &self.opts.name, &ti).await {
             Ok(a) => a,
             Err(cause) => {
-                let error = fleet::creds::AWS_CREDENTIALS;
-                log(
-                    &self.opts.name,
-                    &unit,
-                    &format!("refused: {cause} [{error}]"),
-                );
-                self.fail(&unit, error, &cause).await;
+                self.refuse(&unit, fleet::creds::AWS_CREDENTIALS, &cause)
+                    .await;
                 return;
             }
         };
         let secrets = match task_secrets(&ti, &self.opts, aws.secrets.clone()) {
             Ok(s) => s,
             Err(cause) => {
-                let error = errors::SECRET_NOT_ALLOWED;
-                log(
-                    &self.opts.name,
-                    &unit,
-                    &format!("refused: {cause} [{error}]"),
-                );
-                self.fail(&unit, error, &cause).await;
+                self.refuse(&unit, errors::SECRET_NOT_ALLOWED, &cause).await;
                 return;
             }
         };
@@ -664,12 +648,7 @@ impl Task {
                 s
             }
             Err(StepError { error, cause }) => {
-                log(
-                    &self.opts.name,
-                    &unit,
-                    &format!("refused: {cause} [{error}]"),
-                );
-                self.fail(&unit, error, &cause).await;
+                self.refuse(&unit, error, &cause).await;
                 return;
             }
         };
@@ -924,6 +903,16 @@ impl Task {
         if let Ok(mut a) = self.answer.lock() {
             *a = (outcome, error.to_string());
         }
+    }
+
+    /// Refuse the task before anything ran: say why in the log, fail it.
+    async fn refuse(&self, unit: &str, error: &str, cause: &str) {
+        log(
+            &self.opts.name,
+            unit,
+            &format!("refused: {cause} [{error}]"),
+        );
+        self.fail(unit, error, cause).await;
     }
 
     async fn fail(&self, unit: &str, error: &str, cause: &str) {

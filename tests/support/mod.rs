@@ -142,3 +142,74 @@ impl Drop for Worker {
         let _ = self.child.wait();
     }
 }
+
+/// `topsail start FILE --machine M --name EXEC --follow [--param P]...` in
+/// `dir`, in the background, its output in `EXEC.out`; killed when dropped.
+pub struct Follow {
+    child: Child,
+    out: std::path::PathBuf,
+}
+
+impl Follow {
+    pub fn start(dir: &Path, file: &str, machine: &str, exec: &str, params: &[&str]) -> Follow {
+        let out = dir.join(format!("{exec}.out"));
+        let f = std::fs::File::create(&out).unwrap();
+        let mut cmd = topsail(dir);
+        cmd.args([
+            "start",
+            file,
+            "--machine",
+            machine,
+            "--name",
+            exec,
+            "--follow",
+        ]);
+        for p in params {
+            cmd.args(["--param", p]);
+        }
+        let child = cmd
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Follow { child, out }
+    }
+
+    /// What it printed so far (stdout and stderr).
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Wait until it has printed `text`; fail the test after `timeout`.
+    pub fn wait_for(&self, text: &str, timeout: Duration) {
+        let t0 = Instant::now();
+        while !self.text().contains(text) {
+            assert!(
+                t0.elapsed() < timeout,
+                "start --follow did not print `{text}` within {timeout:?}:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its exit code (-1: it did not end within `timeout`) and output.
+    pub fn finish(mut self, timeout: Duration) -> (i32, String) {
+        let out = self.out.clone();
+        let code = wait_timeout(&mut self.child, timeout, || {
+            format!(
+                "start --follow did not end:\n{}",
+                std::fs::read_to_string(&out).unwrap_or_default()
+            )
+        });
+        (code.unwrap_or(-1), self.text())
+    }
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

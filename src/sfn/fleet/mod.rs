@@ -129,15 +129,7 @@ pub struct FleetOptions {
     pub allow_roles: Vec<String>,
 }
 
-/// Add `extra` to a step's environment where the step does not set the
-/// name itself (its own `env` wins over what the worker adds).
-pub fn add_env(env: &mut Vec<(String, String)>, extra: Vec<(String, String)>) {
-    for (k, v) in extra {
-        if !env.iter().any(|(n, _)| *n == k) {
-            env.push((k, v));
-        }
-    }
-}
+pub use crate::run::aws::add_env;
 
 /// `--pass-env` values the worker has, for a step whose env does not set
 /// them already (names only are logged, never values).
